@@ -1,0 +1,218 @@
+"""params.yaml -> frozen dataclasses, validated before any work starts.
+
+Every key has a type and a rule; an unknown key, a wrong type or a value outside
+its rule raises ConfigError naming the key, the value and what is allowed.
+Users change the top-level keys most (`dvc exp run -S lr=0.0005`); the sections
+hold what they change less.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ganlab.data import DATASETS
+from ganlab.losses import LOSSES
+from ganlab.models import INITS, MODELS
+
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+LATENTS = ("normal", "uniform")
+OPTIMIZERS = ("adam", "sgd")
+
+
+class ConfigError(ValueError):
+    """params.yaml holds an unknown key or a value outside what is allowed."""
+
+
+def _rule(default: Any, ok: Callable[[Any], bool], expected: str) -> Any:
+    return field(default=default, metadata={"ok": ok, "expected": expected})
+
+
+def positive(default: Any) -> Any:
+    return _rule(default, lambda v: v is None or v > 0, "a number > 0")
+
+
+def at_least(minimum: int, default: Any) -> Any:
+    return _rule(default, lambda v: v is None or v >= minimum, f"an integer >= {minimum}")
+
+
+def in_range(low: float, high: float, default: Any, *, high_open: bool = False) -> Any:
+    bracket = ")" if high_open else "]"
+    return _rule(
+        default,
+        lambda v: low <= v < high if high_open else low <= v <= high,
+        f"a number in [{low}, {high}{bracket}",
+    )
+
+
+def one_of(choices: Iterable[str], default: str) -> Any:
+    names = sorted(choices)
+    return _rule(default, lambda v: v in names, f"one of {names}")
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    subset: int | None = at_least(1, None)  # train on the first N images; None = all
+    log_every: int = at_least(1, 20)  # steps between rows of the loss history
+    checkpoint_every: int = at_least(1, 500)  # steps between resume checkpoints
+
+
+@dataclass(frozen=True)
+class DownloadSection:
+    mirrors: tuple[str, ...] = ()  # tried before torchvision's official mirrors
+    local_dirs: tuple[str, ...] = ("/usr/share/datasets/fashion-mnist",)  # tried first
+
+
+@dataclass(frozen=True)
+class FidSection:
+    n_real: int = at_least(2, 10000)
+    n_fake: int = at_least(2, 5000)
+    batch_size: int = at_least(1, 100)
+    precision: str = one_of(("bf16", "fp32"), "bf16")  # fp32 = exact, as the pytorch-fid CLI
+
+
+@dataclass(frozen=True)
+class RenderSection:
+    n_samples: int = at_least(1, 64)
+    nrow: int = at_least(1, 8)
+    frame_ms: int = at_least(1, 400)
+
+
+@dataclass(frozen=True)
+class Config:
+    dataset: str = one_of(DATASETS, "fashion_mnist")
+    model: str = one_of(MODELS, "dcgan")
+    loss: str = one_of(LOSSES, "bce")
+    lr: float = positive(2e-4)
+    beta1: float = in_range(0.0, 1.0, 0.5, high_open=True)
+    beta2: float = in_range(0.0, 1.0, 0.999, high_open=True)
+    batch_size: int = at_least(1, 128)
+    epochs: int = at_least(1, 5)
+    z_dim: int = at_least(1, 100)
+    seed: int = at_least(0, 42)
+    latent: str = one_of(LATENTS, "normal")
+    d_optimizer: str = one_of(OPTIMIZERS, "adam")
+    d_lr: float | None = positive(None)  # None = same as lr
+    real_label: float = _rule(1.0, lambda v: 0.5 < v <= 1.0, "a number in (0.5, 1.0]")
+    init: str = one_of(INITS, "dcgan")
+    dropout: float = in_range(0.0, 1.0, 0.0, high_open=True)
+    ngf: int = at_least(1, 64)
+    ndf: int = at_least(1, 64)
+    precision: str = one_of(PRECISIONS, "auto")
+    train: TrainSection = field(default_factory=TrainSection)
+    download: DownloadSection = field(default_factory=DownloadSection)
+    fid: FidSection = field(default_factory=FidSection)
+    render: RenderSection = field(default_factory=RenderSection)
+
+    def training_fingerprint(self) -> str:
+        """Hash of everything that shapes training; a checkpoint resumes only under the same one."""
+        relevant = {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_TRAINING}
+        relevant["train"] = {k: v for k, v in relevant["train"].items() if k != "log_every"}
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+_NOT_TRAINING = {"download", "fid", "render"}
+
+
+def _describe(annotation: Any) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return " or ".join(_describe(a) for a in inner) + " or null"
+    if typing.get_origin(annotation) is tuple:
+        return "a list of strings"
+    return names.get(annotation, str(annotation))
+
+
+def _coerce(key: str, value: Any, annotation: Any) -> Any:
+    """Check a YAML value against a field's type; return it in the field's type."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _coerce(key, value, inner[0])
+    if origin is tuple:
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+    elif annotation is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(value, annotation):
+        return value
+    raise ConfigError(
+        f"params.yaml: {key} = {value!r} has the wrong type: expected {_describe(annotation)}"
+    )
+
+
+def _build(cls: type, values: Mapping[str, Any], prefix: str = "") -> Any:
+    if not isinstance(values, Mapping):
+        raise ConfigError(
+            f"params.yaml: {prefix.rstrip('.') or 'the file'} must be a mapping of keys"
+        )
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"params.yaml: unknown key {prefix}{unknown[0]!r}; known keys here: {sorted(fields)}"
+        )
+    kwargs: dict[str, Any] = {}
+    for name, value in values.items():
+        key = prefix + name
+        annotation = hints[name]
+        if dataclasses.is_dataclass(annotation):
+            kwargs[name] = _build(annotation, value or {}, key + ".")
+            continue
+        value = _coerce(key, value, annotation)
+        rule = fields[name].metadata
+        if rule and value is not None and not rule["ok"](value):
+            raise ConfigError(
+                f"params.yaml: {key} = {value!r} is not allowed: expected {rule['expected']}"
+            )
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def config_from_dict(values: Mapping[str, Any]) -> Config:
+    """Validate a params mapping (as read from YAML) into a Config."""
+    return _build(Config, values)
+
+
+def load_config(path: str | Path = "params.yaml") -> Config:
+    """Read and validate params.yaml; raise ConfigError before any work starts."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist: expected the pipeline's params file")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from error
+    return config_from_dict(values or {})
+
+
+def flatten(config: Config) -> dict[str, Any]:
+    """Every param as a flat key -> value mapping (sections dotted), as MLflow params want."""
+    flat: dict[str, Any] = {}
+
+    def walk(obj: Mapping[str, Any], prefix: str) -> None:
+        for key, value in obj.items():
+            if isinstance(value, Mapping):
+                walk(value, f"{prefix}{key}.")
+            else:
+                flat[prefix + key] = list(value) if isinstance(value, tuple) else value
+
+    walk(dataclasses.asdict(config), "")
+    return flat

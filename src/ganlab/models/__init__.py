@@ -1,0 +1,78 @@
+"""Model registry: a name maps to a builder of (netG, netD).
+
+A new GAN family is a new row here; the training loop and the params validation
+pick it up by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from ganlab.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from ganlab.models.mlp import MLPDiscriminator, MLPGenerator
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a builder needs; everything comes from params.yaml and the dataset."""
+
+    z_dim: int
+    image_shape: tuple[int, int, int]
+    ngf: int = 64
+    ndf: int = 64
+    dropout: float = 0.0
+
+
+def _mlp(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
+    return (
+        MLPGenerator(spec.z_dim, spec.image_shape, spec.dropout),
+        MLPDiscriminator(spec.image_shape, spec.dropout),
+    )
+
+
+def _dcgan(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
+    return (
+        DCGANGenerator(spec.z_dim, spec.image_shape, spec.ngf),
+        DCGANDiscriminator(spec.image_shape, spec.ndf, spec.dropout),
+    )
+
+
+MODELS: dict[str, Callable[[ModelSpec], tuple[nn.Module, nn.Module]]] = {
+    "mlp": _mlp,
+    "dcgan": _dcgan,
+}
+
+
+def dcgan_init_(module: nn.Module) -> None:
+    """Radford et al.: conv weights ~ N(0, 0.02), BatchNorm gamma ~ N(1, 0.02), beta = 0."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+INITS: dict[str, Callable[[nn.Module], None]] = {
+    "dcgan": dcgan_init_,
+    "default": lambda module: None,
+}
+
+
+def build_models(name: str, spec: ModelSpec, init: str = "dcgan") -> tuple[nn.Module, nn.Module]:
+    """Build (netG, netD) for a registered model name and apply the init scheme."""
+    if name not in MODELS:
+        raise KeyError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    netG, netD = MODELS[name](spec)
+    for net in (netG, netD):
+        INITS[init](net)
+    return netG, netD
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())

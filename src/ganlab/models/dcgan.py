@@ -1,0 +1,86 @@
+"""DCGAN (Radford et al., 2016), sized for 28x28, 32x32 and 64x64 images.
+
+28x28 is built natively from a 7x7 seed (two stride-2 steps) instead of resizing
+MNIST-like data to 32x32: no interpolation artefacts, and FID sees the same pixels
+the dataset has. 32 and 64 start from 4x4 (three and four steps), as in the paper.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def _seed_size(image_size: int) -> tuple[int, int]:
+    """(seed side, number of stride-2 steps) so that seed * 2**steps == image_size."""
+    seed = 7 if image_size % 7 == 0 else 4
+    steps = round(math.log2(image_size / seed))
+    if seed * 2**steps != image_size or steps < 2:
+        raise ValueError(f"DCGAN supports image sizes 28, 32 and 64, got {image_size}")
+    return seed, steps
+
+
+class DCGANGenerator(nn.Module):
+    """z -> (ngf*2^(steps-1)) x seed x seed -> ... -> C x size x size, tanh output."""
+
+    def __init__(self, z_dim: int, image_shape: tuple[int, int, int], ngf: int = 64):
+        super().__init__()
+        channels, size, _ = image_shape
+        seed, steps = _seed_size(size)
+        width = ngf * 2 ** (steps - 1)
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(z_dim, width, seed, 1, 0, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(True),
+            # (ngf * 2**(steps-1)) x seed x seed
+        ]
+        for _ in range(steps - 1):
+            layers += [
+                nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(width // 2),
+                nn.ReLU(True),
+                # (width / 2) x (2 * side) x (2 * side)
+            ]
+            width //= 2
+        layers += [
+            nn.ConvTranspose2d(width, channels, 4, 2, 1, bias=False),
+            nn.Tanh(),
+            # channels x size x size; no BatchNorm on G's output (Radford et al.)
+        ]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z.view(z.shape[0], -1, 1, 1))
+
+
+class DCGANDiscriminator(nn.Module):
+    """C x size x size -> ... -> (ndf*2^(steps-1)) x seed x seed -> 1 logit."""
+
+    def __init__(self, image_shape: tuple[int, int, int], ndf: int = 64, dropout: float = 0.0):
+        super().__init__()
+        channels, size, _ = image_shape
+        seed, steps = _seed_size(size)
+        layers: list[nn.Module] = [
+            nn.Conv2d(channels, ndf, 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
+            # ndf x (size / 2) x (size / 2); no BatchNorm on D's input (Radford et al.)
+        ]
+        width = ndf
+        for _ in range(steps - 1):
+            layers += [
+                nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(width * 2),
+                nn.LeakyReLU(0.2, inplace=True),
+                # (width * 2) x (side / 2) x (side / 2)
+            ]
+            width *= 2
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+        layers.append(nn.Conv2d(width, 1, seed, 1, 0, bias=False))
+        # 1 x 1 x 1: a logit; the loss applies the sigmoid
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).view(-1)

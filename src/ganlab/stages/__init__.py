@@ -1,0 +1,59 @@
+"""Thin entry points that dvc.yaml calls: parse paths, read params, call the library.
+
+Expected failures (bad params, bad data, an unreachable tracking store, a loss gone
+NaN) end the stage with one clear line and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+from ganlab.config import ConfigError
+from ganlab.data import DataError
+from ganlab.io import write_json
+
+
+class StageError(RuntimeError):
+    """A stage's input is missing or inconsistent."""
+
+
+def _raise_interrupt(signum: int, frame: Any) -> NoReturn:
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+
+def run_stage(main: Callable[[], None]) -> None:
+    """Run a stage's main; turn expected errors into a one-line message and exit code 2."""
+    from ganlab.tracking import TrackingError
+    from ganlab.train import NonFiniteLossError
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        main()
+    except (ConfigError, DataError, StageError, TrackingError, NonFiniteLossError) as error:
+        print(f"ganlab: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    arguments = argparse.ArgumentParser(description=description)
+    arguments.add_argument("--params", default="params.yaml", help="the pipeline's params file")
+    return arguments
+
+
+def read_run_id(path: Path) -> str:
+    import json
+
+    if not path.is_file():
+        raise StageError(
+            f"{path} is missing: expected the MLflow run id written by an earlier stage"
+        )
+    return json.loads(path.read_text(encoding="utf-8"))["mlflow_run_id"]
+
+
+def write_run_id(path: Path, run_id: str) -> None:
+    write_json(path, {"mlflow_run_id": run_id})

@@ -1,0 +1,25 @@
+"""Stage `download`: the dataset's original files, verified, in torchvision's layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ganlab import data
+from ganlab.config import load_config
+from ganlab.stages import parser, run_stage
+
+
+def main() -> None:
+    arguments = parser(__doc__)
+    arguments.add_argument("--out", type=Path, required=True, help="data root to fill")
+    args = arguments.parse_args()
+    config = load_config(args.params)
+    sources = data.download(
+        config.dataset, args.out, config.download.mirrors, config.download.local_dirs
+    )
+    for filename, source in sources.items():
+        print(f"{filename}: verified, from {source}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,74 @@
+"""Stage `fid_stats`: pytorch-fid reference statistics of the real training images.
+
+A fixed random subset (seed 0, independent of the training seed) of `fid.n_real`
+training images, so the statistics change only with the dataset and fid params
+and DVC keeps them cached across training experiments.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from ganlab import data, fid
+from ganlab.config import load_config
+from ganlab.device import pick_device, resolve_precision
+from ganlab.inception import ensure_weights, load_fid_inception
+from ganlab.io import write_json
+from ganlab.stages import StageError, parser, run_stage
+
+SUBSET_SEED = 0
+
+
+def main() -> None:
+    arguments = parser(__doc__)
+    arguments.add_argument("--data", type=Path, required=True, help="data root from download")
+    arguments.add_argument("--out", type=Path, required=True, help="stats .npz to write")
+    arguments.add_argument("--info", type=Path, required=True, help="JSON with counts and timing")
+    args = arguments.parse_args()
+    config = load_config(args.params)
+    data.verify(config.dataset, args.data)
+    images, _ = data.load_images(config.dataset, args.data, train=True)
+    if config.fid.n_real > len(images):
+        raise StageError(
+            f"fid.n_real = {config.fid.n_real} is more than the {len(images)} training "
+            f"images of {config.dataset}"
+        )
+    chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(SUBSET_SEED))
+    images = images[chosen[: config.fid.n_real]]
+
+    device = pick_device()
+    precision = resolve_precision(config.fid.precision, device)
+    weights_source = ensure_weights()
+    model = fid.prepare(load_fid_inception(), precision, device)
+    started = time.perf_counter()
+    features, _ = fid.inception_outputs(
+        images,
+        model,
+        batch_size=config.fid.batch_size,
+        precision=precision,
+        device=device,
+        desc="fid_stats",
+    )
+    seconds = time.perf_counter() - started
+    mu, sigma = fid.statistics(features)
+    fid.save_stats(args.out, mu, sigma)
+    write_json(
+        args.info,
+        {
+            "n_real": len(images),
+            "feature_dims": int(features.shape[1]),
+            "precision": precision.name,
+            "device": device.type,
+            "seconds": round(seconds, 1),
+            "images_per_second": round(len(images) / seconds, 1),
+            "inception_weights": weights_source,
+        },
+    )
+    print(f"FID reference statistics of {len(images)} images -> {args.out} ({seconds:.0f} s)")
+
+
+if __name__ == "__main__":
+    run_stage(main)

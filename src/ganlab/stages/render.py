@@ -1,0 +1,79 @@
+"""Stage `render`: the final sample grid, the training progression (strip + GIF), loss curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torchvision.io import decode_png, read_file
+
+from ganlab import render, tracking
+from ganlab.config import flatten, load_config
+from ganlab.device import pick_device, resolve_precision
+from ganlab.sampling import generate, load_generator
+from ganlab.stages import StageError, parser, read_run_id, run_stage
+
+GRID_PADDING = 2
+
+
+def _epoch_grids(progress: Path) -> list[torch.Tensor]:
+    """The fixed-noise grids train saved after each epoch, as uint8 C x H x W tensors."""
+    paths = sorted(progress.glob("epoch_*.png"))
+    if not paths:
+        raise StageError(
+            f"{progress} holds no epoch_*.png grids: expected the train stage's output"
+        )
+    return [decode_png(read_file(str(path))) for path in paths]
+
+
+def main() -> None:
+    arguments = parser(__doc__)
+    arguments.add_argument("--models", type=Path, required=True, help="folder from train")
+    arguments.add_argument("--progress", type=Path, required=True, help="epoch grids from train")
+    arguments.add_argument("--history", type=Path, required=True, help="loss history CSV")
+    arguments.add_argument("--run", type=Path, required=True, help="MLflow run id JSON")
+    arguments.add_argument("--out", type=Path, required=True, help="folder for the pictures")
+    args = arguments.parse_args()
+
+    config = load_config(args.params)
+    run_id = tracking.run_for_params(
+        read_run_id(args.run), flatten(config), f"{config.model}-render"
+    )
+    grids = _epoch_grids(args.progress)
+    history = pd.read_csv(args.history)
+
+    with tracking.open_run(run_id):
+        device = pick_device()
+        netG, saved = load_generator(args.models / "generator.pt", device)
+        samples = generate(
+            netG,
+            config.render.n_samples,
+            z_dim=saved["spec"]["z_dim"],
+            latent=saved["latent"],
+            seed=config.seed,
+            device=device,
+            precision=resolve_precision(config.precision, device),
+        )
+        out = args.out
+        render.save_grid(samples, out / "samples.png", nrow=config.render.nrow)
+        # The first row of samples of every epoch's grid, stacked: one row per epoch.
+        row_height = saved["spec"]["image_shape"][1] + 2 * GRID_PADDING
+        strip = torch.cat([g[:, :row_height] for g in grids], dim=1)
+        render.save_image_tensor(strip, out / "progress.png")
+        render.save_gif(grids, out / "progress.gif", frame_ms=config.render.frame_ms)
+        render.save_curves(history, ["d_loss", "g_loss"], out / "losses.png", "Losses", "loss")
+        render.save_curves(
+            history,
+            ["d_x", "d_g_z1", "d_g_z2"],
+            out / "d_outputs.png",
+            "Discriminator outputs: D(x), D(G(z)) before / after D's update",
+            "mean probability",
+        )
+        for name in ("samples.png", "progress.png", "progress.gif", "losses.png", "d_outputs.png"):
+            tracking.log_artifact(out / name, "render")
+        print(f"pictures in {out}; {tracking.run_url(run_id)}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,132 @@
+"""Stage `train`: one GAN training run, resumable, tracked in a new MLflow run.
+
+The resume checkpoint lives outside the stage's outs (DVC deletes outs before it
+reruns a stage): `dvc repro` after an interruption continues from it when params
+are unchanged, and it is removed once training completes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ganlab import checkpoint, data, render, tracking
+from ganlab.config import Config, flatten, load_config
+from ganlab.device import pick_device, resolve_precision
+from ganlab.io import atomic_path, write_json
+from ganlab.models import count_parameters
+from ganlab.stages import parser, run_stage, write_run_id
+from ganlab.train import HISTORY_COLUMNS, Hooks, model_spec, train
+
+
+def _resumable_run_id(config: Config, checkpoint_path: Path) -> str | None:
+    """The MLflow run of an interrupted run with the same training params, if there is one."""
+    if not checkpoint_path.is_file():
+        return None
+    state = checkpoint.load(checkpoint_path)
+    if state.get("fingerprint") != config.training_fingerprint():
+        print(f"{checkpoint_path} was made with other params; starting afresh")
+        return None
+    print(f"resuming from {checkpoint_path} at step {state['step']}")
+    return state["run_id"]
+
+
+def main() -> None:
+    arguments = parser(__doc__)
+    arguments.add_argument("--data", type=Path, required=True, help="data root from download")
+    arguments.add_argument("--models", type=Path, required=True, help="folder for the generator")
+    arguments.add_argument("--progress", type=Path, required=True, help="folder for epoch grids")
+    arguments.add_argument("--history", type=Path, required=True, help="loss history CSV")
+    arguments.add_argument("--metrics", type=Path, required=True, help="training metrics JSON")
+    arguments.add_argument("--checkpoint", type=Path, required=True, help="resume checkpoint")
+    args = arguments.parse_args()
+
+    config = load_config(args.params)
+    data.verify(config.dataset, args.data)
+    images, _ = data.load_images(config.dataset, args.data, train=True, limit=config.train.subset)
+    if len(images) < config.batch_size:
+        raise data.DataError(
+            f"{len(images)} training images but batch_size = {config.batch_size}: "
+            "lower batch_size or raise train.subset"
+        )
+    device = pick_device()
+    precision = resolve_precision(config.precision, device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    run_id = _resumable_run_id(config, args.checkpoint)
+    if run_id is None:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_id = tracking.new_run(flatten(config), f"{config.model}-{config.dataset}-{stamp}")
+    write_run_id(args.models / "mlflow_run.json", run_id)
+
+    with tracking.open_run(run_id):
+        tracking.set_tags({"device": device.type, "precision": precision.name})
+
+        def on_log(row: dict[str, float]) -> None:
+            step = int(row["step"])
+            tracking.log_metrics({k: v for k, v in row.items() if k not in ("step", "epoch")}, step)
+
+        def on_epoch(epoch: int, samples: torch.Tensor) -> None:
+            path = args.progress / f"epoch_{epoch:03d}.png"
+            render.save_grid(samples, path)
+            tracking.log_artifact(path, "progress")
+
+        started = time.perf_counter()
+        result = train(
+            config,
+            images,
+            device=device,
+            precision=precision,
+            checkpoint_path=args.checkpoint,
+            run_id=run_id,
+            hooks=Hooks(on_log, on_epoch),
+        )
+        spec = model_spec(config, tuple(images.shape[1:]))
+        generator_path = args.models / "generator.pt"
+        checkpoint.save(
+            generator_path,
+            {
+                "state_dict": result.netG.state_dict(),
+                "model": config.model,
+                "spec": dataclasses.asdict(spec),
+                "latent": config.latent,
+                "precision": precision.name,
+            },
+        )
+        history = pd.DataFrame(result.history, columns=list(HISTORY_COLUMNS))
+        history = history.astype({"step": int, "epoch": int})
+        with atomic_path(args.history) as tmp:
+            history.to_csv(tmp, index=False)
+        metrics = {
+            "steps": result.steps,
+            "epochs": config.epochs,
+            "images_seen": result.images_seen,
+            "train_images": len(images),
+            "train_seconds": round(result.train_seconds, 1),
+            "images_per_second": round(result.images_seen / max(result.train_seconds, 1e-9), 1),
+            "generator_parameters": count_parameters(result.netG),
+            "final_d_loss": history["d_loss"].iloc[-1],
+            "final_g_loss": history["g_loss"].iloc[-1],
+            "device": device.type,
+            "precision": precision.name,
+            "resumed_from_step": result.resumed_from_step,
+        }
+        write_json(args.metrics, metrics)
+        tracking.log_metrics(
+            {k: v for k, v in metrics.items() if isinstance(v, int | float) and v is not None}
+        )
+        tracking.log_artifact(generator_path, "model")
+        tracking.log_artifact(args.history)
+        args.checkpoint.unlink(missing_ok=True)
+        wall = time.perf_counter() - started
+        print(f"trained {result.steps} steps in {wall:.0f} s; {tracking.run_url(run_id)}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

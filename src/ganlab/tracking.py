@@ -1,0 +1,159 @@
+"""MLflow tracking: the only module that imports mlflow.
+
+One MLflow run spans a whole pipeline run: train opens it and records its id as a
+stage output; evaluate and render reopen it by that id. The default store is
+`sqlite:///<repo root>/mlflow.db` with artifacts in `<repo root>/mlartifacts`, both
+absolute so that queued DVC experiments (run in temporary copies) land in the same
+store that `mlflow ui` reads from the repository root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import RunStatus
+
+from ganlab.paths import repo_root
+
+EXPERIMENT_NAME = "ganlab"
+
+
+class TrackingError(RuntimeError):
+    """The MLflow tracking store can't be reached or used."""
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
+
+
+def _experiment_id() -> str:
+    """The ganlab experiment, created with an absolute artifact root on first use."""
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT_NAME)
+    if experiment is not None:
+        return experiment.experiment_id
+    artifact_location = None
+    if tracking_uri().startswith("sqlite:"):
+        artifact_location = (repo_root() / "mlartifacts").as_uri()
+    try:
+        return mlflow.create_experiment(EXPERIMENT_NAME, artifact_location=artifact_location)
+    except mlflow.exceptions.MlflowException:
+        # Another queued experiment created it first.
+        return mlflow.get_experiment_by_name(EXPERIMENT_NAME).experiment_id
+
+
+def connect() -> str:
+    """Point MLflow at the store and check it answers now, not after an hour of training."""
+    uri = tracking_uri()
+    if uri.startswith("http"):
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    mlflow.set_tracking_uri(uri)
+    try:
+        return _experiment_id()
+    except Exception as error:
+        raise TrackingError(
+            f"MLflow tracking store {uri} is not usable: {error}. "
+            "Start the server or unset MLFLOW_TRACKING_URI to use the local store."
+        ) from error
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=repo_root(),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _run_name(default: str) -> str:
+    return os.environ.get("DVC_EXP_NAME") or default
+
+
+def new_run(params: Mapping[str, Any], default_name: str) -> str:
+    """Create the pipeline's run with every param and its provenance tags; return its id."""
+    experiment_id = connect()
+    tags = {
+        "git_commit": _git_commit(),
+        "dvc_exp_name": os.environ.get("DVC_EXP_NAME"),
+        "dvc_exp_baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV"),
+    }
+    with mlflow.start_run(experiment_id=experiment_id, run_name=_run_name(default_name)) as run:
+        mlflow.set_tags({k: v for k, v in tags.items() if v})
+        mlflow.log_params(dict(params))
+        return run.info.run_id
+
+
+def run_for_params(run_id: str, params: Mapping[str, Any], default_name: str) -> str:
+    """The run a later stage logs into: `run_id` if it was made with these very params.
+
+    When only evaluation or rendering params changed, DVC reuses the trained model
+    and skips train; logging into the old run would overwrite its metrics, so a new
+    run records the current params and points at the run that trained the model.
+    """
+    connect()
+    try:
+        logged = mlflow.get_run(run_id).data.params
+    except mlflow.exceptions.MlflowException as error:
+        raise TrackingError(f"MLflow run {run_id} is not in {tracking_uri()}: {error}") from error
+    if logged == {key: str(value) for key, value in params.items()}:
+        return run_id
+    new_id = new_run(params, default_name)
+    mlflow.MlflowClient().set_tag(new_id, "ganlab.trained_in_run", run_id)
+    return new_id
+
+
+@contextlib.contextmanager
+def open_run(run_id: str) -> Iterator[None]:
+    """Reopen the pipeline's run; close it FINISHED, FAILED on error, KILLED on interrupt."""
+    connect()
+    try:
+        mlflow.start_run(run_id=run_id)
+    except mlflow.exceptions.MlflowException as error:
+        raise TrackingError(f"MLflow run {run_id} is not in {tracking_uri()}: {error}") from error
+    try:
+        yield
+    except KeyboardInterrupt:
+        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+        raise
+    except BaseException:
+        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+        raise
+    mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    mlflow.log_metrics(dict(metrics), step=step, timestamp=int(time.time() * 1000))
+
+
+def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
+    mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def log_artifacts(directory: str | Path, artifact_path: str | None = None) -> None:
+    mlflow.log_artifacts(str(directory), artifact_path=artifact_path)
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    mlflow.set_tags(dict(tags))
+
+
+def run_url(run_id: str) -> str:
+    """Where to look at the run: the UI address for a server, else the `mlflow ui` hint."""
+    uri = tracking_uri()
+    experiment_id = mlflow.get_run(run_id).info.experiment_id
+    if uri.startswith("http"):
+        return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"run {run_id} (see it with `mlflow ui` from {repo_root()})"
