@@ -74,7 +74,7 @@ class DownloadSection:
 
 @dataclass(frozen=True)
 class FidSection:
-    n_real: int = at_least(2, 10000)
+    n_real: int = at_least(2, 5000)
     n_fake: int = at_least(2, 5000)
     batch_size: int = at_least(1, 100)
     precision: str = one_of(("bf16", "fp32"), "bf16")  # fp32 = exact, as the pytorch-fid CLI
@@ -167,7 +167,7 @@ def _build(cls: type, values: Mapping[str, Any], prefix: str = "") -> Any:
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ConfigError(
-            f"params.yaml: unknown key {prefix}{unknown[0]!r}; known keys here: {sorted(fields)}"
+            f"params.yaml: unknown key {prefix + unknown[0]!r}; known keys here: {sorted(fields)}"
         )
     kwargs: dict[str, Any] = {}
     for name, value in values.items():
