@@ -1,0 +1,42 @@
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganlab import checkpoint
+from ganlab.io import atomic_path, write_json
+
+
+class RunsCode:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_a_pickle_that_runs_code_is_refused(tmp_path: Path):
+    path = tmp_path / "evil.pt"
+    path.write_bytes(pickle.dumps({"state_dict": RunsCode()}))
+    with pytest.raises(pickle.UnpicklingError):
+        checkpoint.load(path)
+
+
+def test_checkpoint_round_trip_with_rng_states(tmp_path: Path):
+    torch.manual_seed(3)
+    state = checkpoint.rng_state()
+    expected = torch.rand(3)
+    path = tmp_path / "c.pt"
+    checkpoint.save(path, {"rng": state, "w": torch.ones(2)})
+    torch.manual_seed(99)
+    checkpoint.set_rng_state(checkpoint.load(path)["rng"])
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_failed_write_leaves_the_old_file_intact_and_no_temp_files(tmp_path: Path):
+    target = tmp_path / "metrics.json"
+    write_json(target, {"fid": 1.0})
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("{half")
+        raise RuntimeError("killed mid-write")
+    assert target.read_text() == '{\n  "fid": 1.0\n}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]

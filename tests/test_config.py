@@ -1,0 +1,93 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ganlab.config import Config, ConfigError, config_from_dict, flatten, load_config
+from tests.conftest import REPO
+
+
+def test_repo_params_load_with_top_level_lr():
+    config = load_config(REPO / "params.yaml")
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert "lr" in raw  # `dvc exp run -S lr=0.0005` needs a top-level key
+    assert config.lr == pytest.approx(raw["lr"])
+    assert config.dataset == "fashion_mnist"
+
+
+def test_empty_params_give_the_documented_defaults():
+    config = config_from_dict({})
+    assert config == Config()
+    assert (config.beta1, config.beta2) == (0.5, 0.999)
+
+
+def test_ints_are_accepted_for_floats_and_lists_become_tuples():
+    config = config_from_dict({"lr": 1, "download": {"mirrors": ["http://example.org/"]}})
+    assert config.lr == 1.0 and isinstance(config.lr, float)
+    assert config.download.mirrors == ("http://example.org/",)
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"lr": 0}, ["lr", "0", "> 0"]),
+        ({"lr": -0.1}, ["lr", "-0.1"]),
+        ({"lr": "fast"}, ["lr", "'fast'", "a number"]),
+        ({"batch_size": 0}, ["batch_size", "0", ">= 1"]),
+        ({"batch_size": 2.5}, ["batch_size", "2.5", "an integer"]),
+        ({"batch_size": True}, ["batch_size", "True", "an integer"]),
+        ({"epochs": 0}, ["epochs", ">= 1"]),
+        ({"model": "dcgn"}, ["model", "'dcgn'", "dcgan", "mlp"]),
+        ({"dataset": "imagenet"}, ["dataset", "'imagenet'", "fashion_mnist", "mnist"]),
+        ({"loss": "wasserstein-ish"}, ["loss", "bce"]),
+        ({"beta1": 1.0}, ["beta1", "1.0", "[0.0, 1.0)"]),
+        ({"real_label": 0.3}, ["real_label", "0.3", "(0.5, 1.0]"]),
+        ({"precision": "fp8"}, ["precision", "'fp8'", "bf16"]),
+        ({"latent": "cauchy"}, ["latent", "normal", "uniform"]),
+        ({"d_optimizer": "rmsprop"}, ["d_optimizer", "adam", "sgd"]),
+        ({"lrr": 0.1}, ["unknown key", "'lrr'", "lr"]),
+        ({"fid": {"n_fake": 1}}, ["fid.n_fake", "1", ">= 2"]),
+        ({"fid": {"precision": "fp16"}}, ["fid.precision", "bf16", "fp32"]),
+        ({"fid": {"n_reel": 5}}, ["unknown key", "fid.n_reel", "n_real"]),
+        ({"train": {"subset": 0}}, ["train.subset", "0"]),
+        ({"train": 5}, ["train", "mapping"]),
+        ({"download": {"mirrors": "http://x/"}}, ["download.mirrors", "a list of strings"]),
+    ],
+)
+def test_bad_params_name_key_value_and_what_is_allowed(params, named):
+    with pytest.raises(ConfigError) as error:
+        config_from_dict(params)
+    message = str(error.value)
+    assert message.startswith("params.yaml")
+    for part in named:
+        assert part in message
+
+
+def test_missing_and_malformed_files_are_clear(tmp_path: Path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "params.yaml"
+    bad.write_text("lr: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_flatten_gives_every_param_once_with_dotted_sections():
+    flat = flatten(Config())
+    assert flat["lr"] == 2e-4
+    assert flat["fid.n_real"] == 5000
+    assert flat["download.local_dirs"] == ["/usr/share/datasets/fashion-mnist"]
+    assert not any(isinstance(value, dict) for value in flat.values())
+
+
+def test_training_fingerprint_ignores_evaluation_params_only():
+    base = config_from_dict({})
+    assert (
+        base.training_fingerprint()
+        == config_from_dict({"fid": {"n_fake": 10}}).training_fingerprint()
+    )
+    assert (
+        base.training_fingerprint()
+        == config_from_dict({"train": {"log_every": 7}}).training_fingerprint()
+    )
+    assert base.training_fingerprint() != config_from_dict({"lr": 1e-3}).training_fingerprint()

@@ -1,0 +1,65 @@
+import pytest
+import torch
+
+from ganlab.models import INITS, MODELS, ModelSpec, build_models
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("init", sorted(INITS))
+def test_generator_and_discriminator_shapes(name, init):
+    spec = ModelSpec(z_dim=12, image_shape=(1, 28, 28), ngf=8, ndf=8, dropout=0.3)
+    netG, netD = build_models(name, spec, init)
+    z = torch.randn(5, 12)
+    fake = netG(z)
+    assert fake.shape == (5, 1, 28, 28)
+    assert fake.min() >= -1 and fake.max() <= 1  # tanh output
+    assert netD(fake).shape == (5,)  # one logit per image
+
+
+@pytest.mark.parametrize("size", [28, 32, 64])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_dcgan_handles_its_image_sizes(size, channels):
+    netG, netD = build_models("dcgan", ModelSpec(8, (channels, size, size), ngf=4, ndf=4))
+    fake = netG(torch.randn(2, 8))
+    assert fake.shape == (2, channels, size, size)
+    assert netD(fake).shape == (2,)
+
+
+def test_dcgan_rejects_sizes_it_cannot_build():
+    with pytest.raises(ValueError, match="28, 32 and 64"):
+        build_models("dcgan", ModelSpec(8, (1, 48, 48)))
+
+
+def test_dcgan_init_draws_weights_from_n_0_002():
+    netG, _ = build_models("dcgan", ModelSpec(100, (1, 28, 28), ngf=64), "dcgan")
+    weights = torch.cat(
+        [m.weight.flatten() for m in netG.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    )
+    assert weights.mean().item() == pytest.approx(0.0, abs=1e-3)
+    assert weights.std().item() == pytest.approx(0.02, rel=0.02)
+    gammas = torch.cat([m.weight for m in netG.modules() if isinstance(m, torch.nn.BatchNorm2d)])
+    assert gammas.mean().item() == pytest.approx(1.0, abs=0.01)
+
+
+def test_dcgan_has_no_batchnorm_on_d_input_or_g_output():
+    netG, netD = build_models("dcgan", ModelSpec(8, (1, 28, 28)))
+    assert isinstance(list(netD.net)[1], torch.nn.LeakyReLU)  # conv -> LeakyReLU, no BatchNorm
+    assert isinstance(list(netG.net)[-1], torch.nn.Tanh)
+    assert isinstance(list(netG.net)[-2], torch.nn.ConvTranspose2d)
+
+
+def test_mlp_matches_the_classic_lab_layer_sizes():
+    netG, netD = build_models("mlp", ModelSpec(100, (1, 28, 28), dropout=0.3), "default")
+    g_sizes = [
+        (m.in_features, m.out_features) for m in netG.modules() if isinstance(m, torch.nn.Linear)
+    ]
+    d_sizes = [
+        (m.in_features, m.out_features) for m in netD.modules() if isinstance(m, torch.nn.Linear)
+    ]
+    assert g_sizes == [(100, 32), (32, 64), (64, 128), (128, 784)]
+    assert d_sizes == [(784, 128), (128, 64), (64, 32), (32, 1)]
+
+
+def test_unknown_model_lists_the_choices():
+    with pytest.raises(KeyError, match="dcgan"):
+        build_models("stylegan9", ModelSpec(8, (1, 28, 28)))

@@ -1,0 +1,145 @@
+"""The real pipeline, end to end, in a temporary copy of the repository (tiny params)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from tests.conftest import REPO, tiny_params
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed"
+    ),
+]
+
+
+def run(args: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> tuple[Path, dict]:
+    """A git + DVC copy of the project with tiny params, and an environment to run it in."""
+    root = tmp_path_factory.mktemp("ganlab") / "repo"
+    root.mkdir()
+    for name in ("dvc.yaml", "params.yaml", ".gitignore", "pyproject.toml"):
+        shutil.copy(REPO / name, root / name)
+    shutil.copytree(
+        REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    tiny = tiny_params(
+        precision="auto", train={"subset": 256, "log_every": 2, "checkpoint_every": 4}
+    )
+    params.update({k: v for k, v in tiny.items() if k not in ("train", "fid", "render")})
+    for section in ("train", "fid", "render"):
+        params[section].update(tiny[section])
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "test"
+    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "test@example.org"
+    run(["git", "init", "-q"], root, env)
+    run(["dvc", "init", "-q"], root, env)
+    run(["dvc", "config", "core.analytics", "false"], root, env)
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-qm", "tiny ganlab"], root, env)
+    return root, env
+
+
+def runs(root: Path) -> list:
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    experiment = mlflow.get_experiment_by_name("ganlab")
+    return mlflow.search_runs(
+        [experiment.experiment_id], output_format="list", order_by=["start_time ASC"]
+    )
+
+
+def test_dvc_repro_then_exp_run_make_two_comparable_mlflow_runs(repo):
+    root, env = repo
+    run(["dvc", "repro"], root, env)
+
+    evaluation = json.loads((root / "metrics/eval.json").read_text())
+    assert evaluation["fid"] > 0 and evaluation["n_fake"] == 32 and evaluation["n_real"] == 32
+    assert evaluation["feature_dims"] == 2048
+    assert evaluation["inception_score"] is None or evaluation["inception_score"]["mean"] >= 1
+    for name in ("samples.png", "progress.png", "progress.gif", "losses.png", "d_outputs.png"):
+        assert (root / "reports/figures" / name).stat().st_size > 0
+    history = (root / "metrics/train_history.csv").read_text().splitlines()
+    assert history[0] == "step,epoch,d_loss,g_loss,d_x,d_g_z1,d_g_z2"
+    assert not (root / "checkpoints/train.pt").exists()  # removed once training completed
+
+    [first] = runs(root)
+    assert first.data.metrics["fid"] == pytest.approx(evaluation["fid"])
+    assert first.data.params["lr"] == "0.0002"
+    assert {"d_loss", "g_loss", "d_x", "d_g_z1", "d_g_z2"} <= set(first.data.metrics)
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(first.info.run_id, "render")}
+    assert "render/samples.png" in artifacts and "render/progress.gif" in artifacts
+    assert {a.path for a in mlflow.MlflowClient().list_artifacts(first.info.run_id, "model")} == {
+        "model/generator.pt"
+    }
+
+    result = run(["dvc", "exp", "run", "-S", "lr=0.0005", "-n", "faster-lr"], root, env)
+    assert "Stage 'download' didn't change, skipping" in result.stdout
+    assert "Stage 'fid_stats' didn't change, skipping" in result.stdout
+    first_again, second = runs(root)
+    assert first_again.info.run_id == first.info.run_id
+    assert second.info.run_name == "faster-lr"
+    assert second.data.params["lr"] == "0.0005"
+    assert second.data.tags["dvc_exp_baseline_rev"]
+    assert second.data.metrics["fid"] != first.data.metrics["fid"]
+    assert second.info.status == "FINISHED"
+
+
+def test_bad_params_fail_before_any_work_naming_the_key(repo):
+    root, env = repo
+    result = run(["dvc", "exp", "run", "-S", "lr=-1"], root, env, check=False)
+    assert result.returncode != 0
+    assert (
+        "params.yaml: lr = -1.0 is not allowed: expected a number > 0"
+        in result.stdout + result.stderr
+    )
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_killed_training_resumes_from_its_checkpoint(repo):
+    root, env = repo
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params.update(epochs=30, seed=7)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    checkpoint = root / "checkpoints/train.pt"
+    process = subprocess.Popen(
+        ["dvc", "repro", "train"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert checkpoint.exists(), "train wrote no checkpoint"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    result = run(["dvc", "repro", "train"], root, env)
+    assert "resuming from checkpoints/train.pt at step" in result.stdout
+    metrics = json.loads((root / "metrics/train.json").read_text())
+    assert metrics["resumed_from_step"] > 0
+    assert metrics["steps"] == 30 * (256 // 16)

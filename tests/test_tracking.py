@@ -1,0 +1,63 @@
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from ganlab import tracking
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh MLflow store in a temporary 'repository root'."""
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    return tmp_path
+
+
+def test_default_store_is_sqlite_under_the_repo_root_with_absolute_artifacts(
+    store: Path, monkeypatch
+):
+    monkeypatch.chdir(store.parent)  # queued experiments run elsewhere: paths must not follow cwd
+    run_id = tracking.new_run({"lr": 0.1}, "a-run")
+    assert tracking.tracking_uri() == f"sqlite:///{store / 'mlflow.db'}"
+    run = mlflow.get_run(run_id)
+    assert run.info.artifact_uri.startswith((store / "mlartifacts").as_uri())
+    assert run.data.params == {"lr": "0.1"}
+    assert run.info.run_name == "a-run"
+
+
+def test_run_is_named_after_the_dvc_experiment(store: Path, monkeypatch):
+    monkeypatch.setenv("DVC_EXP_NAME", "sunny-lark")
+    monkeypatch.setenv("DVC_EXP_BASELINE_REV", "abc123")
+    run = mlflow.get_run(tracking.new_run({"lr": 0.1}, "fallback"))
+    assert run.info.run_name == "sunny-lark"
+    assert run.data.tags["dvc_exp_baseline_rev"] == "abc123"
+
+
+def test_open_run_logs_and_closes_with_the_right_status(store: Path):
+    run_id = tracking.new_run({"lr": 0.1}, "r")
+    with tracking.open_run(run_id):
+        tracking.log_metrics({"fid": 12.5})
+    assert mlflow.get_run(run_id).info.status == "FINISHED"
+    assert mlflow.get_run(run_id).data.metrics["fid"] == 12.5
+    with pytest.raises(ValueError), tracking.open_run(run_id):
+        raise ValueError("boom")
+    assert mlflow.get_run(run_id).info.status == "FAILED"
+    with pytest.raises(KeyboardInterrupt), tracking.open_run(run_id):
+        raise KeyboardInterrupt
+    assert mlflow.get_run(run_id).info.status == "KILLED"
+
+
+def test_changed_params_get_a_new_run_pointing_at_the_trained_one(store: Path):
+    run_id = tracking.new_run({"lr": 0.1, "fid.n_fake": 100}, "r")
+    assert tracking.run_for_params(run_id, {"lr": 0.1, "fid.n_fake": 100}, "x") == run_id
+    forked = tracking.run_for_params(run_id, {"lr": 0.1, "fid.n_fake": 50}, "x")
+    assert forked != run_id
+    assert mlflow.get_run(forked).data.tags["ganlab.trained_in_run"] == run_id
+
+
+def test_unreachable_server_fails_fast_with_a_clear_message(store: Path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    with pytest.raises(tracking.TrackingError, match=r"http://127.0.0.1:9 is not usable"):
+        tracking.connect()

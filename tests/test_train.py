@@ -1,0 +1,173 @@
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganlab import checkpoint, losses
+from ganlab.config import config_from_dict
+from ganlab.device import Precision, resolve_precision
+from ganlab.models import MODELS
+from ganlab.train import Hooks, NonFiniteLossError, scale_batch, to_uint8, train
+from tests.conftest import tiny_params
+
+FP32 = Precision("fp32", None)
+
+
+def tiny_images(n: int = 64) -> torch.Tensor:
+    images = torch.zeros(n, 1, 28, 28, dtype=torch.uint8)
+    for i in range(n):
+        images[i, 0, 6 + i % 8 : 14 + i % 8, 6:22] = 255
+    return images
+
+
+def test_uint8_round_trip_is_exact():
+    pixels = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16)
+    assert torch.equal(to_uint8(scale_batch(pixels)), pixels)
+    assert scale_batch(pixels).min() == -1 and scale_batch(pixels).max() == 1
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("loss", sorted(losses.LOSSES))
+def test_every_model_and_loss_trains_with_finite_losses(model, loss, tmp_path: Path, cpu):
+    config = config_from_dict(tiny_params(model=model, loss=loss, epochs=1))
+    rows, epochs = [], []
+    result = train(
+        config,
+        tiny_images(),
+        device=cpu,
+        precision=FP32,
+        checkpoint_path=tmp_path / "ckpt.pt",
+        run_id="run",
+        hooks=Hooks(rows.append, lambda epoch, samples: epochs.append(samples)),
+    )
+    assert result.steps == 64 // config.batch_size
+    assert rows and all(
+        math.isfinite(row["d_loss"]) and math.isfinite(row["g_loss"]) for row in rows
+    )
+    assert all(0 <= row[key] <= 1 for row in rows for key in ("d_x", "d_g_z1", "d_g_z2"))
+    assert (
+        len(epochs) == 1 and epochs[0].shape == (64, 1, 28, 28) and epochs[0].dtype == torch.uint8
+    )
+    fresh = train(
+        config_from_dict(tiny_params(model=model, loss=loss, epochs=1, lr=1e-12)),
+        tiny_images(),
+        device=cpu,
+        precision=FP32,
+        checkpoint_path=tmp_path / "other.pt",
+        run_id="run",
+    )
+    changed = [
+        not torch.equal(a, b)
+        for a, b in zip(
+            result.netG.state_dict().values(), fresh.netG.state_dict().values(), strict=True
+        )
+        if a.is_floating_point()
+    ]
+    assert any(changed)
+
+
+def test_bf16_autocast_training_runs_on_cpu(tmp_path: Path, cpu):
+    config = config_from_dict(tiny_params(epochs=1, precision="bf16"))
+    result = train(
+        config,
+        tiny_images(),
+        device=cpu,
+        precision=resolve_precision("bf16", cpu),
+        checkpoint_path=tmp_path / "ckpt.pt",
+        run_id="run",
+    )
+    assert all(math.isfinite(v) for row in result.history for v in row)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interruption_gives_bit_identical_weights(tmp_path: Path, cpu):
+    config = config_from_dict(tiny_params(epochs=3, model="dcgan", dropout=0.2))
+    whole = train(
+        config,
+        tiny_images(),
+        device=cpu,
+        precision=FP32,
+        checkpoint_path=tmp_path / "a.pt",
+        run_id="run",
+    )
+
+    def stop_at_step_7(row):
+        if row["step"] >= 7:
+            raise Interrupt
+
+    checkpoint_path = tmp_path / "b.pt"
+    with pytest.raises(Interrupt):
+        train(
+            config,
+            tiny_images(),
+            device=cpu,
+            precision=FP32,
+            checkpoint_path=checkpoint_path,
+            run_id="run",
+            hooks=Hooks(on_log=stop_at_step_7),
+        )
+    assert checkpoint.load(checkpoint_path)["step"] == 6  # checkpoint_every = 3
+    resumed = train(
+        config,
+        tiny_images(),
+        device=cpu,
+        precision=FP32,
+        checkpoint_path=checkpoint_path,
+        run_id="run",
+    )
+    assert resumed.resumed_from_step == 6
+    assert resumed.steps == whole.steps
+    for a, b in zip(
+        whole.netG.state_dict().values(), resumed.netG.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b)
+    assert resumed.history == whole.history
+    assert len(resumed.frames) == 3
+
+
+def test_checkpoint_of_other_params_is_not_resumed(tmp_path: Path, cpu):
+    path = tmp_path / "ckpt.pt"
+    train(
+        config_from_dict(tiny_params(epochs=1)),
+        tiny_images(),
+        device=cpu,
+        precision=FP32,
+        checkpoint_path=path,
+        run_id="run",
+    )
+    other = train(
+        config_from_dict(tiny_params(epochs=1, lr=1e-3)),
+        tiny_images(),
+        device=cpu,
+        precision=FP32,
+        checkpoint_path=path,
+        run_id="run",
+    )
+    assert other.resumed_from_step is None
+
+
+def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(
+    tmp_path: Path, cpu, monkeypatch
+):
+    config = config_from_dict(tiny_params(epochs=2))
+    real_d_loss = losses.bce_d_loss
+    calls = {"n": 0}
+
+    def poisoned(real_logits, fake_logits, real_label):
+        calls["n"] += 1
+        loss = real_d_loss(real_logits, fake_logits, real_label)
+        return loss * float("nan") if calls["n"] > 5 else loss
+
+    monkeypatch.setitem(
+        losses.LOSSES, "bce", losses.GANLoss(poisoned, losses.non_saturating_g_loss)
+    )
+    path = tmp_path / "ckpt.pt"
+    with pytest.raises(NonFiniteLossError, match=r"d_loss became nan by step 6"):
+        train(config, tiny_images(), device=cpu, precision=FP32, checkpoint_path=path, run_id="run")
+    state = checkpoint.load(path)
+    assert state["step"] == 4  # the end of epoch 1; the NaN came in epoch 2
+    assert all(torch.isfinite(v).all() for v in state["netG"].values() if v.is_floating_point())
