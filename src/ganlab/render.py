@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -41,17 +41,17 @@ def save_gif(frames: Sequence[torch.Tensor], path: str | Path, frame_ms: int = 4
 
 
 def save_curves(
-    history: pd.DataFrame, columns: Sequence[str], path: str | Path, title: str, ylabel: str
+    history: pd.DataFrame, labels: Mapping[str, str], path: str | Path, title: str, ylabel: str
 ) -> None:
-    """Line plot of history columns against the training step, as a PNG."""
+    """Line plot of history columns (column -> legend label) against the training step, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(8, 4.5), dpi=100)
-    for column in columns:
-        axes.plot(history["step"], history[column], label=column, linewidth=1.2)
+    for column, label in labels.items():
+        axes.plot(history["step"], history[column], label=label, linewidth=1.2)
     axes.set_xlabel("step")
     axes.set_ylabel(ylabel)
     axes.set_title(title)
