@@ -62,12 +62,14 @@ def main() -> None:
         strip = torch.cat([g[:, :row_height] for g in grids], dim=1)
         render.save_image_tensor(strip, out / "progress.png")
         render.save_gif(grids, out / "progress.gif", frame_ms=config.render.frame_ms)
-        render.save_curves(history, ["d_loss", "g_loss"], out / "losses.png", "Losses", "loss")
+        render.save_curves(
+            history, {"d_loss": "D loss", "g_loss": "G loss"}, out / "losses.png", "Losses", "loss"
+        )
         render.save_curves(
             history,
-            ["d_x", "d_g_z1", "d_g_z2"],
+            {"d_x": "D(x)", "d_g_z1": "D(G(z)) before D's update", "d_g_z2": "D(G(z)) after"},
             out / "d_outputs.png",
-            "Discriminator outputs: D(x), D(G(z)) before / after D's update",
+            "Discriminator outputs",
             "mean probability",
         )
         for name in ("samples.png", "progress.png", "progress.gif", "losses.png", "d_outputs.png"):
