@@ -40,3 +40,4 @@ def test_failed_write_leaves_the_old_file_intact_and_no_temp_files(tmp_path: Pat
         raise RuntimeError("killed mid-write")
     assert target.read_text() == '{\n  "fid": 1.0\n}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+    assert target.stat().st_mode & 0o044 == 0o044  # readable by others, like any output
