@@ -110,7 +110,7 @@ def test_resume_after_interruption_gives_bit_identical_weights(tmp_path: Path, c
             run_id="run",
             hooks=Hooks(on_log=stop_at_step_7),
         )
-    assert checkpoint.load(checkpoint_path)["step"] == 6  # checkpoint_every = 3
+    assert checkpoint.load(checkpoint_path)["progress"]["step"] == 6  # checkpoint_every = 3
     resumed = train(
         config,
         tiny_images(),
@@ -169,5 +169,5 @@ def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(
     with pytest.raises(NonFiniteLossError, match=r"d_loss became nan by step 6"):
         train(config, tiny_images(), device=cpu, precision=FP32, checkpoint_path=path, run_id="run")
     state = checkpoint.load(path)
-    assert state["step"] == 4  # the end of epoch 1; the NaN came in epoch 2
-    assert all(torch.isfinite(v).all() for v in state["netG"].values() if v.is_floating_point())
+    assert state["progress"]["step"] == 4  # the end of epoch 1; the NaN came in epoch 2
+    assert all(torch.isfinite(v).all() for v in state["nets"]["netG"].values() if v.is_floating_point())

@@ -64,6 +64,7 @@ class TrainSection:
     subset: int | None = at_least(1, None)  # train on the first N images; None = all
     log_every: int = at_least(1, 20)  # steps between rows of the loss history
     checkpoint_every: int = at_least(1, 500)  # steps between resume checkpoints
+    checkpoint_minutes: float | None = positive(None)  # and/or minutes between them
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ class Config:
     def training_fingerprint(self) -> str:
         """Hash of everything that shapes training; a checkpoint resumes only under the same one."""
         relevant = {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_TRAINING}
-        relevant["train"] = {k: v for k, v in relevant["train"].items() if k != "log_every"}
+        relevant["train"] = {k: v for k, v in relevant["train"].items() if k == "subset"}
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -8,6 +8,7 @@ everything a bit-exact resume needs (weights, optimizers, RNG states, data order
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -50,7 +51,6 @@ class TrainResult:
     images_seen: int
     train_seconds: float
     resumed_from_step: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def model_spec(config: Config, image_shape: tuple[int, int, int]) -> ModelSpec:
@@ -94,6 +94,96 @@ def _is_conv(net: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d | nn.ConvTranspose2d) for m in net.modules())
 
 
+@dataclass
+class Nets:
+    """The networks and everything that updates them."""
+
+    netG: nn.Module
+    netD: nn.Module
+    optG: torch.optim.Optimizer
+    optD: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name).state_dict() for name in _NET_PARTS}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in _NET_PARTS:
+            getattr(self, name).load_state_dict(state[name])
+
+
+_NET_PARTS = ("netG", "netD", "optG", "optD", "scaler")
+
+
+@dataclass
+class Progress:
+    """Where training is: all of it goes into the checkpoint, so a resume is bit-exact."""
+
+    step: int = 0
+    epoch: int = 0  # completed epochs
+    batch_in_epoch: int = 0
+    history: list[list[float]] = field(default_factory=list)
+    frames: list[torch.Tensor] = field(default_factory=list)
+    elapsed: float = 0.0
+    # Running sums of (d_loss, g_loss, D(x), D(G(z)) before and after D's update) since the
+    # last log row, kept on the device so the loop never waits for the host.
+    sums: torch.Tensor = field(default_factory=lambda: torch.zeros(5))
+    since_log: int = 0
+
+
+def gan_step(
+    nets: Nets,
+    real: torch.Tensor,
+    z: torch.Tensor,
+    config: Config,
+    precision: Precision,
+    device: torch.device,
+) -> torch.Tensor:
+    """One D update then one G update (pytorch/examples' order); returns the 5 step statistics."""
+    gan_loss = LOSSES[config.loss]
+    # (1) Update D: maximize log D(x) + log(1 - D(G(z)))
+    with precision.autocast(device):
+        fake = nets.netG(z)
+        real_logits = nets.netD(real).float()
+        fake_logits = nets.netD(fake.detach()).float()
+    errD = gan_loss.d_loss(real_logits, fake_logits, config.real_label)
+    nets.optD.zero_grad(set_to_none=True)
+    nets.scaler.scale(errD).backward()
+    nets.scaler.step(nets.optD)
+
+    # (2) Update G with the loss's generator objective on D's updated verdict
+    with precision.autocast(device):
+        output = nets.netD(fake).float()
+    errG = gan_loss.g_loss(output)
+    nets.optG.zero_grad(set_to_none=True)
+    nets.scaler.scale(errG).backward()
+    nets.scaler.step(nets.optG)
+    nets.scaler.update()
+    with torch.no_grad():
+        return torch.stack(
+            [
+                errD.detach(),
+                errG.detach(),
+                torch.sigmoid(real_logits).mean(),
+                torch.sigmoid(fake_logits).mean(),
+                torch.sigmoid(output).mean(),
+            ]
+        )
+
+
+def _check_finite(progress: Progress, checkpoint_path: Path) -> list[float]:
+    """The mean statistics since the last log row; stop on a NaN or infinite loss."""
+    means = (progress.sums / max(progress.since_log, 1)).tolist()
+    for name, value in zip(("d_loss", "g_loss"), means[:2], strict=True):
+        if not math.isfinite(value):
+            raise NonFiniteLossError(
+                f"{name} became {value} by step {progress.step} (epoch {progress.epoch + 1}); "
+                f"training stopped and the last good checkpoint ({checkpoint_path}) is kept. "
+                "Try a lower lr or precision: fp32."
+            )
+    return means
+
+
 def train(
     config: Config,
     images: torch.Tensor,
@@ -107,21 +197,21 @@ def train(
     """Train netG/netD on uint8 `images` (N x C x H x W); resume from checkpoint_path if it fits."""
     hooks = hooks or Hooks()
     torch.manual_seed(config.seed)
-    image_shape = tuple(images.shape[1:])
-    netG, netD = build_models(config.model, model_spec(config, image_shape), config.init)
+    netG, netD = build_models(
+        config.model, model_spec(config, tuple(images.shape[1:])), config.init
+    )
     memory_format = torch.channels_last if _is_conv(netD) else torch.contiguous_format
     netG.to(device, memory_format=memory_format)
     netD.to(device, memory_format=memory_format)
-    optG, optD = make_optimizers(config, netG, netD)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision.grad_scaling)
-    gan_loss = LOSSES[config.loss]
-
+    nets = Nets(
+        netG,
+        netD,
+        *make_optimizers(config, netG, netD),
+        torch.amp.GradScaler(device.type, enabled=precision.grad_scaling),
+    )
     images = images.to(device)
-    n_images = images.shape[0]
     batch_size = config.batch_size
-    steps_per_epoch = n_images // batch_size
-    total_steps = steps_per_epoch * config.epochs
-
+    steps_per_epoch = len(images) // batch_size
     fixed_noise = sample_latent(
         N_FIXED_SAMPLES,
         config.z_dim,
@@ -130,143 +220,108 @@ def train(
         torch.Generator().manual_seed(config.seed),
     ).to(device)
     data_order = torch.Generator().manual_seed(config.seed)
-
-    step, epoch, batch_in_epoch = 0, 0, 0
-    history: list[list[float]] = []
-    frames: list[torch.Tensor] = []
-    elapsed = 0.0
-    resumed_from = None
     fingerprint = config.training_fingerprint()
+
+    progress = Progress(sums=torch.zeros(5, device=device))
+    resumed_from = None
     if checkpoint_path.is_file():
         state = checkpoint.load(checkpoint_path)
         if state["fingerprint"] == fingerprint and state["run_id"] == run_id:
-            netG.load_state_dict(state["netG"])
-            netD.load_state_dict(state["netD"])
-            optG.load_state_dict(state["optG"])
-            optD.load_state_dict(state["optD"])
-            scaler.load_state_dict(state["scaler"])
-            step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-            history, frames, elapsed = state["history"], list(state["frames"]), state["elapsed"]
+            nets.load_state_dict(state["nets"])
+            progress = Progress(**state["progress"])
+            progress.sums = progress.sums.to(device)
             data_order.set_state(state["data_order_at_epoch_start"])
             checkpoint.set_rng_state(state["rng"])
-            resumed_from = step
-            for i, frame in enumerate(frames):
-                hooks.on_epoch(i + 1, frame)
+            resumed_from = progress.step
+            for epoch, frame in enumerate(progress.frames, start=1):
+                hooks.on_epoch(epoch, frame)
+
+    started = time.perf_counter()
+    last_checkpoint = started
 
     def save_checkpoint(epoch_start_order: torch.Tensor) -> None:
+        nonlocal last_checkpoint
+        _check_finite(progress, checkpoint_path)  # never overwrite a good checkpoint with NaNs
+        fields = dataclasses.asdict(progress) | {
+            "elapsed": progress.elapsed + time.perf_counter() - started
+        }
         checkpoint.save(
             checkpoint_path,
             {
                 "fingerprint": fingerprint,
                 "run_id": run_id,
-                "netG": netG.state_dict(),
-                "netD": netD.state_dict(),
-                "optG": optG.state_dict(),
-                "optD": optD.state_dict(),
-                "scaler": scaler.state_dict(),
-                "step": step,
-                "epoch": epoch,
-                "batch_in_epoch": batch_in_epoch,
-                "history": history,
-                "frames": frames,
-                "elapsed": elapsed + time.perf_counter() - started,
+                "nets": nets.state_dict(),
+                "progress": fields,
                 "data_order_at_epoch_start": epoch_start_order,
                 "rng": checkpoint.rng_state(),
             },
         )
+        last_checkpoint = time.perf_counter()
 
-    # Running sums of (d_loss, g_loss, D(x), D(G(z)) before and after D's update), on device.
-    sums = torch.zeros(5, device=device)
-    since_log = 0
+    def checkpoint_due() -> bool:
+        minutes = config.train.checkpoint_minutes
+        by_time = minutes is not None and time.perf_counter() - last_checkpoint >= minutes * 60
+        return by_time or progress.step % config.train.checkpoint_every == 0
 
-    def flush_log() -> None:
-        nonlocal sums, since_log
-        if since_log == 0:
+    def log_row() -> None:
+        if progress.since_log == 0:
             return
-        means = (sums / since_log).tolist()
-        if not all(math.isfinite(v) for v in means[:2]):
-            name = "d_loss" if not math.isfinite(means[0]) else "g_loss"
-            raise NonFiniteLossError(
-                f"{name} became {means[HISTORY_COLUMNS.index(name) - 2]} by step {step} "
-                f"(epoch {epoch + 1}); training stopped, the last good checkpoint "
-                f"({checkpoint_path}) is kept. Try a lower lr or precision: fp32."
-            )
-        row = [float(step), float(epoch + 1), *means]
-        history.append(row)
+        row = [
+            float(progress.step),
+            float(progress.epoch + 1),
+            *_check_finite(progress, checkpoint_path),
+        ]
+        progress.history.append(row)
         hooks.on_log(dict(zip(HISTORY_COLUMNS, row, strict=True)))
-        sums = torch.zeros(5, device=device)
-        since_log = 0
+        progress.sums.zero_()
+        progress.since_log = 0
 
-    started = time.perf_counter()
+    bar = tqdm(
+        total=steps_per_epoch * config.epochs,
+        initial=progress.step,
+        desc="train",
+        unit="step",
+        dynamic_ncols=True,
+    )
     netG.train()
     netD.train()
-    progress = tqdm(total=total_steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
-    while epoch < config.epochs:
+    while progress.epoch < config.epochs:
         epoch_start_order = data_order.get_state()
-        order = torch.randperm(n_images, generator=data_order).to(device)
-        for index in range(batch_in_epoch, steps_per_epoch):
+        order = torch.randperm(len(images), generator=data_order).to(device)
+        for index in range(progress.batch_in_epoch, steps_per_epoch):
             batch = images[order[index * batch_size : (index + 1) * batch_size]]
             real = scale_batch(batch).contiguous(memory_format=memory_format)
             z = sample_latent(batch_size, config.z_dim, config.latent, device)
-
-            # (1) Update D: maximize log D(x) + log(1 - D(G(z)))
-            with precision.autocast(device):
-                fake = netG(z)
-                real_logits = netD(real).float()
-                fake_logits = netD(fake.detach()).float()
-            errD = gan_loss.d_loss(real_logits, fake_logits, config.real_label)
-            optD.zero_grad(set_to_none=True)
-            scaler.scale(errD).backward()
-            scaler.step(optD)
-
-            # (2) Update G: the loss's generator objective on D's fresh verdict
-            with precision.autocast(device):
-                output = netD(fake).float()
-            errG = gan_loss.g_loss(output)
-            optG.zero_grad(set_to_none=True)
-            scaler.scale(errG).backward()
-            scaler.step(optG)
-            scaler.update()
-
-            with torch.no_grad():
-                sums += torch.stack(
-                    [
-                        errD.detach(),
-                        errG.detach(),
-                        torch.sigmoid(real_logits).mean(),
-                        torch.sigmoid(fake_logits).mean(),
-                        torch.sigmoid(output).mean(),
-                    ]
+            progress.sums += gan_step(nets, real, z, config, precision, device)
+            progress.step += 1
+            progress.since_log += 1
+            progress.batch_in_epoch = index + 1
+            bar.update(1)
+            if progress.step % config.train.log_every == 0:
+                log_row()
+                bar.set_postfix(
+                    d_loss=f"{progress.history[-1][2]:.3f}", g_loss=f"{progress.history[-1][3]:.3f}"
                 )
-            step += 1
-            since_log += 1
-            batch_in_epoch = index + 1
-            progress.update(1)
-            if step % config.train.log_every == 0:
-                flush_log()
-                progress.set_postfix(d_loss=f"{history[-1][2]:.3f}", g_loss=f"{history[-1][3]:.3f}")
-            if step % config.train.checkpoint_every == 0 and batch_in_epoch < steps_per_epoch:
-                flush_log()
+            if progress.batch_in_epoch < steps_per_epoch and checkpoint_due():
                 save_checkpoint(epoch_start_order)
 
-        flush_log()
+        log_row()
         netG.eval()
         with torch.no_grad(), precision.autocast(device):
-            frames.append(to_uint8(netG(fixed_noise)).cpu())
+            progress.frames.append(to_uint8(netG(fixed_noise)).cpu())
         netG.train()
-        epoch += 1
-        batch_in_epoch = 0
-        hooks.on_epoch(epoch, frames[-1])
+        progress.epoch += 1
+        progress.batch_in_epoch = 0
+        hooks.on_epoch(progress.epoch, progress.frames[-1])
         save_checkpoint(data_order.get_state())
-    progress.close()
+    bar.close()
 
-    train_seconds = elapsed + time.perf_counter() - started
     return TrainResult(
         netG=netG.eval(),
-        history=history,
-        frames=frames,
-        steps=step,
-        images_seen=step * batch_size,
-        train_seconds=train_seconds,
+        history=progress.history,
+        frames=progress.frames,
+        steps=progress.step,
+        images_seen=progress.step * batch_size,
+        train_seconds=progress.elapsed + time.perf_counter() - started,
         resumed_from_step=resumed_from,
     )

@@ -32,7 +32,7 @@ def _resumable_run_id(config: Config, checkpoint_path: Path) -> str | None:
     if state.get("fingerprint") != config.training_fingerprint():
         print(f"{checkpoint_path} was made with other params; starting afresh")
         return None
-    print(f"resuming from {checkpoint_path} at step {state['step']}")
+    print(f"resuming from {checkpoint_path} at step {state['progress']['step']}")
     return state["run_id"]
 
 
