@@ -27,33 +27,35 @@ def test_ints_are_accepted_for_floats_and_lists_become_tuples():
     assert config.download.mirrors == ("http://example.org/",)
 
 
-@pytest.mark.parametrize(
-    ("params", "named"),
-    [
-        ({"lr": 0}, ["lr", "0", "> 0"]),
-        ({"lr": -0.1}, ["lr", "-0.1"]),
-        ({"lr": "fast"}, ["lr", "'fast'", "a number"]),
-        ({"batch_size": 0}, ["batch_size", "0", ">= 1"]),
-        ({"batch_size": 2.5}, ["batch_size", "2.5", "an integer"]),
-        ({"batch_size": True}, ["batch_size", "True", "an integer"]),
-        ({"epochs": 0}, ["epochs", ">= 1"]),
-        ({"model": "dcgn"}, ["model", "'dcgn'", "dcgan", "mlp"]),
-        ({"dataset": "imagenet"}, ["dataset", "'imagenet'", "fashion_mnist", "mnist"]),
-        ({"loss": "wasserstein-ish"}, ["loss", "bce"]),
-        ({"beta1": 1.0}, ["beta1", "1.0", "[0.0, 1.0)"]),
-        ({"real_label": 0.3}, ["real_label", "0.3", "(0.5, 1.0]"]),
-        ({"precision": "fp8"}, ["precision", "'fp8'", "bf16"]),
-        ({"latent": "cauchy"}, ["latent", "normal", "uniform"]),
-        ({"d_optimizer": "rmsprop"}, ["d_optimizer", "adam", "sgd"]),
-        ({"lrr": 0.1}, ["unknown key", "'lrr'", "lr"]),
-        ({"fid": {"n_fake": 1}}, ["fid.n_fake", "1", ">= 2"]),
-        ({"fid": {"precision": "fp16"}}, ["fid.precision", "bf16", "fp32"]),
-        ({"fid": {"n_reel": 5}}, ["unknown key", "fid.n_reel", "n_real"]),
-        ({"train": {"subset": 0}}, ["train.subset", "0"]),
-        ({"train": 5}, ["train", "mapping"]),
-        ({"download": {"mirrors": "http://x/"}}, ["download.mirrors", "a list of strings"]),
-    ],
-)
+BAD_PARAMS = [
+    ({"lr": 0}, ["lr", "0", "> 0"]),
+    ({"lr": -0.1}, ["lr", "-0.1"]),
+    ({"lr": "fast"}, ["lr", "'fast'", "a number"]),
+    ({"batch_size": 0}, ["batch_size", "0", ">= 1"]),
+    ({"batch_size": 2.5}, ["batch_size", "2.5", "an integer"]),
+    ({"batch_size": True}, ["batch_size", "True", "an integer"]),
+    ({"epochs": 0}, ["epochs", ">= 1"]),
+    ({"model": "dcgn"}, ["model", "'dcgn'", "dcgan", "mlp"]),
+    ({"dataset": "imagenet"}, ["dataset", "'imagenet'", "fashion_mnist", "mnist"]),
+    ({"loss": "wasserstein-ish"}, ["loss", "bce"]),
+    ({"beta1": 1.0}, ["beta1", "1.0", "[0.0, 1.0)"]),
+    ({"real_label": 0.3}, ["real_label", "0.3", "(0.5, 1.0]"]),
+    ({"precision": "fp8"}, ["precision", "'fp8'", "bf16"]),
+    ({"latent": "cauchy"}, ["latent", "normal", "uniform"]),
+    ({"d_optimizer": "rmsprop"}, ["d_optimizer", "adam", "sgd"]),
+    ({"lrr": 0.1}, ["unknown key", "'lrr'", "lr"]),
+    ({"fid": {"n_fake": 1}}, ["fid.n_fake", "1", ">= 2"]),
+    ({"fid": {"precision": "fp16"}}, ["fid.precision", "bf16", "fp32"]),
+    ({"fid": {"n_reel": 5}}, ["unknown key", "fid.n_reel", "n_real"]),
+    ({"train": {"subset": 0}}, ["train.subset", "0"]),
+    ({"train": 5}, ["train", "mapping"]),
+    ({"download": {"mirrors": "http://x/"}}, ["download.mirrors", "a list of strings"]),
+    ({"train": {"checkpoint_minutes": 0}}, ["train.checkpoint_minutes", "> 0"]),
+    ({"batch_size": 64, "train": {"subset": 10}}, ["train.subset = 10", "batch_size = 64"]),
+]
+
+
+@pytest.mark.parametrize(("params", "named"), BAD_PARAMS)
 def test_bad_params_name_key_value_and_what_is_allowed(params, named):
     with pytest.raises(ConfigError) as error:
         config_from_dict(params)

@@ -170,4 +170,6 @@ def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(
         train(config, tiny_images(), device=cpu, precision=FP32, checkpoint_path=path, run_id="run")
     state = checkpoint.load(path)
     assert state["progress"]["step"] == 4  # the end of epoch 1; the NaN came in epoch 2
-    assert all(torch.isfinite(v).all() for v in state["nets"]["netG"].values() if v.is_floating_point())
+    assert all(
+        torch.isfinite(v).all() for v in state["nets"]["netG"].values() if v.is_floating_point()
+    )

@@ -33,7 +33,7 @@ class ConfigError(ValueError):
     """params.yaml holds an unknown key or a value outside what is allowed."""
 
 
-def _rule(default: Any, ok: Callable[[Any], bool], expected: str) -> Any:
+def _rule(default: Any, ok: Callable[[Any], bool], expected: str | Callable[[], str]) -> Any:
     return field(default=default, metadata={"ok": ok, "expected": expected})
 
 
@@ -55,8 +55,8 @@ def in_range(low: float, high: float, default: Any, *, high_open: bool = False) 
 
 
 def one_of(choices: Iterable[str], default: str) -> Any:
-    names = sorted(choices)
-    return _rule(default, lambda v: v in names, f"one of {names}")
+    """A name from `choices`, read when checked, so registry rows added later count too."""
+    return _rule(default, lambda v: v in choices, lambda: f"one of {sorted(choices)}")
 
 
 @dataclass(frozen=True)
@@ -180,16 +180,27 @@ def _build(cls: type, values: Mapping[str, Any], prefix: str = "") -> Any:
         value = _coerce(key, value, annotation)
         rule = fields[name].metadata
         if rule and value is not None and not rule["ok"](value):
-            raise ConfigError(
-                f"params.yaml: {key} = {value!r} is not allowed: expected {rule['expected']}"
-            )
+            expected = rule["expected"]() if callable(rule["expected"]) else rule["expected"]
+            raise ConfigError(f"params.yaml: {key} = {value!r} is not allowed: expected {expected}")
         kwargs[name] = value
     return cls(**kwargs)
 
 
+def _check_combinations(config: Config) -> None:
+    """Values that are each fine but can't work together."""
+    subset = config.train.subset
+    if subset is not None and subset < config.batch_size:
+        raise ConfigError(
+            f"params.yaml: train.subset = {subset} is smaller than batch_size = "
+            f"{config.batch_size}: expected train.subset >= batch_size (or null for all images)"
+        )
+
+
 def config_from_dict(values: Mapping[str, Any]) -> Config:
     """Validate a params mapping (as read from YAML) into a Config."""
-    return _build(Config, values)
+    config = _build(Config, values)
+    _check_combinations(config)
+    return config
 
 
 def load_config(path: str | Path = "params.yaml") -> Config:
