@@ -59,3 +59,63 @@ def test_offline_weights_match_the_torchscript_inception(tmp_path):
         )
         theirs = scripted(resized * 2 - 1)
     assert (ours - theirs).abs().max().item() < 1e-4
+
+
+@pytest.mark.slow
+def test_fid_equals_the_pytorch_fid_cli_on_png_folders(tmp_path):
+    """fp32 mode is the exact mode: same images, same weights, same number as the CLI."""
+    import re
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from ganlab.device import Precision
+
+    generator = torch.Generator().manual_seed(0)
+    sets = []
+    for name, offset in (("a", 0), ("b", 6)):
+        images = torch.zeros(60, 1, 28, 28, dtype=torch.uint8)
+        for i in range(60):
+            top = offset + i % 10
+            images[i, 0, top : top + 10, 4 + i % 7 : 20 + i % 7] = 120 + i
+        images = (images.int() + torch.randint(0, 40, images.shape, generator=generator)).clamp(
+            0, 255
+        )
+        images = images.to(torch.uint8)
+        folder = tmp_path / name
+        folder.mkdir()
+        for i, image in enumerate(images):
+            Image.fromarray(image[0].numpy(), mode="L").save(folder / f"{i:03d}.png")
+        sets.append(images)
+
+    exact = Precision("fp32", None)
+    cpu = torch.device("cpu")
+    model = fid.prepare(inception.load_fid_inception(), exact, cpu)
+    stats = [
+        fid.statistics(
+            fid.inception_outputs(s, model, batch_size=50, precision=exact, device=cpu)[0]
+        )
+        for s in sets
+    ]
+    ours = fid.frechet_distance(*stats[0], *stats[1])
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytorch_fid",
+            str(tmp_path / "a"),
+            str(tmp_path / "b"),
+            "--device",
+            "cpu",
+            "--batch-size",
+            "50",
+            "--num-workers",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    theirs = float(re.search(r"FID:\s+([0-9.eE+-]+)", cli.stdout).group(1))
+    assert ours == pytest.approx(theirs, abs=1e-3)

@@ -48,8 +48,10 @@ def repo(tmp_path_factory) -> tuple[Path, dict]:
     tiny = tiny_params(
         precision="auto", train={"subset": 256, "log_every": 2, "checkpoint_every": 4}
     )
-    params.update({k: v for k, v in tiny.items() if k not in ("train", "fid", "render")})
-    for section in ("train", "fid", "render"):
+    params.update(
+        {k: v for k, v in tiny.items() if k not in ("train", "fid", "render", "classifier")}
+    )
+    for section in ("train", "fid", "render", "classifier"):
         params[section].update(tiny[section])
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
@@ -80,6 +82,10 @@ def test_dvc_repro_then_exp_run_make_two_comparable_mlflow_runs(repo):
     assert evaluation["fid"] > 0 and evaluation["n_fake"] == 32 and evaluation["n_real"] == 32
     assert evaluation["feature_dims"] == 2048
     assert evaluation["inception_score"] is None or evaluation["inception_score"]["mean"] >= 1
+    assert 0 <= evaluation["precision"] <= 1 and 0 <= evaluation["recall"] <= 1
+    assert evaluation["classifier"]["n_real"] == 10000  # the Fashion-MNIST test split
+    assert 1 <= evaluation["classifier"]["coverage"]["classes_covered"] <= 10
+    assert json.loads((root / "metrics/classifier.json").read_text())["test_accuracy"] > 0.5
     for name in ("samples.png", "progress.png", "progress.gif", "losses.png", "d_outputs.png"):
         assert (root / "reports/figures" / name).stat().st_size > 0
     history = (root / "metrics/train_history.csv").read_text().splitlines()
@@ -88,6 +94,9 @@ def test_dvc_repro_then_exp_run_make_two_comparable_mlflow_runs(repo):
 
     [first] = runs(root)
     assert first.data.metrics["fid"] == pytest.approx(evaluation["fid"])
+    assert {"kid", "precision", "recall", "classifier_fid", "classes_covered"} <= set(
+        first.data.metrics
+    )
     assert first.data.params["lr"] == "0.0002"
     assert {"d_loss", "g_loss", "d_x", "d_g_z1", "d_g_z2"} <= set(first.data.metrics)
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(first.info.run_id, "render")}
@@ -99,6 +108,7 @@ def test_dvc_repro_then_exp_run_make_two_comparable_mlflow_runs(repo):
     result = run(["dvc", "exp", "run", "-S", "lr=0.0005", "-n", "faster-lr"], root, env)
     assert "Stage 'download' didn't change, skipping" in result.stdout
     assert "Stage 'fid_stats' didn't change, skipping" in result.stdout
+    assert "Stage 'classifier' didn't change, skipping" in result.stdout
     first_again, second = runs(root)
     assert first_again.info.run_id == first.info.run_id
     assert second.info.run_name == "faster-lr"

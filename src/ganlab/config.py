@@ -82,6 +82,14 @@ class FidSection:
 
 
 @dataclass(frozen=True)
+class ClassifierSection:
+    epochs: int = at_least(1, 3)
+    batch_size: int = at_least(1, 128)
+    lr: float = positive(1e-3)
+    seed: int = at_least(0, 0)
+
+
+@dataclass(frozen=True)
 class RenderSection:
     n_samples: int = at_least(1, 64)
     nrow: int = at_least(1, 8)
@@ -112,6 +120,7 @@ class Config:
     train: TrainSection = field(default_factory=TrainSection)
     download: DownloadSection = field(default_factory=DownloadSection)
     fid: FidSection = field(default_factory=FidSection)
+    classifier: ClassifierSection = field(default_factory=ClassifierSection)
     render: RenderSection = field(default_factory=RenderSection)
 
     def training_fingerprint(self) -> str:
@@ -121,7 +130,7 @@ class Config:
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
-_NOT_TRAINING = {"download", "fid", "render"}
+_NOT_TRAINING = {"download", "fid", "classifier", "render"}
 
 
 def _describe(annotation: Any) -> str:

@@ -94,3 +94,15 @@ def save_stats(path: str | Path, mu: np.ndarray, sigma: np.ndarray) -> None:
 def load_stats(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     with np.load(path, allow_pickle=False) as stats:
         return stats["mu"][:], stats["sigma"][:]
+
+
+def save_features(path: str | Path, features: np.ndarray) -> None:
+    """Per-image features as float32 .npy (what KID and precision/recall need), atomically."""
+    buffer = io.BytesIO()
+    np.save(buffer, features.astype(np.float32), allow_pickle=False)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+
+
+def load_features(path: str | Path) -> np.ndarray:
+    return np.load(path, allow_pickle=False).astype(np.float64)

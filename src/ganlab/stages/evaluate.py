@@ -1,13 +1,21 @@
-"""Stage `evaluate`: FID (and Inception Score when the weights allow) of generated images."""
+"""Stage `evaluate`: FID, KID, precision/recall and domain-classifier scores of generated images.
+
+Every number is written with the sample counts and the feature extractor it came
+from. Inception Score is added when the Inception weights have their classifier.
+"""
 
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
+from typing import Any
 
-from ganlab import fid, tracking
-from ganlab.config import flatten, load_config
+import numpy as np
+import torch
+
+from ganlab import classifier, data, fid, scores, tracking
+from ganlab.config import Config, flatten, load_config
 from ganlab.device import pick_device, resolve_precision
 from ganlab.inception import NO_CLASSIFIER_REASON, load_fid_inception
 from ganlab.io import write_json
@@ -17,11 +25,107 @@ from ganlab.stages import parser, read_run_id, run_stage, write_run_id
 FAKE_SEED_OFFSET = 1  # fake images use seed + 1, so they differ from the fixed progress noise
 
 
+def inception_metrics(
+    fake: torch.Tensor,
+    config: Config,
+    real_features: np.ndarray,
+    real_stats: tuple,
+    device: torch.device,
+) -> dict[str, Any]:
+    """FID, KID, precision/recall (and IS when possible) in Inception's pool3 space."""
+    precision = resolve_precision(config.fid.precision, device)
+    model = fid.prepare(load_fid_inception(), precision, device)
+    started = time.perf_counter()
+    features, logits = fid.inception_outputs(
+        fake,
+        model,
+        batch_size=config.fid.batch_size,
+        precision=precision,
+        device=device,
+        desc="evaluate",
+    )
+    seconds = time.perf_counter() - started
+    mu_fake, sigma_fake = fid.statistics(features)
+    kid_mean, kid_std = scores.kernel_inception_distance(real_features, features)
+    pr_precision, pr_recall = scores.precision_recall(real_features, features)
+    metrics: dict[str, Any] = {
+        "fid": fid.frechet_distance(mu_fake, sigma_fake, *real_stats),
+        "kid": {"mean": kid_mean, "std": kid_std},
+        "precision": pr_precision,
+        "recall": pr_recall,
+        "feature_dims": int(features.shape[1]),
+        "feature_extractor": "pytorch-fid InceptionV3 pool3",
+        "fid_precision": precision.name,
+        "inception_seconds": round(seconds, 1),
+    }
+    if len(features) <= features.shape[1]:
+        metrics["fid_note"] = (
+            f"{len(features)} samples for {features.shape[1]} dims: the covariance is singular and "
+            "FID uses pytorch-fid's diagonal offset; compare only at equal sample counts"
+        )
+    if model.has_classifier:
+        mean, std = fid.inception_score(logits)
+        metrics["inception_score"] = {"mean": mean, "std": std}
+    else:
+        metrics["inception_score"] = None
+        metrics["inception_score_unavailable"] = NO_CLASSIFIER_REASON
+    return metrics
+
+
+def classifier_metrics(
+    fake: torch.Tensor, config: Config, classifier_path: Path, data_root: Path, device: torch.device
+) -> dict[str, Any]:
+    """FID in the domain classifier's feature space, its score, and class coverage."""
+    model = classifier.load(classifier_path, device)
+    real_images, real_labels = data.load_images(config.dataset, data_root, train=False)
+    real_features, _ = classifier.outputs(
+        model, real_images, device=device, precision=classifier.FP32
+    )
+    fake_features, fake_logits = classifier.outputs(
+        model, fake, device=device, precision=classifier.FP32
+    )
+    score_mean, score_std = fid.inception_score(fake_logits)
+    return {
+        "fid": fid.frechet_distance(*fid.statistics(fake_features), *fid.statistics(real_features)),
+        "score": {"mean": score_mean, "std": score_std},
+        "coverage": classifier.class_coverage(fake_logits, real_labels.numpy(), model.n_classes),
+        "n_real": len(real_images),
+        "feature_dims": int(fake_features.shape[1]),
+        "feature_extractor": "ganlab domain classifier (test split as the real set)",
+    }
+
+
+def mlflow_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The scalar metrics, flattened for MLflow."""
+    domain = metrics["classifier"]
+    logged = {
+        "fid": metrics["fid"],
+        "kid": metrics["kid"]["mean"],
+        "precision": metrics["precision"],
+        "recall": metrics["recall"],
+        "n_fake": metrics["n_fake"],
+        "n_real": metrics["n_real"],
+        "classifier_fid": domain["fid"],
+        "classifier_score": domain["score"]["mean"],
+        "class_kl": domain["coverage"]["kl"],
+        "classes_covered": domain["coverage"]["classes_covered"],
+    }
+    if metrics["inception_score"]:
+        logged |= {
+            "inception_score": metrics["inception_score"]["mean"],
+            "inception_score_std": metrics["inception_score"]["std"],
+        }
+    return logged
+
+
 def main() -> None:
     arguments = parser(__doc__)
     arguments.add_argument("--models", type=Path, required=True, help="folder from train")
+    arguments.add_argument("--data", type=Path, required=True, help="data root from download")
     arguments.add_argument("--stats", type=Path, required=True, help="reference .npz")
+    arguments.add_argument("--features", type=Path, required=True, help="real Inception features")
     arguments.add_argument("--stats-info", type=Path, required=True, help="JSON from fid_stats")
+    arguments.add_argument("--classifier", type=Path, required=True, help="domain classifier")
     arguments.add_argument("--metrics", type=Path, required=True, help="eval.json to write")
     arguments.add_argument("--run", type=Path, required=True, help="MLflow run id JSON to write")
     args = arguments.parse_args()
@@ -32,12 +136,10 @@ def main() -> None:
     )
     write_run_id(args.run, run_id)
     stats_info = json.loads(args.stats_info.read_text(encoding="utf-8"))
-    mu_real, sigma_real = fid.load_stats(args.stats)
 
     with tracking.open_run(run_id):
         device = pick_device()
         netG, saved = load_generator(args.models / "generator.pt", device)
-        precision = resolve_precision(config.precision, device)
         fake = generate(
             netG,
             config.fid.n_fake,
@@ -45,45 +147,25 @@ def main() -> None:
             latent=saved["latent"],
             seed=config.seed + FAKE_SEED_OFFSET,
             device=device,
-            precision=precision,
+            precision=resolve_precision(config.precision, device),
         )
-        fid_precision = resolve_precision(config.fid.precision, device)
-        model = fid.prepare(load_fid_inception(), fid_precision, device)
-        started = time.perf_counter()
-        features, logits = fid.inception_outputs(
-            fake,
-            model,
-            batch_size=config.fid.batch_size,
-            precision=fid_precision,
-            device=device,
-            desc="evaluate",
+        metrics = inception_metrics(
+            fake, config, fid.load_features(args.features), fid.load_stats(args.stats), device
         )
-        seconds = time.perf_counter() - started
-        mu_fake, sigma_fake = fid.statistics(features)
-        metrics: dict = {
-            "fid": fid.frechet_distance(mu_fake, sigma_fake, mu_real, sigma_real),
-            "n_real": stats_info["n_real"],
-            "n_fake": len(fake),
-            "feature_dims": int(features.shape[1]),
-            "feature_extractor": "pytorch-fid InceptionV3 pool3",
-            "fid_precision": fid_precision.name,
-            "inception_seconds": round(seconds, 1),
-        }
-        if model.has_classifier:
-            mean, std = fid.inception_score(logits)
-            metrics["inception_score"] = {"mean": mean, "std": std}
-        else:
-            metrics["inception_score"] = None
-            metrics["inception_score_unavailable"] = NO_CLASSIFIER_REASON
+        metrics |= {"n_real": stats_info["n_real"], "n_fake": len(fake)}
+        metrics["classifier"] = classifier_metrics(fake, config, args.classifier, args.data, device)
         write_json(args.metrics, metrics)
-        logged = {"fid": metrics["fid"], "n_fake": len(fake), "n_real": metrics["n_real"]}
-        if metrics["inception_score"]:
-            logged |= {"inception_score": mean, "inception_score_std": std}
-        else:
+        if not metrics["inception_score"]:
             tracking.set_tags({"inception_score_unavailable": NO_CLASSIFIER_REASON})
-        tracking.log_metrics(logged)
+        tracking.log_metrics(mlflow_metrics(metrics))
         tracking.log_artifact(args.metrics)
-        print(f"FID {metrics['fid']:.2f} ({len(fake)} fake vs {metrics['n_real']} real images)")
+        domain = metrics["classifier"]
+        print(
+            f"FID {metrics['fid']:.2f} ({len(fake)} fake vs {metrics['n_real']} real images), "
+            f"KID {metrics['kid']['mean']:.4f}, precision {metrics['precision']:.3f}, "
+            f"recall {metrics['recall']:.3f}; classifier FID {domain['fid']:.2f}, "
+            f"{domain['coverage']['classes_covered']}/{domain['coverage']['n_classes']} classes"
+        )
         print(tracking.run_url(run_id))
 
 

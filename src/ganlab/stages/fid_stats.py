@@ -26,6 +26,9 @@ def main() -> None:
     arguments = parser(__doc__)
     arguments.add_argument("--data", type=Path, required=True, help="data root from download")
     arguments.add_argument("--out", type=Path, required=True, help="stats .npz to write")
+    arguments.add_argument(
+        "--features", type=Path, required=True, help="real features .npy (KID, P/R)"
+    )
     arguments.add_argument("--info", type=Path, required=True, help="JSON with counts and timing")
     args = arguments.parse_args()
     config = load_config(args.params)
@@ -55,6 +58,7 @@ def main() -> None:
     seconds = time.perf_counter() - started
     mu, sigma = fid.statistics(features)
     fid.save_stats(args.out, mu, sigma)
+    fid.save_features(args.features, features)
     write_json(
         args.info,
         {

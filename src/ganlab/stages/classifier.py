@@ -1,0 +1,58 @@
+"""Stage `classifier`: a small CNN on the dataset's training split, for domain-aware scores.
+
+Trained in fp32 with its own seed and params, so GAN experiments reuse it from DVC's cache.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ganlab import classifier, data
+from ganlab.config import load_config
+from ganlab.device import pick_device
+from ganlab.io import write_json
+from ganlab.stages import parser, run_stage
+
+
+def main() -> None:
+    arguments = parser(__doc__)
+    arguments.add_argument("--data", type=Path, required=True, help="data root from download")
+    arguments.add_argument("--out", type=Path, required=True, help="classifier weights to write")
+    arguments.add_argument("--metrics", type=Path, required=True, help="JSON with test accuracy")
+    args = arguments.parse_args()
+    config = load_config(args.params)
+    settings = config.classifier
+    data.verify(config.dataset, args.data)
+    train_images, train_labels = data.load_images(config.dataset, args.data, train=True)
+    test_images, test_labels = data.load_images(config.dataset, args.data, train=False)
+    n_classes = len(data.DATASETS[config.dataset].class_names)
+    device = pick_device()
+    started = time.perf_counter()
+    model = classifier.fit(
+        train_images,
+        train_labels,
+        n_classes,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        lr=settings.lr,
+        seed=settings.seed,
+        device=device,
+        precision=classifier.FP32,
+    )
+    seconds = time.perf_counter() - started
+    test_accuracy = classifier.accuracy(model, test_images, test_labels, device=device)
+    classifier.save(args.out, model)
+    write_json(
+        args.metrics,
+        {
+            "test_accuracy": round(test_accuracy, 4),
+            "epochs": settings.epochs,
+            "seconds": round(seconds, 1),
+        },
+    )
+    print(f"domain classifier: test accuracy {test_accuracy:.2%} after {settings.epochs} epochs")
+
+
+if __name__ == "__main__":
+    run_stage(main)
