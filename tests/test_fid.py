@@ -91,7 +91,7 @@ def test_fid_equals_the_pytorch_fid_cli_on_png_folders(tmp_path):
 
     exact = Precision("fp32", None)
     cpu = torch.device("cpu")
-    model = fid.prepare(inception.load_fid_inception(), exact, cpu)
+    model = fid.prepare(inception.load_fid_inception(), cpu, channels_last=False)
     stats = [
         fid.statistics(
             fid.inception_outputs(s, model, batch_size=50, precision=exact, device=cpu)[0]

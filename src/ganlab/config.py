@@ -79,6 +79,7 @@ class FidSection:
     n_fake: int = at_least(2, 5000)
     batch_size: int = at_least(1, 100)
     precision: str = one_of(("bf16", "fp32"), "bf16")  # fp32 = exact, as the pytorch-fid CLI
+    channels_last: bool = True
 
 
 @dataclass(frozen=True)

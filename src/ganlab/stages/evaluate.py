@@ -34,7 +34,7 @@ def inception_metrics(
 ) -> dict[str, Any]:
     """FID, KID, precision/recall (and IS when possible) in Inception's pool3 space."""
     precision = resolve_precision(config.fid.precision, device)
-    model = fid.prepare(load_fid_inception(), precision, device)
+    model = fid.prepare(load_fid_inception(), device, config.fid.channels_last)
     started = time.perf_counter()
     features, logits = fid.inception_outputs(
         fake,
@@ -42,6 +42,7 @@ def inception_metrics(
         batch_size=config.fid.batch_size,
         precision=precision,
         device=device,
+        channels_last=config.fid.channels_last,
         desc="evaluate",
     )
     seconds = time.perf_counter() - started

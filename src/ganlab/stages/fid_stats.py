@@ -45,7 +45,7 @@ def main() -> None:
     device = pick_device()
     precision = resolve_precision(config.fid.precision, device)
     weights_source = ensure_weights()
-    model = fid.prepare(load_fid_inception(), precision, device)
+    model = fid.prepare(load_fid_inception(), device, config.fid.channels_last)
     started = time.perf_counter()
     features, _ = fid.inception_outputs(
         images,
@@ -53,6 +53,7 @@ def main() -> None:
         batch_size=config.fid.batch_size,
         precision=precision,
         device=device,
+        channels_last=config.fid.channels_last,
         desc="fid_stats",
     )
     seconds = time.perf_counter() - started

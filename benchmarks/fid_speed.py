@@ -1,0 +1,123 @@
+"""FID speed and agreement: ganlab's Inception feature extraction against the pytorch-fid CLI.
+
+Both score the same images (Fashion-MNIST test images as PNG folders for the CLI, the
+same pixels as uint8 tensors for ganlab) with the same weights. Prints images/s for
+each mode, the ratio to the CLI, and each mode's FID and its difference from the CLI's.
+
+    python benchmarks/fid_speed.py --n 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from ganlab import data, fid
+from ganlab.device import Precision
+from ganlab.inception import load_fid_inception
+
+MODES = {
+    "exact: fp32": (Precision("fp32", None), False),
+    "exact: fp32 + channels_last": (Precision("fp32", None), True),
+    "fast: bf16 autocast + channels_last": (Precision("bf16", torch.bfloat16), True),
+}
+
+
+def write_pngs(images: torch.Tensor, folder: Path) -> None:
+    folder.mkdir(parents=True)
+    for i, image in enumerate(images):
+        Image.fromarray(image[0].numpy(), mode="L").save(folder / f"{i:05d}.png")
+
+
+def cli_fid(a: Path, b: Path, batch_size: int) -> tuple[float, float]:
+    started = time.perf_counter()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytorch_fid",
+            str(a),
+            str(b),
+            "--device",
+            "cpu",
+            "--batch-size",
+            str(batch_size),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seconds = time.perf_counter() - started
+    return float(re.search(r"FID:\s+([0-9.eE+-]+)", result.stdout).group(1)), seconds
+
+
+def ganlab_fid(
+    sets: list[torch.Tensor], precision: Precision, channels_last: bool, batch_size: int
+):
+    started = time.perf_counter()
+    device = torch.device("cpu")
+    model = load_fid_inception().to(device).eval()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    stats = []
+    for images in sets:
+        features, _ = fid.inception_outputs(
+            images,
+            model,
+            batch_size=batch_size,
+            precision=precision,
+            device=device,
+            channels_last=channels_last,
+        )
+        stats.append(fid.statistics(features))
+    value = fid.frechet_distance(*stats[0], *stats[1])
+    return value, time.perf_counter() - started
+
+
+def main() -> None:
+    arguments = argparse.ArgumentParser(description=__doc__)
+    arguments.add_argument("--n", type=int, default=500, help="images per set")
+    arguments.add_argument("--batch-size", type=int, default=50)
+    args = arguments.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "data"
+        data.download("fashion_mnist", root, local_dirs=["/usr/share/datasets/fashion-mnist"])
+        test_images, _ = data.load_images("fashion_mnist", root, train=False)
+        train_images, _ = data.load_images("fashion_mnist", root, train=True)
+        sets = [test_images[: args.n], train_images[: args.n]]
+        write_pngs(sets[0], Path(tmp) / "a")
+        write_pngs(sets[1], Path(tmp) / "b")
+        total = 2 * args.n
+        print(
+            f"{total} images (2 sets of {args.n} Fashion-MNIST images), batch {args.batch_size}, "
+            f"{torch.get_num_threads()} threads"
+        )
+        cli_value, cli_seconds = cli_fid(Path(tmp) / "a", Path(tmp) / "b", args.batch_size)
+        rows = [("pytorch-fid CLI (PNG folders)", total / cli_seconds, 1.0, cli_value, 0.0)]
+        for name, (precision, channels_last) in MODES.items():
+            value, seconds = ganlab_fid(sets, precision, channels_last, args.batch_size)
+            rate = total / seconds
+            rows.append((name, rate, rate / rows[0][1], value, abs(value - cli_value)))
+
+    print(
+        f"\n{'mode':38} {'images/s':>9} {'vs CLI':>7} {'FID':>10} {'|dFID|':>9} {'|dFID|/FID':>10}"
+    )
+    for name, rate, ratio, value, delta in rows:
+        print(
+            f"{name:38} {rate:9.1f} {ratio:6.2f}x {value:10.4f} {delta:9.4f} "
+            f"{delta / cli_value:10.2%}"
+        )
+    print("\nwall times include loading the network, as a user of either tool sees them")
+
+
+if __name__ == "__main__":
+    main()
