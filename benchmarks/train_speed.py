@@ -250,7 +250,8 @@ def main() -> None:
             features, _ = classifier.outputs(model, fake, device=CPU, precision=classifier.FP32)
             distance = fid.frechet_distance(*fid.statistics(features), *real_stats)
             print(
-                f"   {name}: classifier FID {distance:.2f} (5000 fake vs 10000 test), {rate:.0f} img/s"
+                f"   {name}: classifier FID {distance:.2f} (5000 fake vs 10000 test), "
+                f"{rate:.0f} img/s"
             )
 
 
