@@ -8,9 +8,15 @@ from pathlib import Path
 import pandas as pd
 import torch
 from PIL import Image
-from torchvision.utils import save_image
+from torchvision.utils import make_grid, save_image
 
 from ganlab.io import atomic_path
+
+
+def grid(images: torch.Tensor, nrow: int = 8) -> torch.Tensor:
+    """uint8 N x C x H x W -> one uint8 C x H' x W' grid (torchvision's make_grid)."""
+    tiled = make_grid(images.float() / 255, nrow=nrow, padding=2)
+    return tiled.mul(255).add(0.5).clamp(0, 255).to(torch.uint8)
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8) -> None:

@@ -151,9 +151,75 @@ def set_tags(tags: Mapping[str, Any]) -> None:
 
 
 def run_url(run_id: str) -> str:
-    """Where to look at the run: the UI address for a server, else the `mlflow ui` hint."""
+    """A link to the run: on the tracking server, or on `mlflow ui`'s default local address."""
     uri = tracking_uri()
     experiment_id = mlflow.get_run(run_id).info.experiment_id
     if uri.startswith("http"):
-        return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
-    return f"run {run_id} (see it with `mlflow ui` from {repo_root()})"
+        return f"MLflow run: {uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    return (
+        f"MLflow run: http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id} "
+        f"(start `mlflow ui` in {repo_root()})"
+    )
+
+
+def log_generator(netG: Any, z_dim: int, registered_name: str) -> None:
+    """Log the generator as an MLflow model and register it under `registered_name`.
+
+    Saved with torch.export (pt2), not pickle, with a signature and an input example,
+    so the registry maps a name and version to a run; ganlab itself samples from that
+    run's weights-only `model/generator.pt`.
+    """
+    import numpy as np
+    import torch
+    from mlflow.models import infer_signature
+
+    example = np.zeros((2, z_dim), dtype=np.float32)
+    with torch.no_grad():
+        output = netG(torch.from_numpy(example)).numpy()
+    mlflow.pytorch.log_model(
+        netG,
+        name="generator",
+        signature=infer_signature(example, output),
+        input_example=example,
+        registered_model_name=registered_name,
+        serialization_format="pt2",
+    )
+
+
+def model_run(source: str) -> str:
+    """The run behind a registered model: `name` (latest version), `name/3` or `name@alias`."""
+    client = mlflow.MlflowClient()
+    try:
+        if "@" in source:
+            name, alias = source.split("@", 1)
+            version = client.get_model_version_by_alias(name, alias)
+        elif "/" in source:
+            name, number = source.rsplit("/", 1)
+            version = client.get_model_version(name, number)
+        else:
+            versions = client.search_model_versions(f"name = '{source}'")
+            if not versions:
+                raise TrackingError(f"no registered model named {source!r} in {tracking_uri()}")
+            version = max(versions, key=lambda v: int(v.version))
+    except mlflow.exceptions.MlflowException as error:
+        raise TrackingError(f"registered model {source!r}: {error}") from error
+    return version.run_id
+
+
+def download_generator(run_id: str, destination: Path) -> Path:
+    """The run's weights-only generator file; follows `ganlab.trained_in_run` for re-scored runs."""
+    run = mlflow.get_run(run_id)
+    run_id = run.data.tags.get("ganlab.trained_in_run", run_id)
+    try:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path="model/generator.pt", dst_path=str(destination)
+        )
+    except mlflow.exceptions.MlflowException as error:
+        raise TrackingError(f"run {run_id} has no model/generator.pt: {error}") from error
+    return Path(path)
+
+
+def runs_frame() -> Any:
+    """Every ganlab run as a pandas DataFrame (mlflow.search_runs' columns)."""
+    experiment_id = connect()
+    return mlflow.search_runs([experiment_id], output_format="pandas")

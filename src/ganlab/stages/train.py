@@ -7,6 +7,7 @@ are unchanged, and it is removed once training completes.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime
 import time
@@ -34,6 +35,11 @@ def _resumable_run_id(config: Config, checkpoint_path: Path) -> str | None:
         return None
     print(f"resuming from {checkpoint_path} at step {state['progress']['step']}")
     return state["run_id"]
+
+
+def registered_model_name(config: Config) -> str:
+    """One registry entry per dataset and model family: versions are its training runs."""
+    return f"ganlab-{config.dataset}-{config.model}"
 
 
 def main() -> None:
@@ -122,6 +128,9 @@ def main() -> None:
             {k: v for k, v in metrics.items() if isinstance(v, int | float) and v is not None}
         )
         tracking.log_artifact(generator_path, "model")
+        tracking.log_generator(
+            copy.deepcopy(result.netG).cpu().float(), config.z_dim, registered_model_name(config)
+        )
         tracking.log_artifact(args.history)
         args.checkpoint.unlink(missing_ok=True)
         wall = time.perf_counter() - started

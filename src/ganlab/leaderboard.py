@@ -1,0 +1,47 @@
+"""The MLflow runs as a ranked table: which settings gave the best FID."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+COLUMNS = {
+    "tags.mlflow.runName": "run",
+    "tags.dvc_exp_name": "dvc_experiment",
+    "params.model": "model",
+    "params.dataset": "dataset",
+    "params.loss": "loss",
+    "params.lr": "lr",
+    "params.epochs": "epochs",
+    "metrics.fid": "fid",
+    "metrics.kid": "kid",
+    "metrics.inception_score": "inception_score",
+    "metrics.classifier_score": "classifier_score",
+    "metrics.classes_covered": "classes_covered",
+    "metrics.n_fake": "n_fake",
+}
+
+
+def leaderboard_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Finished runs with an FID, best first, with their wall time in minutes."""
+    if runs.empty or "metrics.fid" not in runs:
+        return pd.DataFrame(columns=[*COLUMNS.values(), "wall_minutes", "run_id"])
+    scored = runs[runs["metrics.fid"].notna() & (runs["status"] == "FINISHED")].copy()
+    table = pd.DataFrame({name: scored.get(column) for column, name in COLUMNS.items()})
+    minutes = (scored["end_time"] - scored["start_time"]).dt.total_seconds() / 60
+    table["wall_minutes"] = minutes.round(1)
+    table["run_id"] = scored["run_id"]
+    return table.sort_values("fid", kind="stable").reset_index(drop=True)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (no extra dependency such as tabulate)."""
+    header = "| " + " | ".join(table.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in table.columns) + " |"
+
+    def cell(value: object) -> str:
+        if value is None or (isinstance(value, float) and pd.isna(value)):
+            return ""
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *rows]) + "\n"

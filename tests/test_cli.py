@@ -1,0 +1,98 @@
+import dataclasses
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from ganlab import checkpoint
+from ganlab.cli import main
+from ganlab.models import ModelSpec, build_models
+
+
+@pytest.fixture
+def generator_file(tmp_path: Path) -> Path:
+    spec = ModelSpec(z_dim=8, image_shape=(1, 28, 28), ngf=4, ndf=4)
+    netG, _ = build_models("dcgan", spec)
+    path = tmp_path / "generator.pt"
+    checkpoint.save(
+        path,
+        {
+            "state_dict": netG.state_dict(),
+            "model": "dcgan",
+            "spec": dataclasses.asdict(spec),
+            "latent": "normal",
+            "precision": "fp32",
+        },
+    )
+    return path
+
+
+def test_sample_writes_a_grid_and_individual_pngs_reproducibly(
+    generator_file: Path, tmp_path: Path
+):
+    args = ["sample", "--checkpoint", str(generator_file), "-n", "6", "--nrow", "3", "--seed", "5"]
+    assert (
+        main([*args, "--out", str(tmp_path / "a.png"), "--individual", str(tmp_path / "each")]) == 0
+    )
+    assert main([*args, "--out", str(tmp_path / "b.png")]) == 0
+    grid = Image.open(tmp_path / "a.png")
+    assert grid.size == (3 * 30 + 2, 2 * 30 + 2)  # make_grid: 2-pixel padding around 28x28 cells
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()  # same seed
+    assert len(list((tmp_path / "each").glob("*.png"))) == 6
+
+
+def test_interpolate_writes_a_grid_row_per_walk_and_a_gif(generator_file: Path, tmp_path: Path):
+    code = main(
+        [
+            "interpolate",
+            "--checkpoint",
+            str(generator_file),
+            "--seeds",
+            "1",
+            "2",
+            "3",
+            "--steps",
+            "5",
+            "--out",
+            str(tmp_path / "walk.png"),
+            "--gif",
+            str(tmp_path / "walk.gif"),
+        ]
+    )
+    assert code == 0
+    assert Image.open(tmp_path / "walk.png").size == (5 * 30 + 2, 2 * 30 + 2)
+    gif = Image.open(tmp_path / "walk.gif")
+    assert gif.n_frames == 8  # 5 steps there, 3 back (the ends aren't repeated)
+    assert gif.size == (2 * 30 + 2, 30 + 2)  # both walks side by side
+
+
+def test_missing_checkpoint_is_one_clear_line(tmp_path: Path, capsys):
+    assert main(["sample", "--checkpoint", str(tmp_path / "nope.pt")]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.strip()
+        == f"ganlab: error: {tmp_path / 'nope.pt'} does not exist: expected a generator.pt"
+    )
+
+
+def test_interpolation_needs_two_seeds(generator_file: Path, tmp_path: Path, capsys):
+    code = main(
+        [
+            "interpolate",
+            "--checkpoint",
+            str(generator_file),
+            "--seeds",
+            "1",
+            "--out",
+            str(tmp_path / "x.png"),
+        ]
+    )
+    assert code == 2 and "at least two seeds" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["sample", "interpolate", "leaderboard"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: ganlab " + command in capsys.readouterr().out
