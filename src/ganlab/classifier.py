@@ -28,6 +28,7 @@ class DomainClassifier(nn.Module):
         super().__init__()
         self.image_shape, self.n_classes = image_shape, n_classes
         channels = image_shape[0]
+        height, width = image_shape[1] // 4, image_shape[2] // 4
         self.body = nn.Sequential(
             nn.Conv2d(channels, 32, 3, padding=1),
             nn.BatchNorm2d(32),
@@ -39,11 +40,9 @@ class DomainClassifier(nn.Module):
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
             # 64 x (H/4) x (W/4)
-            nn.Conv2d(64, 128, 3, padding=1),
-            nn.BatchNorm2d(128),
-            nn.ReLU(inplace=True),
-            nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
+            nn.Linear(64 * height * width, FEATURE_DIMS),
+            nn.ReLU(inplace=True),
             # 128: the feature space used for FID and KID
         )
         self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(FEATURE_DIMS, n_classes))

@@ -20,13 +20,15 @@ from typing import Any
 
 import yaml
 
+from ganlab.augment import AUGMENTATIONS
 from ganlab.data import DATASETS
 from ganlab.losses import LOSSES
 from ganlab.models import INITS, MODELS
+from ganlab.models.layers import D_NORMS
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 LATENTS = ("normal", "uniform")
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
 
 
 class ConfigError(ValueError):
@@ -110,8 +112,23 @@ class Config:
     z_dim: int = at_least(1, 100)
     seed: int = at_least(0, 42)
     latent: str = one_of(LATENTS, "normal")
+    g_optimizer: str = one_of(OPTIMIZERS, "adam")
     d_optimizer: str = one_of(OPTIMIZERS, "adam")
     d_lr: float | None = positive(None)  # None = same as lr
+    n_critic: int = at_least(1, 1)  # D updates per G update
+    clip_value: float | None = positive(None)  # WGAN weight clipping
+    gp_weight: float = _rule(0.0, lambda v: v >= 0, "a number >= 0")  # WGAN-GP lambda
+    r1_weight: float = _rule(0.0, lambda v: v >= 0, "a number >= 0")  # R1 gamma
+    spectral_norm: bool = False  # on D's layers (SNGAN)
+    d_norm: str = one_of(D_NORMS, "batch")
+    minibatch_std: bool = False
+    instance_noise: float = _rule(0.0, lambda v: v >= 0, "a number >= 0")  # std, annealed to 0
+    ema_decay: float | None = _rule(None, lambda v: 0 < v < 1, "a number in (0, 1) or null")
+    diffaugment: tuple[str, ...] = _rule(
+        (),
+        lambda v: all(name in AUGMENTATIONS for name in v),
+        f"names from {sorted(AUGMENTATIONS)}",
+    )
     real_label: float = _rule(1.0, lambda v: 0.5 < v <= 1.0, "a number in (0.5, 1.0]")
     init: str = one_of(INITS, "dcgan")
     dropout: float = in_range(0.0, 1.0, 0.0, high_open=True)
@@ -198,6 +215,22 @@ def _build(cls: type, values: Mapping[str, Any], prefix: str = "") -> Any:
 
 def _check_combinations(config: Config) -> None:
     """Values that are each fine but can't work together."""
+    lipschitz = config.clip_value is not None or config.gp_weight > 0 or config.spectral_norm
+    if config.loss == "wasserstein" and not lipschitz:
+        raise ConfigError(
+            "params.yaml: loss = 'wasserstein' needs a Lipschitz critic: expected clip_value "
+            "(WGAN), gp_weight > 0 (WGAN-GP) or spectral_norm: true"
+        )
+    if config.clip_value is not None and config.gp_weight > 0:
+        raise ConfigError(
+            f"params.yaml: clip_value = {config.clip_value} and gp_weight = {config.gp_weight} "
+            "are two Lipschitz constraints: expected one of them"
+        )
+    if config.gp_weight > 0 and config.d_norm == "batch":
+        raise ConfigError(
+            "params.yaml: d_norm = 'batch' with gp_weight > 0: the gradient penalty is per "
+            "sample and BatchNorm mixes samples; expected d_norm 'layer' or 'none'"
+        )
     subset = config.train.subset
     if subset is not None and subset < config.batch_size:
         raise ConfigError(

@@ -1,7 +1,9 @@
-"""GAN losses, each a pair of pure functions on D's logits: d_loss and g_loss.
+"""GAN losses, each a pair of pure functions on D's raw outputs: d_loss and g_loss.
 
-Logits, not probabilities, come in: BCE-with-logits is the numerically stable form
-and stays well defined under bf16 autocast.
+Raw outputs (logits, critic scores), not probabilities, come in: BCE-with-logits is
+the numerically stable form and stays well defined under bf16 autocast. `shown`
+maps D's outputs to what the loss history reports as D(x) and D(G(z)): a probability
+for the BCE losses, the raw score for critics (Wasserstein, hinge) and LSGAN.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch.nn.functional as F
 class GANLoss(NamedTuple):
     d_loss: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
     g_loss: Callable[[torch.Tensor], torch.Tensor]
+    shown: Callable[[torch.Tensor], torch.Tensor] = torch.sigmoid
 
 
 def bce_d_loss(
@@ -23,9 +26,10 @@ def bce_d_loss(
 ) -> torch.Tensor:
     """-[log D(x) + log(1 - D(G(z)))]; real_label < 1 is one-sided label smoothing."""
     real_target = torch.full_like(real_logits, real_label)
-    return F.binary_cross_entropy_with_logits(
-        real_logits, real_target
-    ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+    real_term = F.binary_cross_entropy_with_logits(real_logits, real_target)
+    return real_term + F.binary_cross_entropy_with_logits(
+        fake_logits, torch.zeros_like(fake_logits)
+    )
 
 
 def non_saturating_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
@@ -38,7 +42,48 @@ def minimax_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     return -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
 
 
+def wasserstein_d_loss(
+    real_scores: torch.Tensor, fake_scores: torch.Tensor, real_label: float = 1.0
+) -> torch.Tensor:
+    """E[D(G(z))] - E[D(x)]: the critic's estimate of the Wasserstein-1 distance, negated
+    (Arjovsky et al., 2017). Needs a Lipschitz critic: weight clipping or a gradient penalty."""
+    return fake_scores.mean() - real_scores.mean()
+
+
+def wasserstein_g_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    return -fake_scores.mean()
+
+
+def hinge_d_loss(
+    real_scores: torch.Tensor, fake_scores: torch.Tensor, real_label: float = 1.0
+) -> torch.Tensor:
+    """E[relu(1 - D(x))] + E[relu(1 + D(G(z)))], as in SNGAN (Miyato et al., 2018)."""
+    return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
+
+
+def hinge_g_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    return -fake_scores.mean()
+
+
+def lsgan_d_loss(
+    real_scores: torch.Tensor, fake_scores: torch.Tensor, real_label: float = 1.0
+) -> torch.Tensor:
+    """Least squares (Mao et al., 2017): 1/2 E[(D(x) - b)^2] + 1/2 E[D(G(z))^2], b = real_label."""
+    return 0.5 * ((real_scores - real_label) ** 2).mean() + 0.5 * (fake_scores**2).mean()
+
+
+def lsgan_g_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    return 0.5 * ((fake_scores - 1) ** 2).mean()
+
+
+def _identity(scores: torch.Tensor) -> torch.Tensor:
+    return scores
+
+
 LOSSES: dict[str, GANLoss] = {
     "bce": GANLoss(bce_d_loss, non_saturating_g_loss),
     "minimax": GANLoss(bce_d_loss, minimax_g_loss),
+    "wasserstein": GANLoss(wasserstein_d_loss, wasserstein_g_loss, _identity),
+    "hinge": GANLoss(hinge_d_loss, hinge_g_loss, _identity),
+    "lsgan": GANLoss(lsgan_d_loss, lsgan_g_loss, _identity),
 }

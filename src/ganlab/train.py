@@ -8,6 +8,7 @@ everything a bit-exact resume needs (weights, optimizers, RNG states, data order
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import time
@@ -21,10 +22,12 @@ from torch import nn
 from tqdm import tqdm
 
 from ganlab import checkpoint
+from ganlab.augment import diff_augment
 from ganlab.config import Config
 from ganlab.device import Precision
 from ganlab.losses import LOSSES
 from ganlab.models import ModelSpec, build_models
+from ganlab.regularizers import clip_weights_, gradient_penalty, r1_penalty
 
 HISTORY_COLUMNS = ("step", "epoch", "d_loss", "g_loss", "d_x", "d_g_z1", "d_g_z2")
 N_FIXED_SAMPLES = 64
@@ -54,7 +57,16 @@ class TrainResult:
 
 
 def model_spec(config: Config, image_shape: tuple[int, int, int]) -> ModelSpec:
-    return ModelSpec(config.z_dim, image_shape, config.ngf, config.ndf, config.dropout)
+    return ModelSpec(
+        config.z_dim,
+        image_shape,
+        config.ngf,
+        config.ndf,
+        config.dropout,
+        config.d_norm,
+        config.minibatch_std,
+        config.spectral_norm,
+    )
 
 
 def sample_latent(
@@ -76,18 +88,26 @@ def scale_batch(batch: torch.Tensor) -> torch.Tensor:
     return batch.float().div_(127.5).sub_(1.0)
 
 
+def _optimizer(
+    name: str, net: nn.Module, lr: float, betas: tuple[float, float]
+) -> torch.optim.Optimizer:
+    parameters = [p for p in net.parameters() if p.requires_grad]
+    if name == "sgd":
+        return torch.optim.SGD(parameters, lr=lr, foreach=True)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(parameters, lr=lr, foreach=True)
+    return torch.optim.Adam(parameters, lr=lr, betas=betas, foreach=True)
+
+
 def make_optimizers(
     config: Config, netG: nn.Module, netD: nn.Module
 ) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
-    """Adam for G; Adam or SGD (the classic lab's D) for D, at d_lr or lr."""
+    """g_optimizer at lr for G, d_optimizer at d_lr (or lr) for D; Adam uses (beta1, beta2)."""
     betas = (config.beta1, config.beta2)
-    optG = torch.optim.Adam(netG.parameters(), lr=config.lr, betas=betas, foreach=True)
-    d_lr = config.d_lr or config.lr
-    if config.d_optimizer == "sgd":
-        optD: torch.optim.Optimizer = torch.optim.SGD(netD.parameters(), lr=d_lr, foreach=True)
-    else:
-        optD = torch.optim.Adam(netD.parameters(), lr=d_lr, betas=betas, foreach=True)
-    return optG, optD
+    return (
+        _optimizer(config.g_optimizer, netG, config.lr, betas),
+        _optimizer(config.d_optimizer, netD, config.d_lr or config.lr, betas),
+    )
 
 
 def _is_conv(net: nn.Module) -> bool:
@@ -103,23 +123,42 @@ class Nets:
     optG: torch.optim.Optimizer
     optD: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
+    netG_ema: nn.Module | None = None  # exponential moving average of G, used for evaluation
+
+    def parts(self) -> dict[str, Any]:
+        names = ("netG", "netD", "optG", "optD", "scaler", "netG_ema")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
     def state_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name).state_dict() for name in _NET_PARTS}
+        return {name: part.state_dict() for name, part in self.parts().items()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name in _NET_PARTS:
-            getattr(self, name).load_state_dict(state[name])
+        for name, part in self.parts().items():
+            part.load_state_dict(state[name])
+
+    @property
+    def generator(self) -> nn.Module:
+        """The generator to sample from: the EMA one when it is kept."""
+        return self.netG_ema if self.netG_ema is not None else self.netG
 
 
-_NET_PARTS = ("netG", "netD", "optG", "optD", "scaler")
+@torch.no_grad()
+def update_ema_(ema: nn.Module, net: nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * net for weights; buffers (BatchNorm stats) copied."""
+    torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1 - decay)
+    for ema_buffer, buffer in zip(ema.buffers(), net.buffers(), strict=True):
+        ema_buffer.copy_(buffer)
+
+
+# Columns 2-6 of the history: which are averaged over D updates and which over G updates.
+D_STATS, G_STATS = [0, 2, 3], [1, 4]
 
 
 @dataclass
 class Progress:
     """Where training is: all of it goes into the checkpoint, so a resume is bit-exact."""
 
-    step: int = 0
+    step: int = 0  # D updates (one batch each); G updates every n_critic steps
     epoch: int = 0  # completed epochs
     batch_in_epoch: int = 0
     history: list[list[float]] = field(default_factory=list)
@@ -128,54 +167,83 @@ class Progress:
     # Running sums of (d_loss, g_loss, D(x), D(G(z)) before and after D's update) since the
     # last log row, kept on the device so the loop never waits for the host.
     sums: torch.Tensor = field(default_factory=lambda: torch.zeros(5))
-    since_log: int = 0
+    d_updates: int = 0
+    g_updates: int = 0
 
 
-def gan_step(
+def d_inputs(x: torch.Tensor, config: Config, noise_std: float) -> torch.Tensor:
+    """What D sees: DiffAugment'ed if asked, plus annealed instance noise if asked."""
+    if config.diffaugment:
+        x = diff_augment(x, config.diffaugment)
+    if noise_std > 0:
+        x = x + noise_std * torch.randn_like(x)
+    return x
+
+
+def d_step(
     nets: Nets,
     real: torch.Tensor,
-    z: torch.Tensor,
+    fake: torch.Tensor,
     config: Config,
     precision: Precision,
     device: torch.device,
+    noise_std: float,
 ) -> torch.Tensor:
-    """One D update then one G update (pytorch/examples' order); returns the 5 step statistics."""
+    """One D update, with the regularizers the params switch on; (d_loss, D(x), D(G(z)))."""
     gan_loss = LOSSES[config.loss]
-    # (1) Update D: maximize log D(x) + log(1 - D(G(z)))
     with precision.autocast(device):
-        fake = nets.netG(z)
-        real_logits = nets.netD(real).float()
-        fake_logits = nets.netD(fake.detach()).float()
-    errD = gan_loss.d_loss(real_logits, fake_logits, config.real_label)
+        real_out = nets.netD(d_inputs(real, config, noise_std)).float()
+        fake_out = nets.netD(d_inputs(fake.detach(), config, noise_std)).float()
+    errD = gan_loss.d_loss(real_out, fake_out, config.real_label)
+    if config.gp_weight > 0:
+        errD = errD + config.gp_weight * gradient_penalty(nets.netD, real, fake.float())
+    if config.r1_weight > 0:
+        errD = errD + config.r1_weight / 2 * r1_penalty(nets.netD, real)
     nets.optD.zero_grad(set_to_none=True)
     nets.scaler.scale(errD).backward()
     nets.scaler.step(nets.optD)
+    if config.clip_value is not None:
+        clip_weights_(nets.netD, config.clip_value)
+    with torch.no_grad():
+        return torch.stack(
+            [errD.detach(), gan_loss.shown(real_out).mean(), gan_loss.shown(fake_out).mean()]
+        )
 
-    # (2) Update G with the loss's generator objective on D's updated verdict
+
+def g_step(
+    nets: Nets,
+    fake: torch.Tensor,
+    config: Config,
+    precision: Precision,
+    device: torch.device,
+    noise_std: float,
+) -> torch.Tensor:
+    """One G update on D's updated verdict of the same fakes; (g_loss, D(G(z)))."""
+    gan_loss = LOSSES[config.loss]
     with precision.autocast(device):
-        output = nets.netD(fake).float()
+        output = nets.netD(d_inputs(fake, config, noise_std)).float()
     errG = gan_loss.g_loss(output)
     nets.optG.zero_grad(set_to_none=True)
     nets.scaler.scale(errG).backward()
     nets.scaler.step(nets.optG)
-    nets.scaler.update()
+    if nets.netG_ema is not None:
+        update_ema_(nets.netG_ema, nets.netG, config.ema_decay)
     with torch.no_grad():
-        return torch.stack(
-            [
-                errD.detach(),
-                errG.detach(),
-                torch.sigmoid(real_logits).mean(),
-                torch.sigmoid(fake_logits).mean(),
-                torch.sigmoid(output).mean(),
-            ]
-        )
+        return torch.stack([errG.detach(), gan_loss.shown(output).mean()])
 
 
 def _check_finite(progress: Progress, checkpoint_path: Path) -> list[float]:
     """The mean statistics since the last log row; stop on a NaN or infinite loss."""
-    means = (progress.sums / max(progress.since_log, 1)).tolist()
-    for name, value in zip(("d_loss", "g_loss"), means[:2], strict=True):
-        if not math.isfinite(value):
+    sums = progress.sums.tolist()
+    means = [math.nan] * 5
+    for columns, count in ((D_STATS, progress.d_updates), (G_STATS, progress.g_updates)):
+        for column in columns:
+            means[column] = sums[column] / count if count else math.nan
+    for name, value, count in (
+        ("d_loss", means[0], progress.d_updates),
+        ("g_loss", means[1], progress.g_updates),
+    ):
+        if count and not math.isfinite(value):
             raise NonFiniteLossError(
                 f"{name} became {value} by step {progress.step} (epoch {progress.epoch + 1}); "
                 f"training stopped and the last good checkpoint ({checkpoint_path}) is kept. "
@@ -208,10 +276,12 @@ def train(
         netD,
         *make_optimizers(config, netG, netD),
         torch.amp.GradScaler(device.type, enabled=precision.grad_scaling),
+        copy.deepcopy(netG).requires_grad_(False) if config.ema_decay is not None else None,
     )
     images = images.to(device)
     batch_size = config.batch_size
     steps_per_epoch = len(images) // batch_size
+    total_steps = steps_per_epoch * config.epochs
     fixed_noise = sample_latent(
         N_FIXED_SAMPLES,
         config.z_dim,
@@ -264,7 +334,7 @@ def train(
         return by_time or progress.step % config.train.checkpoint_every == 0
 
     def log_row() -> None:
-        if progress.since_log == 0:
+        if progress.g_updates == 0:  # with n_critic > 1, wait for a G update to report
             return
         row = [
             float(progress.step),
@@ -274,10 +344,10 @@ def train(
         progress.history.append(row)
         hooks.on_log(dict(zip(HISTORY_COLUMNS, row, strict=True)))
         progress.sums.zero_()
-        progress.since_log = 0
+        progress.d_updates = progress.g_updates = 0
 
     bar = tqdm(
-        total=steps_per_epoch * config.epochs,
+        total=total_steps,
         initial=progress.step,
         desc="train",
         unit="step",
@@ -292,12 +362,19 @@ def train(
             batch = images[order[index * batch_size : (index + 1) * batch_size]]
             real = scale_batch(batch).contiguous(memory_format=memory_format)
             z = sample_latent(batch_size, config.z_dim, config.latent, device)
-            progress.sums += gan_step(nets, real, z, config, precision, device)
+            noise_std = config.instance_noise * max(0.0, 1 - progress.step / total_steps)
+            with precision.autocast(device):
+                fake = netG(z)
+            progress.sums[D_STATS] += d_step(nets, real, fake, config, precision, device, noise_std)
+            progress.d_updates += 1
+            if (progress.step + 1) % config.n_critic == 0:
+                progress.sums[G_STATS] += g_step(nets, fake, config, precision, device, noise_std)
+                progress.g_updates += 1
+            nets.scaler.update()
             progress.step += 1
-            progress.since_log += 1
             progress.batch_in_epoch = index + 1
             bar.update(1)
-            if progress.step % config.train.log_every == 0:
+            if progress.step % config.train.log_every == 0 and progress.g_updates:
                 log_row()
                 bar.set_postfix(
                     d_loss=f"{progress.history[-1][2]:.3f}", g_loss=f"{progress.history[-1][3]:.3f}"
@@ -306,9 +383,9 @@ def train(
                 save_checkpoint(epoch_start_order)
 
         log_row()
-        netG.eval()
+        generator = nets.generator.eval()
         with torch.no_grad(), precision.autocast(device):
-            progress.frames.append(to_uint8(netG(fixed_noise)).cpu())
+            progress.frames.append(to_uint8(generator(fixed_noise)).cpu())
         netG.train()
         progress.epoch += 1
         progress.batch_in_epoch = 0
@@ -317,7 +394,7 @@ def train(
     bar.close()
 
     return TrainResult(
-        netG=netG.eval(),
+        netG=nets.generator.eval(),
         history=progress.history,
         frames=progress.frames,
         steps=progress.step,

@@ -13,6 +13,7 @@ from torch import nn
 
 from ganlab.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganlab.models.mlp import MLPDiscriminator, MLPGenerator
+from ganlab.regularizers import add_spectral_norm_
 
 
 @dataclass(frozen=True)
@@ -24,19 +25,24 @@ class ModelSpec:
     ngf: int = 64
     ndf: int = 64
     dropout: float = 0.0
+    d_norm: str = "batch"
+    minibatch_std: bool = False
+    spectral_norm: bool = False
 
 
 def _mlp(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
     return (
         MLPGenerator(spec.z_dim, spec.image_shape, spec.dropout),
-        MLPDiscriminator(spec.image_shape, spec.dropout),
+        MLPDiscriminator(spec.image_shape, spec.dropout, spec.minibatch_std),
     )
 
 
 def _dcgan(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
     return (
         DCGANGenerator(spec.z_dim, spec.image_shape, spec.ngf),
-        DCGANDiscriminator(spec.image_shape, spec.ndf, spec.dropout),
+        DCGANDiscriminator(
+            spec.image_shape, spec.ndf, spec.dropout, spec.d_norm, spec.minibatch_std
+        ),
     )
 
 
@@ -58,8 +64,18 @@ def dcgan_init_(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+def xavier_init_(module: nn.Module) -> None:
+    """Glorot & Bengio (2010): uniform weights scaled by fan-in + fan-out, zero biases."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 INITS: dict[str, Callable[[nn.Module], None]] = {
     "dcgan": dcgan_init_,
+    "xavier": xavier_init_,
     "default": lambda module: None,
 }
 
@@ -71,6 +87,8 @@ def build_models(name: str, spec: ModelSpec, init: str = "dcgan") -> tuple[nn.Mo
     netG, netD = MODELS[name](spec)
     for net in (netG, netD):
         INITS[init](net)
+    if spec.spectral_norm:
+        add_spectral_norm_(netD)
     return netG, netD
 
 

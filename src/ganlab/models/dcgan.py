@@ -12,6 +12,8 @@ import math
 import torch
 from torch import nn
 
+from ganlab.models.layers import MinibatchStdDev, d_norm_layer
+
 
 def _seed_size(image_size: int) -> tuple[int, int]:
     """(seed side, number of stride-2 steps) so that seed * 2**steps == image_size."""
@@ -58,7 +60,14 @@ class DCGANGenerator(nn.Module):
 class DCGANDiscriminator(nn.Module):
     """C x size x size -> ... -> (ndf*2^(steps-1)) x seed x seed -> 1 logit."""
 
-    def __init__(self, image_shape: tuple[int, int, int], ndf: int = 64, dropout: float = 0.0):
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int],
+        ndf: int = 64,
+        dropout: float = 0.0,
+        norm: str = "batch",
+        minibatch_std: bool = False,
+    ):
         super().__init__()
         channels, size, _ = image_shape
         seed, steps = _seed_size(size)
@@ -70,15 +79,18 @@ class DCGANDiscriminator(nn.Module):
         width = ndf
         for _ in range(steps - 1):
             layers += [
-                nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(width * 2),
+                nn.Conv2d(width, width * 2, 4, 2, 1, bias=norm != "batch"),
+                d_norm_layer(norm, width * 2),
                 nn.LeakyReLU(0.2, inplace=True),
                 # (width * 2) x (side / 2) x (side / 2)
             ]
             width *= 2
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
-        layers.append(nn.Conv2d(width, 1, seed, 1, 0, bias=False))
+        if minibatch_std:
+            layers.append(MinibatchStdDev())
+            # (width + 1) x seed x seed
+        layers.append(nn.Conv2d(width + int(minibatch_std), 1, seed, 1, 0, bias=False))
         # 1 x 1 x 1: a logit; the loss applies the sigmoid
         self.net = nn.Sequential(*layers)
 

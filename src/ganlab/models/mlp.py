@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from ganlab.models.layers import MinibatchStdDev
+
 
 def _block(n_in: int, n_out: int, dropout: float) -> list[nn.Module]:
     return [nn.Linear(n_in, n_out), nn.LeakyReLU(0.2), nn.Dropout(dropout)]
@@ -33,13 +35,16 @@ class MLPGenerator(nn.Module):
 class MLPDiscriminator(nn.Module):
     """C*H*W -> 128 -> 64 -> 32 -> 1 logit (the loss applies the sigmoid)."""
 
-    def __init__(self, image_shape: tuple[int, int, int], dropout: float = 0.3):
+    def __init__(
+        self, image_shape: tuple[int, int, int], dropout: float = 0.3, minibatch_std: bool = False
+    ):
         super().__init__()
         self.net = nn.Sequential(
             *_block(math.prod(image_shape), 128, dropout),
             *_block(128, 64, dropout),
             *_block(64, 32, dropout),
-            nn.Linear(32, 1),
+            *([MinibatchStdDev()] if minibatch_std else []),
+            nn.Linear(32 + int(minibatch_std), 1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

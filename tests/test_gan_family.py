@@ -1,0 +1,191 @@
+"""The GAN variants: each loss, regularizer and trick as params of the one training loop."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import ganlab.train
+from ganlab import losses
+from ganlab.augment import AUGMENTATIONS, diff_augment
+from ganlab.config import config_from_dict
+from ganlab.device import Precision
+from ganlab.models.layers import MinibatchStdDev
+from ganlab.regularizers import add_spectral_norm_, clip_weights_, gradient_penalty, r1_penalty
+from ganlab.train import train, update_ema_
+from tests.conftest import tiny_params
+from tests.test_train import tiny_images
+
+FP32 = Precision("fp32", None)
+
+# The classic settings, as documented in the README's `-S` lines.
+PRESETS = {
+    "wgan_clip": dict(
+        loss="wasserstein",
+        clip_value=0.01,
+        n_critic=5,
+        g_optimizer="rmsprop",
+        d_optimizer="rmsprop",
+        lr=5e-5,
+    ),
+    "wgan_gp": dict(
+        loss="wasserstein",
+        gp_weight=10.0,
+        n_critic=5,
+        lr=1e-4,
+        beta1=0.0,
+        beta2=0.9,
+        d_norm="layer",
+    ),
+    "sngan": dict(loss="hinge", spectral_norm=True, d_norm="none", beta1=0.0, beta2=0.9),
+    "lsgan": dict(loss="lsgan"),
+    "r1": dict(r1_weight=10.0),
+    "tricks": dict(
+        minibatch_std=True,
+        ema_decay=0.9,
+        instance_noise=0.1,
+        diffaugment=["color", "translation", "cutout"],
+        real_label=0.9,
+        init="xavier",
+    ),
+}
+
+
+def test_wasserstein_hinge_and_lsgan_known_values():
+    real, fake = torch.tensor([2.0, 4.0]), torch.tensor([-1.0, 1.0])
+    assert losses.wasserstein_d_loss(real, fake).item() == pytest.approx(0.0 - 3.0)
+    assert losses.wasserstein_g_loss(fake).item() == pytest.approx(0.0)
+    assert losses.hinge_d_loss(torch.tensor([0.5, 2.0]), torch.tensor([-2.0, 0.0])).item() == (
+        pytest.approx(0.25 + 0.5)
+    )
+    assert losses.lsgan_d_loss(torch.tensor([1.0]), torch.tensor([0.0])).item() == 0.0
+    assert losses.lsgan_g_loss(torch.tensor([0.0])).item() == pytest.approx(0.5)
+
+
+def linear_critic(weight: list[float]) -> nn.Module:
+    critic = nn.Linear(len(weight), 1, bias=False)
+    critic.weight.data = torch.tensor([weight])
+    return critic
+
+
+def test_gradient_penalty_and_r1_of_a_linear_critic():
+    critic = linear_critic([3.0, 4.0])  # grad D = w everywhere, |w| = 5
+    real, fake = torch.randn(6, 2), torch.randn(6, 2)
+    assert gradient_penalty(critic, real, fake).item() == pytest.approx((5 - 1) ** 2)
+    assert r1_penalty(critic, real).item() == pytest.approx(25.0)
+
+
+def test_clipping_and_spectral_norm_bound_the_critic():
+    critic = nn.Sequential(nn.Linear(4, 8), nn.LeakyReLU(0.2), nn.Linear(8, 1))
+    clip_weights_(critic, 0.01)
+    assert all(p.abs().max() <= 0.01 for p in critic.parameters())
+    normed = add_spectral_norm_(nn.Sequential(nn.Linear(16, 16)))
+    normed.train()
+    for _ in range(30):  # power iterations run on each training forward pass
+        normed(torch.randn(2, 16))
+    assert torch.linalg.matrix_norm(normed[0].weight, ord=2).item() == pytest.approx(1.0, abs=1e-2)
+
+
+def test_minibatch_stddev_appends_the_batch_std():
+    x = torch.tensor([[[[0.0]]], [[[2.0]]]])  # two 1x1x1 images: std 1 (biased)
+    out = MinibatchStdDev()(x)
+    assert out.shape == (2, 2, 1, 1)
+    assert out[:, 1].flatten().tolist() == [1.0, 1.0]
+
+
+def test_ema_update_known_answer():
+    ema, net = nn.Linear(1, 1, bias=False), nn.Linear(1, 1, bias=False)
+    ema.weight.data.fill_(0.0)
+    net.weight.data.fill_(1.0)
+    update_ema_(ema, net, decay=0.9)
+    assert ema.weight.item() == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("name", sorted(AUGMENTATIONS))
+def test_diffaugment_keeps_shape_and_lets_gradients_through(name):
+    x = torch.rand(4, 1, 28, 28, requires_grad=True)
+    out = diff_augment(x, [name])
+    assert out.shape == x.shape
+    out.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_cutout_blanks_a_quarter_of_each_image():
+    out = diff_augment(torch.ones(8, 1, 28, 28), ["cutout"])
+    blank = (out == 0).float().mean(dim=(1, 2, 3))
+    assert torch.all(blank > 0.05) and torch.all(blank <= 0.25 + 1e-6)
+
+
+@pytest.mark.parametrize("model", ["dcgan", "mlp"])
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_presets_train_with_finite_losses(preset, model, tmp_path: Path, cpu):
+    config = config_from_dict(tiny_params(model=model, epochs=2, **PRESETS[preset]))
+    result = train(
+        config,
+        tiny_images(),
+        device=cpu,
+        precision=FP32,
+        checkpoint_path=tmp_path / "c.pt",
+        run_id="run",
+    )
+    assert result.history, "no log row was written"
+    assert all(torch.isfinite(torch.tensor(row)).all() for row in result.history)
+    samples = result.netG(torch.randn(3, config.z_dim))
+    assert samples.shape == (3, 1, 28, 28) and torch.isfinite(samples).all()
+
+
+def test_n_critic_updates_g_once_per_n_d_updates(tmp_path: Path, cpu, monkeypatch):
+    config = config_from_dict(tiny_params(epochs=5, **PRESETS["wgan_clip"]))  # 4 steps an epoch
+    made = []
+    original = ganlab.train.make_optimizers
+
+    def recording(*args):
+        made.extend(original(*args))
+        return made
+
+    monkeypatch.setattr(ganlab.train, "make_optimizers", recording)
+    result = train(
+        config,
+        tiny_images(),
+        device=cpu,
+        precision=FP32,
+        checkpoint_path=tmp_path / "c.pt",
+        run_id="run",
+    )
+    optG, optD = made
+    assert result.steps == 20
+    assert int(optD.state_dict()["state"][0]["step"]) == 20
+    assert int(optG.state_dict()["state"][0]["step"]) == 4
+
+
+def test_weight_clipping_holds_after_training(tmp_path: Path, cpu):
+    config = config_from_dict(tiny_params(epochs=1, **PRESETS["wgan_clip"]))
+    train(
+        config,
+        tiny_images(),
+        device=cpu,
+        precision=FP32,
+        checkpoint_path=tmp_path / "c.pt",
+        run_id="run",
+    )
+    state = torch.load(tmp_path / "c.pt", weights_only=True)["nets"]["netD"]
+    assert all(
+        v.abs().max() <= 0.01 + 1e-7 for k, v in state.items() if "weight" in k or "bias" in k
+    )
+
+
+def test_ema_generator_is_what_training_returns(tmp_path: Path, cpu):
+    config = config_from_dict(tiny_params(epochs=1, ema_decay=0.5))
+    result = train(
+        config,
+        tiny_images(),
+        device=cpu,
+        precision=FP32,
+        checkpoint_path=tmp_path / "c.pt",
+        run_id="run",
+    )
+    state = torch.load(tmp_path / "c.pt", weights_only=True)["nets"]
+    ema = state["netG_ema"]
+    assert all(torch.equal(ema[k], v) for k, v in result.netG.state_dict().items())
+    assert any(not torch.equal(ema[k], state["netG"][k]) for k in ema if ema[k].is_floating_point())
