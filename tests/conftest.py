@@ -57,7 +57,7 @@ def tiny_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         )
 
     tiny_class = type("TinyMNIST", (datasets.MNIST,), {"resources": resources, "mirrors": []})
-    info = data.DatasetInfo(tiny_class, (1, 28, 28), tuple(str(i) for i in range(10)))
+    info = data.mnist_family(tiny_class, "TinyMNIST")
     monkeypatch.setitem(data.DATASETS, "tiny", info)
     return mirror
 

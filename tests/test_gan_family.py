@@ -7,10 +7,11 @@ import torch
 from torch import nn
 
 import ganlab.train
-from ganlab import losses
+from ganlab import losses, presets
 from ganlab.augment import AUGMENTATIONS, diff_augment
 from ganlab.config import config_from_dict
 from ganlab.device import Precision
+from ganlab.models.conditional import generate
 from ganlab.models.layers import MinibatchStdDev
 from ganlab.regularizers import add_spectral_norm_, clip_weights_, gradient_penalty, r1_penalty
 from ganlab.train import train, update_ema_
@@ -19,27 +20,9 @@ from tests.test_train import tiny_images
 
 FP32 = Precision("fp32", None)
 
-# The classic settings, as documented in the README's `-S` lines.
+# The classic settings (ganlab.presets, the README's `-S` lines) and two more switches.
 PRESETS = {
-    "wgan_clip": dict(
-        loss="wasserstein",
-        clip_value=0.01,
-        n_critic=5,
-        g_optimizer="rmsprop",
-        d_optimizer="rmsprop",
-        lr=5e-5,
-    ),
-    "wgan_gp": dict(
-        loss="wasserstein",
-        gp_weight=10.0,
-        n_critic=5,
-        lr=1e-4,
-        beta1=0.0,
-        beta2=0.9,
-        d_norm="layer",
-    ),
-    "sngan": dict(loss="hinge", spectral_norm=True, d_norm="none", beta1=0.0, beta2=0.9),
-    "lsgan": dict(loss="lsgan"),
+    **presets.PRESETS,
     "r1": dict(r1_weight=10.0),
     "tricks": dict(
         minibatch_std=True,
@@ -120,10 +103,11 @@ def test_cutout_blanks_a_quarter_of_each_image():
 @pytest.mark.parametrize("model", ["dcgan", "mlp"])
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_presets_train_with_finite_losses(preset, model, tmp_path: Path, cpu):
-    config = config_from_dict(tiny_params(model=model, epochs=2, **PRESETS[preset]))
+    config = config_from_dict(tiny_params(**{"model": model, "epochs": 2, **PRESETS[preset]}))
     result = train(
         config,
         tiny_images(),
+        torch.arange(64) % 10,
         device=cpu,
         precision=FP32,
         checkpoint_path=tmp_path / "c.pt",
@@ -131,7 +115,8 @@ def test_presets_train_with_finite_losses(preset, model, tmp_path: Path, cpu):
     )
     assert result.history, "no log row was written"
     assert all(torch.isfinite(torch.tensor(row)).all() for row in result.history)
-    samples = result.netG(torch.randn(3, config.z_dim))
+    labels = torch.tensor([0, 4, 9]) if config.conditional != "none" else None
+    samples = generate(result.netG, torch.randn(3, config.z_dim), labels)
     assert samples.shape == (3, 1, 28, 28) and torch.isfinite(samples).all()
 
 

@@ -43,7 +43,7 @@ def test_dcgan_init_draws_weights_from_n_0_002():
 
 def test_dcgan_has_no_batchnorm_on_d_input_or_g_output():
     netG, netD = build_models("dcgan", ModelSpec(8, (1, 28, 28)))
-    assert isinstance(list(netD.net)[1], torch.nn.LeakyReLU)  # conv -> LeakyReLU, no BatchNorm
+    assert isinstance(list(netD.features)[1], torch.nn.LeakyReLU)  # conv -> LeakyReLU, no BatchNorm
     assert isinstance(list(netG.net)[-1], torch.nn.Tanh)
     assert isinstance(list(netG.net)[-2], torch.nn.ConvTranspose2d)
 

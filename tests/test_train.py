@@ -8,6 +8,7 @@ from ganlab import checkpoint, losses
 from ganlab.config import config_from_dict
 from ganlab.device import Precision, resolve_precision
 from ganlab.models import MODELS
+from ganlab.models.conditional import CONDITIONINGS
 from ganlab.train import Hooks, NonFiniteLossError, scale_batch, to_uint8, train
 from tests.conftest import tiny_params
 
@@ -31,16 +32,23 @@ def test_uint8_round_trip_is_exact():
 LOSS_NEEDS = {"wasserstein": {"clip_value": 0.01}}
 
 
+def tiny_labels(n: int = 64) -> torch.Tensor:
+    return torch.arange(n) % 10
+
+
+@pytest.mark.parametrize("conditional", CONDITIONINGS)
 @pytest.mark.parametrize("model", sorted(MODELS))
 @pytest.mark.parametrize("loss", sorted(losses.LOSSES))
-def test_every_model_and_loss_trains_with_finite_losses(model, loss, tmp_path: Path, cpu):
-    config = config_from_dict(
-        tiny_params(model=model, loss=loss, epochs=1, **LOSS_NEEDS.get(loss, {}))
-    )
+def test_every_model_and_loss_trains_with_finite_losses(
+    model, loss, conditional, tmp_path: Path, cpu
+):
+    needs = LOSS_NEEDS.get(loss, {}) | {"conditional": conditional}
+    config = config_from_dict(tiny_params(model=model, loss=loss, epochs=1, **needs))
     rows, epochs = [], []
     result = train(
         config,
         tiny_images(),
+        tiny_labels(),
         device=cpu,
         precision=FP32,
         checkpoint_path=tmp_path / "ckpt.pt",
@@ -56,10 +64,11 @@ def test_every_model_and_loss_trains_with_finite_losses(model, loss, tmp_path: P
     assert (
         len(epochs) == 1 and epochs[0].shape == (64, 1, 28, 28) and epochs[0].dtype == torch.uint8
     )
-    untrained = tiny_params(model=model, loss=loss, epochs=1, lr=1e-12, **LOSS_NEEDS.get(loss, {}))
+    untrained = tiny_params(model=model, loss=loss, epochs=1, lr=1e-12, **needs)
     fresh = train(
         config_from_dict(untrained),
         tiny_images(),
+        tiny_labels(),
         device=cpu,
         precision=FP32,
         checkpoint_path=tmp_path / "other.pt",
@@ -181,3 +190,19 @@ def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(
     assert all(
         torch.isfinite(v).all() for v in state["nets"]["netG"].values() if v.is_floating_point()
     )
+
+
+def test_time_budget_stops_mid_epoch_with_a_final_frame(tmp_path: Path, cpu):
+    config = config_from_dict(tiny_params(epochs=50, train={"max_minutes": 1e-9}))
+    frames = []
+    result = train(
+        config,
+        tiny_images(),
+        device=cpu,
+        precision=FP32,
+        checkpoint_path=tmp_path / "c.pt",
+        run_id="run",
+        hooks=Hooks(on_epoch=lambda epoch, samples: frames.append(epoch)),
+    )
+    assert result.steps == 1 and result.epochs == 1  # one step, then out of time
+    assert frames == [1] and len(result.frames) == 1

@@ -28,6 +28,12 @@ def _add_source(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--model", help="a registered model: NAME, NAME/VERSION or NAME@ALIAS")
     parser.add_argument("--seed", type=int, default=0, help="seed of the latent draw")
     parser.add_argument("--nrow", type=int, default=8, help="images per grid row")
+    parser.add_argument(
+        "--class",
+        dest="label",
+        type=int,
+        help="conditional models: draw this class index (default: every class in turn)",
+    )
 
 
 def _load(args: argparse.Namespace, device: torch.device):
@@ -45,6 +51,23 @@ def _load(args: argparse.Namespace, device: torch.device):
         return load_generator(tracking.download_generator(run_id, Path(tmp)), device)
 
 
+def _class_labels(
+    netG: torch.nn.Module, n: int, args: argparse.Namespace, default: int | None = None
+) -> torch.Tensor | None:
+    """Labels for n images: --class for a conditional G, else `default` (None: every class)."""
+    from ganlab.sampling import class_labels, n_classes
+
+    if not n_classes(netG):
+        if args.label is not None:
+            raise CLIError(f"--class {args.label}: this generator is not class-conditional")
+        return None
+    label = args.label if args.label is not None else default
+    try:
+        return class_labels(netG, n, None if label is None else torch.tensor(label))
+    except ValueError as error:
+        raise CLIError(f"--class: {error}") from error
+
+
 def sample(args: argparse.Namespace) -> None:
     from ganlab import render
     from ganlab.device import pick_device, resolve_precision
@@ -60,6 +83,7 @@ def sample(args: argparse.Namespace) -> None:
         seed=args.seed,
         device=device,
         precision=resolve_precision("auto", device),
+        labels=_class_labels(netG, args.n, args),
     )
     if args.out:
         render.save_grid(images, args.out, nrow=args.nrow)
@@ -74,6 +98,7 @@ def interpolate(args: argparse.Namespace) -> None:
     from ganlab import render
     from ganlab.device import pick_device, resolve_precision
     from ganlab.interpolation import latent_path
+    from ganlab.models.conditional import generate
     from ganlab.train import to_uint8
 
     if len(args.seeds) < 2:
@@ -81,8 +106,12 @@ def interpolate(args: argparse.Namespace) -> None:
     device = pick_device()
     netG, saved = _load(args, device)
     z = latent_path(args.seeds, args.steps, saved["spec"]["z_dim"], saved["latent"], args.method)
+    # a conditional G walks with its class held fixed (--class, or class 0)
+    labels = _class_labels(netG, len(z), args, default=0)
     with torch.no_grad(), resolve_precision("auto", device).autocast(device):
-        images = to_uint8(netG(z.to(device))).cpu()
+        images = to_uint8(
+            generate(netG, z.to(device), None if labels is None else labels.to(device))
+        ).cpu()
     render.save_grid(images, args.out, nrow=args.steps)
     print(f"{len(args.seeds) - 1} walks of {args.steps} steps ({args.method}) -> {args.out}")
     if args.gif:

@@ -24,9 +24,11 @@ from ganlab.augment import AUGMENTATIONS
 from ganlab.data import DATASETS
 from ganlab.losses import LOSSES
 from ganlab.models import INITS, MODELS
+from ganlab.models.conditional import CONDITIONINGS
 from ganlab.models.layers import D_NORMS
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+IMAGE_SIZES = (28, 32, 64)  # what DCGAN builds natively (see models.dcgan)
 LATENTS = ("normal", "uniform")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 
@@ -67,12 +69,17 @@ class TrainSection:
     log_every: int = at_least(1, 20)  # steps between rows of the loss history
     checkpoint_every: int = at_least(1, 500)  # steps between resume checkpoints
     checkpoint_minutes: float | None = positive(None)  # and/or minutes between them
+    max_minutes: float | None = positive(None)  # stop training after this many minutes
+    compile: bool = False  # torch.compile G and D (pays a compile at start; see README)
+    nproc: int = at_least(1, 1)  # processes on this machine, under torchrun (DDP)
+    sync_batchnorm: bool = False  # BatchNorm statistics over all processes (CUDA only)
 
 
 @dataclass(frozen=True)
 class DownloadSection:
     mirrors: tuple[str, ...] = ()  # tried before torchvision's official mirrors
     local_dirs: tuple[str, ...] = ("/usr/share/datasets/fashion-mnist",)  # tried first
+    image_folder: str | None = None  # your own images, for dataset: image_folder
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,9 @@ class RenderSection:
 @dataclass(frozen=True)
 class Config:
     dataset: str = one_of(DATASETS, "fashion_mnist")
+    image_size: int | None = _rule(
+        None, lambda v: v in IMAGE_SIZES, f"one of {list(IMAGE_SIZES)} or null (the data's own)"
+    )
     model: str = one_of(MODELS, "dcgan")
     loss: str = one_of(LOSSES, "bce")
     lr: float = positive(2e-4)
@@ -130,6 +140,8 @@ class Config:
         f"names from {sorted(AUGMENTATIONS)}",
     )
     real_label: float = _rule(1.0, lambda v: 0.5 < v <= 1.0, "a number in (0.5, 1.0]")
+    conditional: str = one_of(CONDITIONINGS, "none")  # class-conditional G and D
+    class_weight: float = _rule(1.0, lambda v: v >= 0, "a number >= 0")  # ACGAN's class loss
     init: str = one_of(INITS, "dcgan")
     dropout: float = in_range(0.0, 1.0, 0.0, high_open=True)
     ngf: int = at_least(1, 64)
@@ -144,7 +156,8 @@ class Config:
     def training_fingerprint(self) -> str:
         """Hash of everything that shapes training; a checkpoint resumes only under the same one."""
         relevant = {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_TRAINING}
-        relevant["train"] = {k: v for k, v in relevant["train"].items() if k == "subset"}
+        shaping = ("subset", "nproc")  # nproc: the global batch and the data order per step
+        relevant["train"] = {k: v for k, v in relevant["train"].items() if k in shaping}
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -230,6 +243,11 @@ def _check_combinations(config: Config) -> None:
         raise ConfigError(
             "params.yaml: d_norm = 'batch' with gp_weight > 0: the gradient penalty is per "
             "sample and BatchNorm mixes samples; expected d_norm 'layer' or 'none'"
+        )
+    if DATASETS[config.dataset].user_folder and not config.download.image_folder:
+        raise ConfigError(
+            "params.yaml: dataset = 'image_folder' needs download.image_folder: expected the "
+            "path of a folder of images (one subfolder per class, or just images)"
         )
     subset = config.train.subset
     if subset is not None and subset < config.batch_size:

@@ -1,9 +1,11 @@
-"""Datasets: download with mirrors and checksums, then load into uint8 tensors.
+"""Datasets: download with mirrors and checksums, then decode into uint8 tensors.
 
-Downloading goes through torchvision's own code (official mirror lists, MD5 sums,
-`download_url`), with two additions: directories that already hold the original
-files (Debian's `dataset-fashion-mnist` puts them in /usr/share/datasets) are tried
-first, and extra mirrors can be listed in params.yaml.
+Every dataset is a registry row: its original files (name, MD5, official URLs), the
+reader of their format, its native image shape and class names. Downloading uses
+torchvision's `download_url` (Google Drive links included), with two additions:
+directories that already hold the original files (Debian's `dataset-fashion-mnist`
+puts them in /usr/share/datasets) are tried first, then extra mirrors from params.yaml.
+A user's own image folder is copied into the data root, so DVC versions a snapshot.
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torchvision import datasets
 from torchvision.datasets.utils import calculate_md5, download_url, extract_archive
+
+from ganlab import formats
+from ganlab.formats import Reader
 
 
 class DataError(RuntimeError):
@@ -24,31 +30,47 @@ class DataError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class RemoteFile:
+    """One original file: its name, MD5 and the official URLs it is published at."""
+
+    name: str
+    md5: str
+    urls: tuple[str, ...]
+    extract: bool = False  # unpack (gz, tar.gz, zip) next to it after verifying
+
+
+@dataclass(frozen=True)
 class DatasetInfo:
     """What the rest of the lab needs to know about a dataset."""
 
-    torchvision_class: type[datasets.MNIST]
-    image_shape: tuple[int, int, int]
-    class_names: tuple[str, ...]
+    folder: str  # under the data root, holding `raw/`
+    image_shape: tuple[int, int, int]  # as the reader returns them
+    class_names: tuple[str, ...]  # empty: read from the data (a user's image folder)
+    files: tuple[RemoteFile, ...]
+    read: Reader
     # file -> MD5 of a known-good repack (same images, other gzip bytes) besides the official file
     repack_md5: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def folder(self) -> str:
-        """The folder torchvision reads under the data root (e.g. FashionMNIST)."""
-        return self.torchvision_class.__name__
+    user_folder: bool = False  # images come from download.image_folder, not from the web
 
     @property
     def resources(self) -> list[tuple[str, str]]:
         """(file name, MD5) of every original file."""
-        return [(Path(name).name, md5) for name, md5 in self.torchvision_class.resources]
-
-    @property
-    def mirrors(self) -> list[str]:
-        return list(self.torchvision_class.mirrors)
+        return [(f.name, f.md5) for f in self.files]
 
     def accepted_md5(self, filename: str, official: str) -> set[str]:
         return {official, *([self.repack_md5[filename]] if filename in self.repack_md5 else [])}
+
+
+def mnist_family(
+    torchvision_class: type[datasets.MNIST], folder: str, repack_md5: Mapping[str, str] = {}
+) -> DatasetInfo:
+    """A dataset in MNIST's IDX format, with torchvision's official mirrors and MD5s."""
+    files = tuple(
+        RemoteFile(name, md5, tuple(m + name for m in torchvision_class.mirrors), extract=True)
+        for name, md5 in torchvision_class.resources
+    )
+    classes = tuple(torchvision_class.classes)
+    return DatasetInfo(folder, (1, 28, 28), classes, files, formats.idx_reader(), repack_md5)
 
 
 # Debian's dataset-fashion-mnist (0.0~git20200523.55506a9-1) recompresses the original
@@ -61,27 +83,73 @@ DEBIAN_FASHION_MNIST_MD5 = {
     "t10k-labels-idx1-ubyte.gz": "0d30e22e447f3c33dab9ed536400ac01",
 }
 
+SVHN_URL = "http://ufldl.stanford.edu/housenumbers/"
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+GOOGLE_DRIVE = "https://drive.google.com/file/d/{}/view"
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+
 DATASETS: dict[str, DatasetInfo] = {
-    "fashion_mnist": DatasetInfo(
-        datasets.FashionMNIST,
-        (1, 28, 28),
-        tuple(datasets.FashionMNIST.classes),
-        DEBIAN_FASHION_MNIST_MD5,
+    "fashion_mnist": mnist_family(datasets.FashionMNIST, "FashionMNIST", DEBIAN_FASHION_MNIST_MD5),
+    "mnist": mnist_family(datasets.MNIST, "MNIST"),
+    "svhn": DatasetInfo(
+        "SVHN",
+        (3, 32, 32),
+        tuple(str(digit) for digit in range(10)),
+        tuple(
+            RemoteFile(name, md5, (SVHN_URL + name,))
+            for _, name, md5 in (datasets.SVHN.split_list[s] for s in ("train", "test"))
+        ),
+        formats.read_svhn,
     ),
-    "mnist": DatasetInfo(datasets.MNIST, (1, 28, 28), tuple(datasets.MNIST.classes)),
+    "cifar10": DatasetInfo(
+        "CIFAR10",
+        (3, 32, 32),
+        CIFAR10_CLASSES,
+        (RemoteFile(datasets.CIFAR10.filename, datasets.CIFAR10.tgz_md5, (CIFAR10_URL,), True),),
+        formats.read_cifar10,
+    ),
+    "celeba": DatasetInfo(
+        "CelebA",
+        (3, formats.CELEBA_SIZE, formats.CELEBA_SIZE),
+        ("face",),
+        tuple(
+            RemoteFile(name, md5, (GOOGLE_DRIVE.format(file_id),), name.endswith(".zip"))
+            for file_id, md5, name in datasets.CelebA.file_list
+            if name in ("img_align_celeba.zip", "list_eval_partition.txt")
+        ),
+        formats.read_celeba,
+    ),
+    "image_folder": DatasetInfo(
+        "ImageFolder",
+        (3, formats.FOLDER_SIZE, formats.FOLDER_SIZE),
+        (),
+        (),
+        formats.read_folder,
+        user_folder=True,
+    ),
 }
 
 
 def _fetch_file(
-    filename: str,
-    md5: str,
+    remote: RemoteFile,
     accepted: set[str],
     dest: Path,
     mirrors: Sequence[str],
     local_dirs: Sequence[str],
 ) -> str:
     """Put one verified original file into `dest`; return where it came from."""
-    failures: list[str] = []
+    filename, failures = remote.name, []
     for local_dir in local_dirs:
         candidate = Path(local_dir) / filename
         if not candidate.is_file():
@@ -91,8 +159,7 @@ def _fetch_file(
             shutil.copyfile(candidate, dest / filename)
             return str(candidate)
         failures.append(f"{candidate}: MD5 {actual} does not match")
-    for mirror in mirrors:
-        url = mirror.rstrip("/") + "/" + filename
+    for url in [m.rstrip("/") + "/" + filename for m in mirrors] + list(remote.urls):
         try:
             download_url(url, str(dest), filename=filename)
         except Exception as error:  # torchvision raises URLError, RuntimeError, OSError...
@@ -106,16 +173,38 @@ def _fetch_file(
         (dest / filename).unlink()
     tried = "\n  ".join(failures) or "no local directory holds it and no mirror is configured"
     raise DataError(
-        f"could not get a verified copy of {filename} (expected MD5 {md5}); tried:\n  {tried}"
+        f"could not get a verified copy of {filename} (expected MD5 {remote.md5}); "
+        f"tried:\n  {tried}"
     )
 
 
-def download(
-    name: str, root: str | Path, mirrors: Sequence[str] = (), local_dirs: Sequence[str] = ()
-) -> dict[str, str]:
-    """Fetch, verify and extract a dataset's original files into torchvision's layout under root.
+def _copy_user_folder(source: str | None, staging: Path) -> dict[str, str]:
+    """A snapshot of the user's image folder, so DVC hashes and versions what was trained on."""
+    if not source or not Path(source).is_dir():
+        raise DataError(
+            f"download.image_folder = {source!r}: expected a folder of images (one subfolder "
+            "per class, or just images) for dataset: image_folder"
+        )
+    shutil.copytree(source, staging, dirs_exist_ok=True)
+    n = len(formats.folder_images(staging))
+    if n < formats.FOLDER_TEST_EVERY:
+        raise DataError(
+            f"download.image_folder = {source!r} holds {n} images "
+            f"({', '.join(formats.IMAGE_SUFFIXES)}): expected at least {formats.FOLDER_TEST_EVERY}"
+        )
+    return {f"{n} images": str(source)}
 
-    Extra `mirrors` are tried before the dataset's official ones. The raw folder is
+
+def download(
+    name: str,
+    root: str | Path,
+    mirrors: Sequence[str] = (),
+    local_dirs: Sequence[str] = (),
+    image_folder: str | None = None,
+) -> dict[str, str]:
+    """Fetch, verify and extract a dataset's original files into `root/<folder>/raw`.
+
+    Extra `mirrors` are tried before the dataset's official URLs. The raw folder is
     built in a temporary directory and moved into place whole, so an interrupted
     download never leaves a partial dataset behind. Returns file -> source.
     """
@@ -125,16 +214,18 @@ def download(
     sources: dict[str, str] = {}
     staging = Path(tempfile.mkdtemp(dir=raw.parent, prefix=".download-"))
     try:
-        for filename, md5 in info.resources:
-            sources[filename] = _fetch_file(
-                filename,
-                md5,
-                info.accepted_md5(filename, md5),
+        if info.user_folder:
+            sources = _copy_user_folder(image_folder, staging)
+        for remote in info.files:
+            sources[remote.name] = _fetch_file(
+                remote,
+                info.accepted_md5(remote.name, remote.md5),
                 staging,
-                [*mirrors, *info.mirrors],
+                mirrors,
                 local_dirs,
             )
-            extract_archive(str(staging / filename), str(staging))
+            if remote.extract:
+                extract_archive(str(staging / remote.name), str(staging))
         if raw.exists():
             shutil.rmtree(raw)
         staging.rename(raw)
@@ -147,6 +238,8 @@ def verify(name: str, root: str | Path) -> None:
     """Check every original file under root against its MD5; DataError names the first bad one."""
     info = DATASETS[name]
     raw = Path(root) / info.folder / "raw"
+    if not raw.is_dir():
+        raise DataError(f"{raw} is missing; run the download stage")
     for filename, md5 in info.resources:
         path = raw / filename
         if not path.is_file():
@@ -156,16 +249,44 @@ def verify(name: str, root: str | Path) -> None:
             raise DataError(f"{path} is corrupt: MD5 {actual}, expected {md5}")
 
 
-def load_images(
-    name: str, root: str | Path, train: bool = True, limit: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decode a split once into (uint8 images N x C x H x W, int64 labels N)."""
+def class_names(name: str, root: str | Path) -> tuple[str, ...]:
+    """The dataset's classes; a user's folder has one per subfolder (or a single one)."""
     info = DATASETS[name]
+    return info.class_names or formats.folder_classes(Path(root) / info.folder / "raw")
+
+
+def resize(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
+    """uint8 N x C x H x W -> N x C x size x size, antialiased bilinear, in chunks."""
+    if images.shape[-2:] == (size, size):
+        return images
+    out = torch.empty(len(images), images.shape[1], size, size, dtype=torch.uint8)
+    for start in range(0, len(images), chunk):
+        batch = images[start : start + chunk].float()
+        resized = F.interpolate(batch, (size, size), mode="bilinear", antialias=True)
+        out[start : start + chunk] = resized.round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+def load_images(
+    name: str,
+    root: str | Path,
+    train: bool = True,
+    limit: int | None = None,
+    size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode a split once into (uint8 images N x C x H x W, int64 labels N).
+
+    `size` resizes to size x size (None keeps the dataset's own size)."""
+    info = DATASETS[name]
+    raw = Path(root) / info.folder / "raw"
     try:
-        split = info.torchvision_class(str(root), train=train, download=False)
-    except RuntimeError as error:
-        raise DataError(f"{name} is not under {root}: {error}; run the download stage") from error
-    images, labels = split.data, split.targets
+        images, labels = info.read(raw, train)
+    except (OSError, ValueError, EOFError) as error:  # FormatError is a ValueError
+        raise DataError(
+            f"{name} could not be read from {raw}: {error}; run the download stage"
+        ) from error
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
-    return images.unsqueeze(1).contiguous(), labels.long()
+    if size is not None:
+        images = resize(images, size)
+    return images.contiguous(), labels.long()

@@ -11,6 +11,8 @@ from torch import nn
 from ganlab import checkpoint
 from ganlab.device import Precision
 from ganlab.models import ModelSpec, build_models
+from ganlab.models.conditional import ConditionalGenerator
+from ganlab.models.conditional import generate as forward
 from ganlab.train import sample_latent, to_uint8
 
 
@@ -35,12 +37,39 @@ def generate(
     device: torch.device,
     precision: Precision,
     batch_size: int = 500,
+    labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """n uint8 images (CPU) from a seeded latent draw, in batches."""
+    """n uint8 images (CPU) from a seeded latent draw, in batches.
+
+    A conditional G draws the given class `labels` (n integers), or every class equally
+    often (0, 1, ..., K-1, 0, ...) when none are given, as FID against the data wants."""
+    labels = class_labels(netG, n, labels)
     noise = torch.Generator().manual_seed(seed)
     images = []
     for start in range(0, n, batch_size):
         z = sample_latent(min(batch_size, n - start), z_dim, latent, torch.device("cpu"), noise)
+        batch_labels = None if labels is None else labels[start : start + len(z)].to(device)
         with precision.autocast(device):
-            images.append(to_uint8(netG(z.to(device))).cpu())
+            images.append(to_uint8(forward(netG, z.to(device), batch_labels)).cpu())
     return torch.cat(images)
+
+
+def n_classes(netG: nn.Module) -> int:
+    """The classes a conditional generator knows; 0 for an unconditional one."""
+    return netG.n_classes if isinstance(netG, ConditionalGenerator) else 0
+
+
+def class_labels(netG: nn.Module, n: int, labels: torch.Tensor | None) -> torch.Tensor | None:
+    """Checked labels for n images: None for unconditional G, balanced classes by default."""
+    classes = n_classes(netG)
+    if not classes:
+        if labels is not None:
+            raise ValueError("this generator is not class-conditional: it takes no class labels")
+        return None
+    if labels is None:
+        return torch.arange(n) % classes
+    labels = torch.as_tensor(labels, dtype=torch.long).expand(n)
+    if labels.min() < 0 or labels.max() >= classes:
+        got = labels.unique().tolist()
+        raise ValueError(f"class labels must be in 0..{classes - 1}, got {got}")
+    return labels

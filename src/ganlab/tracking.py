@@ -165,7 +165,8 @@ def run_url(run_id: str) -> str:
 def log_generator(netG: Any, z_dim: int, registered_name: str) -> None:
     """Log the generator as an MLflow model and register it under `registered_name`.
 
-    Saved with torch.export (pt2), not pickle, with a signature and an input example,
+    Saved with torch.export (pt2), not pickle, with a signature and an input example
+    (z, or [z, one-hot class] for a conditional G),
     so the registry maps a name and version to a run; ganlab itself samples from that
     run's weights-only `model/generator.pt`.
     """
@@ -173,7 +174,12 @@ def log_generator(netG: Any, z_dim: int, registered_name: str) -> None:
     import torch
     from mlflow.models import infer_signature
 
-    example = np.zeros((2, z_dim), dtype=np.float32)
+    from ganlab.models.conditional import ConditionalGenerator, OneHotInput
+
+    width = z_dim
+    if isinstance(netG, ConditionalGenerator):  # one input tensor: [z, one_hot(class)]
+        netG, width = OneHotInput(netG, z_dim), z_dim + netG.n_classes
+    example = np.zeros((2, width), dtype=np.float32)
     with torch.no_grad():
         output = netG(torch.from_numpy(example)).numpy()
     mlflow.pytorch.log_model(

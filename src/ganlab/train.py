@@ -18,15 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from ganlab import checkpoint
+from ganlab import checkpoint, distributed
 from ganlab.augment import diff_augment
 from ganlab.config import Config
+from ganlab.data import DATASETS
 from ganlab.device import Precision
 from ganlab.losses import LOSSES
 from ganlab.models import ModelSpec, build_models
+from ganlab.models.conditional import discriminate, generate
 from ganlab.regularizers import clip_weights_, gradient_penalty, r1_penalty
 
 HISTORY_COLUMNS = ("step", "epoch", "d_loss", "g_loss", "d_x", "d_g_z1", "d_g_z2")
@@ -51,12 +54,14 @@ class TrainResult:
     history: list[list[float]]
     frames: list[torch.Tensor]
     steps: int
+    epochs: int  # epochs run; the last one partial when train.max_minutes ran out
     images_seen: int
     train_seconds: float
     resumed_from_step: int | None = None
 
 
-def model_spec(config: Config, image_shape: tuple[int, int, int]) -> ModelSpec:
+def model_spec(config: Config, image_shape: tuple[int, int, int], n_classes: int) -> ModelSpec:
+    """The models' shape from params, the data's image shape and its number of classes."""
     return ModelSpec(
         config.z_dim,
         image_shape,
@@ -66,7 +71,14 @@ def model_spec(config: Config, image_shape: tuple[int, int, int]) -> ModelSpec:
         config.d_norm,
         config.minibatch_std,
         config.spectral_norm,
+        config.conditional,
+        n_classes if config.conditional != "none" else 0,
     )
+
+
+def fixed_labels(n: int, n_classes: int, device: torch.device) -> torch.Tensor | None:
+    """Labels 0, 1, ..., K-1, 0, 1, ...: rows of a K-wide grid show one class per column."""
+    return torch.arange(n, device=device) % n_classes if n_classes else None
 
 
 def sample_latent(
@@ -124,6 +136,13 @@ class Nets:
     optD: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     netG_ema: nn.Module | None = None  # exponential moving average of G, used for evaluation
+    # What the training step calls: DDP wrappers under torchrun, else netG and netD themselves.
+    stepG: nn.Module | None = None
+    stepD: nn.Module | None = None
+
+    def __post_init__(self) -> None:
+        self.stepG = self.stepG or self.netG
+        self.stepD = self.stepD or self.netD
 
     def parts(self) -> dict[str, Any]:
         names = ("netG", "netD", "optG", "optD", "scaler", "netG_ema")
@@ -171,6 +190,17 @@ class Progress:
     g_updates: int = 0
 
 
+@dataclass
+class Batch:
+    """One step's data: real images and labels, G's fakes and the labels they were asked for."""
+
+    real: torch.Tensor
+    fake: torch.Tensor
+    real_labels: torch.Tensor | None  # None for unconditional models
+    fake_labels: torch.Tensor | None
+    noise_std: float  # instance noise at this step
+
+
 def d_inputs(x: torch.Tensor, config: Config, noise_std: float) -> torch.Tensor:
     """What D sees: DiffAugment'ed if asked, plus annealed instance noise if asked."""
     if config.diffaugment:
@@ -181,24 +211,33 @@ def d_inputs(x: torch.Tensor, config: Config, noise_std: float) -> torch.Tensor:
 
 
 def d_step(
-    nets: Nets,
-    real: torch.Tensor,
-    fake: torch.Tensor,
-    config: Config,
-    precision: Precision,
-    device: torch.device,
-    noise_std: float,
+    nets: Nets, batch: Batch, config: Config, precision: Precision, device: torch.device
 ) -> torch.Tensor:
     """One D update, with the regularizers the params switch on; (d_loss, D(x), D(G(z)))."""
     gan_loss = LOSSES[config.loss]
+    real, fake = batch.real, batch.fake.detach()
     with precision.autocast(device):
-        real_out = nets.netD(d_inputs(real, config, noise_std)).float()
-        fake_out = nets.netD(d_inputs(fake.detach(), config, noise_std)).float()
+        real_out, real_classes = discriminate(
+            nets.stepD, d_inputs(real, config, batch.noise_std), batch.real_labels
+        )
+        fake_out, fake_classes = discriminate(
+            nets.stepD, d_inputs(fake, config, batch.noise_std), batch.fake_labels
+        )
+    real_out, fake_out = real_out.float(), fake_out.float()
     errD = gan_loss.d_loss(real_out, fake_out, config.real_label)
+    if real_classes is not None:  # ACGAN: D also learns to tell the classes apart
+        errD = errD + config.class_weight * (
+            F.cross_entropy(real_classes.float(), batch.real_labels)
+            + F.cross_entropy(fake_classes.float(), batch.fake_labels)
+        )
+
+    def critic(x: torch.Tensor) -> torch.Tensor:
+        return discriminate(nets.stepD, x, batch.real_labels)[0]
+
     if config.gp_weight > 0:
-        errD = errD + config.gp_weight * gradient_penalty(nets.netD, real, fake.float())
+        errD = errD + config.gp_weight * gradient_penalty(critic, real, fake.float())
     if config.r1_weight > 0:
-        errD = errD + config.r1_weight / 2 * r1_penalty(nets.netD, real)
+        errD = errD + config.r1_weight / 2 * r1_penalty(critic, real)
     nets.optD.zero_grad(set_to_none=True)
     nets.scaler.scale(errD).backward()
     nets.scaler.step(nets.optD)
@@ -211,18 +250,18 @@ def d_step(
 
 
 def g_step(
-    nets: Nets,
-    fake: torch.Tensor,
-    config: Config,
-    precision: Precision,
-    device: torch.device,
-    noise_std: float,
+    nets: Nets, batch: Batch, config: Config, precision: Precision, device: torch.device
 ) -> torch.Tensor:
     """One G update on D's updated verdict of the same fakes; (g_loss, D(G(z)))."""
     gan_loss = LOSSES[config.loss]
     with precision.autocast(device):
-        output = nets.netD(d_inputs(fake, config, noise_std)).float()
+        output, classes = discriminate(
+            nets.stepD, d_inputs(batch.fake, config, batch.noise_std), batch.fake_labels
+        )
+    output = output.float()
     errG = gan_loss.g_loss(output)
+    if classes is not None:  # ACGAN: G makes fakes D classifies as the asked-for class
+        errG = errG + config.class_weight * F.cross_entropy(classes.float(), batch.fake_labels)
     nets.optG.zero_grad(set_to_none=True)
     nets.scaler.scale(errG).backward()
     nets.scaler.step(nets.optG)
@@ -255,18 +294,36 @@ def _check_finite(progress: Progress, checkpoint_path: Path) -> list[float]:
 def train(
     config: Config,
     images: torch.Tensor,
+    labels: torch.Tensor | None = None,
     *,
+    n_classes: int | None = None,
     device: torch.device,
     precision: Precision,
     checkpoint_path: Path,
     run_id: str,
     hooks: Hooks | None = None,
 ) -> TrainResult:
-    """Train netG/netD on uint8 `images` (N x C x H x W); resume from checkpoint_path if it fits."""
+    """Train netG/netD on uint8 `images` (N x C x H x W); resume from checkpoint_path if it fits.
+
+    Conditional models (config.conditional) also need the class `labels` (N integers) and
+    `n_classes` (by default, the number of the dataset's named classes)."""
     hooks = hooks or Hooks()
     torch.manual_seed(config.seed)
-    netG, netD = build_models(
-        config.model, model_spec(config, tuple(images.shape[1:])), config.init
+    if n_classes is None:
+        n_classes = len(DATASETS[config.dataset].class_names)
+    spec = model_spec(config, tuple(images.shape[1:]), n_classes)
+    if config.conditional != "none":
+        if n_classes < 2:
+            raise ValueError(
+                f"conditional = {config.conditional!r} needs at least 2 classes; "
+                f"the data has {n_classes}"
+            )
+        if labels is None or len(labels) != len(images):
+            raise ValueError(f"conditional = {config.conditional!r} needs one label per image")
+    world = distributed.current()
+    netG, netD = (
+        distributed.convert_sync_batchnorm(net, world, config.train.sync_batchnorm)
+        for net in build_models(config.model, spec, config.init)
     )
     memory_format = torch.channels_last if _is_conv(netD) else torch.contiguous_format
     netG.to(device, memory_format=memory_format)
@@ -277,10 +334,17 @@ def train(
         *make_optimizers(config, netG, netD),
         torch.amp.GradScaler(device.type, enabled=precision.grad_scaling),
         copy.deepcopy(netG).requires_grad_(False) if config.ema_decay is not None else None,
+        distributed.wrap(netG, device, world),
+        distributed.wrap(netD, device, world),
     )
+    if config.train.compile:  # in place: parameter names (and checkpoints) stay the same
+        netG.compile()
+        netD.compile()
     images = images.to(device)
-    batch_size = config.batch_size
-    steps_per_epoch = len(images) // batch_size
+    labels = labels.to(device, torch.long) if spec.n_classes else None
+    batch_size = config.batch_size  # per process; a step takes world.size x batch_size images
+    global_batch = batch_size * world.size
+    steps_per_epoch = len(images) // global_batch
     total_steps = steps_per_epoch * config.epochs
     fixed_noise = sample_latent(
         N_FIXED_SAMPLES,
@@ -289,6 +353,7 @@ def train(
         torch.device("cpu"),
         torch.Generator().manual_seed(config.seed),
     ).to(device)
+    fixed_classes = fixed_labels(N_FIXED_SAMPLES, spec.n_classes, device)
     data_order = torch.Generator().manual_seed(config.seed)
     fingerprint = config.training_fingerprint()
 
@@ -315,6 +380,9 @@ def train(
         fields = dataclasses.asdict(progress) | {
             "elapsed": progress.elapsed + time.perf_counter() - started
         }
+        if not world.is_main:
+            last_checkpoint = time.perf_counter()
+            return
         checkpoint.save(
             checkpoint_path,
             {
@@ -333,9 +401,15 @@ def train(
         by_time = minutes is not None and time.perf_counter() - last_checkpoint >= minutes * 60
         return by_time or progress.step % config.train.checkpoint_every == 0
 
+    budget = 60 * config.train.max_minutes if config.train.max_minutes else math.inf
+
+    def out_of_time() -> bool:
+        return progress.elapsed + time.perf_counter() - started >= budget
+
     def log_row() -> None:
         if progress.g_updates == 0:  # with n_critic > 1, wait for a G update to report
             return
+        distributed.mean_(progress.sums, world)  # averages over ranks; one sync per log row
         row = [
             float(progress.step),
             float(progress.epoch + 1),
@@ -352,6 +426,7 @@ def train(
         desc="train",
         unit="step",
         dynamic_ncols=True,
+        disable=not world.is_main,
     )
     netG.train()
     netD.train()
@@ -359,16 +434,29 @@ def train(
         epoch_start_order = data_order.get_state()
         order = torch.randperm(len(images), generator=data_order).to(device)
         for index in range(progress.batch_in_epoch, steps_per_epoch):
-            batch = images[order[index * batch_size : (index + 1) * batch_size]]
-            real = scale_batch(batch).contiguous(memory_format=memory_format)
-            z = sample_latent(batch_size, config.z_dim, config.latent, device)
-            noise_std = config.instance_noise * max(0.0, 1 - progress.step / total_steps)
+            # Every rank draws the whole global batch's order, noise and labels from the same
+            # RNG states and takes its own slice: N ranks step as one process with N x batch.
+            rows = world.shard(order[index * global_batch : (index + 1) * global_batch])
+            real = scale_batch(images[rows]).contiguous(memory_format=memory_format)
+            z = world.shard(sample_latent(global_batch, config.z_dim, config.latent, device))
+            fake_labels = (
+                world.shard(torch.randint(spec.n_classes, (global_batch,), device=device))
+                if spec.n_classes
+                else None
+            )
             with precision.autocast(device):
-                fake = netG(z)
-            progress.sums[D_STATS] += d_step(nets, real, fake, config, precision, device, noise_std)
+                fake = generate(nets.stepG, z, fake_labels)
+            batch = Batch(
+                real,
+                fake,
+                labels[rows] if labels is not None else None,
+                fake_labels,
+                config.instance_noise * max(0.0, 1 - progress.step / total_steps),
+            )
+            progress.sums[D_STATS] += d_step(nets, batch, config, precision, device)
             progress.d_updates += 1
             if (progress.step + 1) % config.n_critic == 0:
-                progress.sums[G_STATS] += g_step(nets, fake, config, precision, device, noise_std)
+                progress.sums[G_STATS] += g_step(nets, batch, config, precision, device)
                 progress.g_updates += 1
             nets.scaler.update()
             progress.step += 1
@@ -379,18 +467,22 @@ def train(
                 bar.set_postfix(
                     d_loss=f"{progress.history[-1][2]:.3f}", g_loss=f"{progress.history[-1][3]:.3f}"
                 )
+            if out_of_time():
+                break
             if progress.batch_in_epoch < steps_per_epoch and checkpoint_due():
                 save_checkpoint(epoch_start_order)
 
         log_row()
         generator = nets.generator.eval()
         with torch.no_grad(), precision.autocast(device):
-            progress.frames.append(to_uint8(generator(fixed_noise)).cpu())
+            progress.frames.append(to_uint8(generate(generator, fixed_noise, fixed_classes)).cpu())
         netG.train()
         progress.epoch += 1
         progress.batch_in_epoch = 0
         hooks.on_epoch(progress.epoch, progress.frames[-1])
         save_checkpoint(data_order.get_state())
+        if out_of_time():  # train.max_minutes: the last epoch may be a partial one
+            break
     bar.close()
 
     return TrainResult(
@@ -398,7 +490,8 @@ def train(
         history=progress.history,
         frames=progress.frames,
         steps=progress.step,
-        images_seen=progress.step * batch_size,
+        epochs=progress.epoch,
+        images_seen=progress.step * global_batch,
         train_seconds=progress.elapsed + time.perf_counter() - started,
         resumed_from_step=resumed_from,
     )

@@ -6,11 +6,17 @@ pick it up by name.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
 
+from ganlab.models.conditional import (
+    LABEL_EMBEDDING,
+    ConditionalDiscriminator,
+    ConditionalGenerator,
+)
 from ganlab.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganlab.models.mlp import MLPDiscriminator, MLPGenerator
 from ganlab.regularizers import add_spectral_norm_
@@ -28,6 +34,8 @@ class ModelSpec:
     d_norm: str = "batch"
     minibatch_std: bool = False
     spectral_norm: bool = False
+    conditioning: str = "none"  # none | projection | acgan (see models.conditional)
+    n_classes: int = 0  # the dataset's classes, for conditional models
 
 
 def _mlp(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
@@ -84,7 +92,12 @@ def build_models(name: str, spec: ModelSpec, init: str = "dcgan") -> tuple[nn.Mo
     """Build (netG, netD) for a registered model name and apply the init scheme."""
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
-    netG, netD = MODELS[name](spec)
+    if spec.conditioning == "none":
+        netG, netD = MODELS[name](spec)
+    else:
+        netG, netD = MODELS[name](dataclasses.replace(spec, z_dim=spec.z_dim + LABEL_EMBEDDING))
+        netG = ConditionalGenerator(netG, spec.n_classes)
+        netD = ConditionalDiscriminator(netD, spec.n_classes, spec.conditioning)
     for net in (netG, netD):
         INITS[init](net)
     if spec.spectral_norm:

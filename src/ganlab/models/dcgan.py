@@ -90,9 +90,22 @@ class DCGANDiscriminator(nn.Module):
         if minibatch_std:
             layers.append(MinibatchStdDev())
             # (width + 1) x seed x seed
-        layers.append(nn.Conv2d(width + int(minibatch_std), 1, seed, 1, 0, bias=False))
+        self.features = nn.Sequential(*layers)
+        self.feature_channels = width + int(minibatch_std)
+        self.seed = seed
+        self.head = self.head_like(1)
         # 1 x 1 x 1: a logit; the loss applies the sigmoid
-        self.net = nn.Sequential(*layers)
+
+    def head_like(self, outputs: int) -> nn.Module:
+        """A seed x seed conv over the features to `outputs` scores, as the adversarial head.
+
+        Conditional discriminators add heads of their own (ACGAN's class logits)."""
+        return nn.Sequential(
+            nn.Conv2d(self.feature_channels, outputs, self.seed, 1, 0, bias=False), nn.Flatten()
+        )
+
+    def features_of(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).view(-1)
+        return self.head(self.features_of(x)).view(-1)

@@ -39,13 +39,21 @@ class MLPDiscriminator(nn.Module):
         self, image_shape: tuple[int, int, int], dropout: float = 0.3, minibatch_std: bool = False
     ):
         super().__init__()
-        self.net = nn.Sequential(
+        self.features = nn.Sequential(
             *_block(math.prod(image_shape), 128, dropout),
             *_block(128, 64, dropout),
             *_block(64, 32, dropout),
             *([MinibatchStdDev()] if minibatch_std else []),
-            nn.Linear(32 + int(minibatch_std), 1),
         )
+        self.feature_channels = 32 + int(minibatch_std)
+        self.head = self.head_like(1)
+
+    def head_like(self, outputs: int) -> nn.Module:
+        """A linear layer over the features; conditional discriminators add heads of their own."""
+        return nn.Linear(self.feature_channels, outputs)
+
+    def features_of(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x.flatten(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.flatten(1)).view(-1)
+        return self.head(self.features_of(x)).view(-1)

@@ -24,9 +24,10 @@ def main() -> None:
     config = load_config(args.params)
     settings = config.classifier
     data.verify(config.dataset, args.data)
-    train_images, train_labels = data.load_images(config.dataset, args.data, train=True)
-    test_images, test_labels = data.load_images(config.dataset, args.data, train=False)
-    n_classes = len(data.DATASETS[config.dataset].class_names)
+    size = config.image_size
+    train_images, train_labels = data.load_images(config.dataset, args.data, True, size=size)
+    test_images, test_labels = data.load_images(config.dataset, args.data, False, size=size)
+    n_classes = len(data.class_names(config.dataset, args.data))
     device = pick_device()
     started = time.perf_counter()
     model = classifier.fit(

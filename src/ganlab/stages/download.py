@@ -15,7 +15,11 @@ def main() -> None:
     args = arguments.parse_args()
     config = load_config(args.params)
     sources = data.download(
-        config.dataset, args.out, config.download.mirrors, config.download.local_dirs
+        config.dataset,
+        args.out,
+        config.download.mirrors,
+        config.download.local_dirs,
+        config.download.image_folder,
     )
     for filename, source in sources.items():
         print(f"{filename}: verified, from {source}")

@@ -34,7 +34,12 @@ def inception_metrics(
 ) -> dict[str, Any]:
     """FID, KID, precision/recall (and IS when possible) in Inception's pool3 space."""
     precision = resolve_precision(config.fid.precision, device)
-    model = fid.prepare(load_fid_inception(), device, config.fid.channels_last)
+    model = fid.prepare(
+        load_fid_inception(),
+        device,
+        config.fid.channels_last,
+        fold_batchnorm=config.fid.precision == "bf16",  # the fast mode; fp32 stays exact
+    )
     started = time.perf_counter()
     features, logits = fid.inception_outputs(
         fake,
@@ -78,7 +83,9 @@ def classifier_metrics(
 ) -> dict[str, Any]:
     """FID in the domain classifier's feature space, its score, and class coverage."""
     model = classifier.load(classifier_path, device)
-    real_images, real_labels = data.load_images(config.dataset, data_root, train=False)
+    real_images, real_labels = data.load_images(
+        config.dataset, data_root, train=False, size=config.image_size
+    )
     real_features, _ = classifier.outputs(
         model, real_images, device=device, precision=classifier.FP32
     )

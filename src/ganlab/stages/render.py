@@ -11,7 +11,7 @@ from torchvision.io import decode_png, read_file
 from ganlab import render, tracking
 from ganlab.config import flatten, load_config
 from ganlab.device import pick_device, resolve_precision
-from ganlab.sampling import generate, load_generator
+from ganlab.sampling import generate, load_generator, n_classes
 from ganlab.stages import StageError, parser, read_run_id, run_stage
 
 GRID_PADDING = 2
@@ -72,7 +72,23 @@ def main() -> None:
             "Discriminator outputs",
             "mean probability",
         )
-        for name in ("samples.png", "progress.png", "progress.gif", "losses.png", "d_outputs.png"):
+        names = ["samples.png", "progress.png", "progress.gif", "losses.png", "d_outputs.png"]
+        classes = n_classes(netG)
+        if classes:  # conditional G: one row per class
+            per_class = config.render.nrow
+            class_grid = generate(
+                netG,
+                classes * per_class,
+                z_dim=saved["spec"]["z_dim"],
+                latent=saved["latent"],
+                seed=config.seed,
+                device=device,
+                precision=resolve_precision(config.precision, device),
+                labels=torch.arange(classes).repeat_interleave(per_class),
+            )
+            render.save_grid(class_grid, out / "class_grid.png", nrow=per_class)
+            names.append("class_grid.png")
+        for name in names:
             tracking.log_artifact(out / name, "render")
         print(f"pictures in {out}; {tracking.run_url(run_id)}")
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ganlab import checkpoint, data, render, tracking
-from ganlab.config import Config, flatten, load_config
+from ganlab import checkpoint, data, distributed, render, tracking
+from ganlab.config import Config, ConfigError, flatten, load_config
 from ganlab.device import pick_device, resolve_precision
 from ganlab.io import atomic_path, write_json
 from ganlab.models import count_parameters
@@ -53,26 +53,63 @@ def main() -> None:
     args = arguments.parse_args()
 
     config = load_config(args.params)
+    if config.train.nproc > 1 and not distributed.under_torchrun():
+        distributed.relaunch(config.train.nproc, "ganlab.stages.train")  # does not return
+    if distributed.under_torchrun():
+        world, device = distributed.init_from_env()
+    else:
+        world, device = distributed.World(), pick_device()
+    if config.train.sync_batchnorm and world.size > 1 and device.type != "cuda":
+        raise ConfigError(
+            "params.yaml: train.sync_batchnorm = true needs CUDA devices (PyTorch's SyncBatchNorm "
+            "runs on GPUs only): expected false on the CPU"
+        )
+    try:
+        _train(args, config, world, device)
+    finally:
+        distributed.shutdown()
+
+
+def _train(args, config: Config, world: distributed.World, device: torch.device) -> None:
     data.verify(config.dataset, args.data)
-    images, _ = data.load_images(config.dataset, args.data, train=True, limit=config.train.subset)
+    images, labels = data.load_images(
+        config.dataset, args.data, train=True, limit=config.train.subset, size=config.image_size
+    )
+    n_classes = len(data.class_names(config.dataset, args.data))
     if len(images) < config.batch_size:
         raise data.DataError(
             f"{len(images)} training images but batch_size = {config.batch_size}: "
             "lower batch_size or raise train.subset"
         )
-    device = pick_device()
     precision = resolve_precision(config.precision, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
-    run_id = _resumable_run_id(config, args.checkpoint)
-    if run_id is None:
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_id = tracking.new_run(flatten(config), f"{config.model}-{config.dataset}-{stamp}")
-    write_run_id(args.models / "mlflow_run.json", run_id)
+    run_id = None
+    if world.is_main:  # only rank 0 talks to MLflow and writes outputs
+        run_id = _resumable_run_id(config, args.checkpoint)
+        if run_id is None:
+            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+            run_id = tracking.new_run(flatten(config), f"{config.model}-{config.dataset}-{stamp}")
+        write_run_id(args.models / "mlflow_run.json", run_id)
+    run_id = distributed.broadcast(run_id, world)
+    if not world.is_main:
+        train(
+            config,
+            images,
+            labels,
+            n_classes=n_classes,
+            device=device,
+            precision=precision,
+            checkpoint_path=args.checkpoint,
+            run_id=run_id,
+        )
+        return
 
     with tracking.open_run(run_id):
-        tracking.set_tags({"device": device.type, "precision": precision.name})
+        tracking.set_tags(
+            {"device": device.type, "precision": precision.name, "processes": world.size}
+        )
 
         def on_log(row: dict[str, float]) -> None:
             step = int(row["step"])
@@ -87,13 +124,15 @@ def main() -> None:
         result = train(
             config,
             images,
+            labels,
+            n_classes=n_classes,
             device=device,
             precision=precision,
             checkpoint_path=args.checkpoint,
             run_id=run_id,
             hooks=Hooks(on_log, on_epoch),
         )
-        spec = model_spec(config, tuple(images.shape[1:]))
+        spec = model_spec(config, tuple(images.shape[1:]), n_classes)
         generator_path = args.models / "generator.pt"
         checkpoint.save(
             generator_path,
@@ -111,7 +150,7 @@ def main() -> None:
             history.to_csv(tmp, index=False)
         metrics = {
             "steps": result.steps,
-            "epochs": config.epochs,
+            "epochs": result.epochs,
             "images_seen": result.images_seen,
             "train_images": len(images),
             "train_seconds": round(result.train_seconds, 1),

@@ -1,0 +1,113 @@
+"""Data-parallel training on PyTorch's own runtime: torchrun starts the processes, DDP syncs
+the gradients of G and D, and only rank 0 logs, checkpoints and writes outputs.
+
+`train.nproc: N` in params.yaml makes the train stage relaunch itself under
+`torchrun --standalone --nproc_per_node N`; for several nodes, start torchrun yourself on
+each (see the README's "Scaling out"). Each process trains on its own slice of every
+global batch (batch_size images per process), so N processes with batch B take the same
+steps as one process with batch N x B, up to BatchNorm statistics (SyncBatchNorm on GPUs:
+`train.sync_batchnorm`) and floating-point summation order.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the training processes (one process: rank 0 of 1)."""
+
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, global_batch: torch.Tensor) -> torch.Tensor:
+        """This rank's contiguous slice of a global batch (dimension 0)."""
+        per_rank = global_batch.shape[0] // self.size
+        return global_batch[self.rank * per_rank : (self.rank + 1) * per_rank]
+
+
+def current() -> World:
+    if dist.is_available() and dist.is_initialized():
+        return World(dist.get_rank(), dist.get_world_size())
+    return World()
+
+
+def under_torchrun() -> bool:
+    return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def relaunch(nproc: int, module: str) -> NoReturn:
+    """Replace this process with torchrun running `module` on nproc local processes."""
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        module,
+        *sys.argv[1:],
+    ]
+    os.execv(sys.executable, command)
+
+
+def init_from_env() -> tuple[World, torch.device]:
+    """Join the process group torchrun describes: NCCL and one GPU per process, else gloo."""
+    local_rank = int(os.environ["LOCAL_RANK"])
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+        dist.init_process_group("nccl", device_id=device)
+    else:
+        device = torch.device("cpu")
+        dist.init_process_group("gloo")
+    return current(), device
+
+
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def broadcast(value: Any, world: World) -> Any:
+    """Rank 0's value on every rank (e.g. the MLflow run id)."""
+    if world.size == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def mean_(tensor: torch.Tensor, world: World) -> torch.Tensor:
+    """Average a tensor over the ranks, in place."""
+    if world.size > 1:
+        dist.all_reduce(tensor)
+        tensor /= world.size
+    return tensor
+
+
+def wrap(net: nn.Module, device: torch.device, world: World) -> nn.Module:
+    """The module the training step calls: DDP around `net` (which keeps its own state dict)."""
+    if world.size == 1:
+        return net
+    ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(net, device_ids=ids, broadcast_buffers=True)
+
+
+def convert_sync_batchnorm(net: nn.Module, world: World, sync_batchnorm: bool) -> nn.Module:
+    """BatchNorm with statistics over the global batch (CUDA only in PyTorch)."""
+    if world.size > 1 and sync_batchnorm:
+        return nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    return net

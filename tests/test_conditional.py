@@ -1,0 +1,164 @@
+"""Class-conditional GANs: projection D (cGAN-PD) and ACGAN, on any registered model."""
+
+import dataclasses
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+
+from ganlab import checkpoint, tracking
+from ganlab.cli import main
+from ganlab.config import ConfigError, config_from_dict
+from ganlab.device import Precision
+from ganlab.models import MODELS, ModelSpec, build_models
+from ganlab.models.conditional import OneHotInput
+from ganlab.sampling import class_labels, generate, load_generator
+from ganlab.train import train
+from tests.conftest import tiny_params
+
+FP32 = Precision("fp32", None)
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("conditioning", ["projection", "acgan"])
+def test_conditional_models_take_labels(model, conditioning):
+    spec = ModelSpec(8, (1, 28, 28), ngf=4, ndf=4, conditioning=conditioning, n_classes=10)
+    netG, netD = build_models(model, spec)
+    labels = torch.tensor([0, 3, 9])
+    images = netG(torch.randn(3, 8), labels)
+    scores, class_logits = netD(images, labels)
+    assert images.shape == (3, 1, 28, 28) and scores.shape == (3,)
+    if conditioning == "acgan":
+        assert class_logits.shape == (3, 10)
+    else:
+        assert class_logits is None
+        # the projection term makes D's score depend on the label it is asked about
+        assert not torch.allclose(scores, netD(images, torch.tensor([1, 1, 1]))[0])
+
+
+def two_class_data(n: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class 0: a bar at the top; class 1: a bar at the bottom. Nothing else tells them apart."""
+    labels = torch.arange(n) % 2
+    images = torch.zeros(n, 1, 28, 28, dtype=torch.uint8)
+    images[labels == 0, :, 2:10, 4:24] = 255
+    images[labels == 1, :, 18:26, 4:24] = 255
+    return images, labels
+
+
+@pytest.mark.parametrize("conditioning", ["projection", "acgan"])
+def test_conditional_generator_draws_the_class_it_is_asked_for(conditioning, tmp_path, cpu):
+    images, labels = two_class_data()
+    params = tiny_params(
+        model="mlp", conditional=conditioning, epochs=40, batch_size=32, lr=2e-3, dropout=0.0
+    )
+    result = train(
+        config_from_dict(params),
+        images,
+        labels,
+        device=cpu,
+        precision=FP32,
+        checkpoint_path=tmp_path / "c.pt",
+        run_id="run",
+    )
+    with torch.no_grad():
+        z = torch.randn(64, 16)
+        top = result.netG(z, torch.zeros(64, dtype=torch.long))
+        bottom = result.netG(z, torch.ones(64, dtype=torch.long))
+
+    def top_minus_bottom(x: torch.Tensor) -> float:
+        return (x[:, :, 2:10].mean() - x[:, :, 18:26].mean()).item()
+
+    # same noise, other label: the bar moves (pixels in [-1, 1]; a perfect G gives +-2)
+    assert top_minus_bottom(top) > 0.5
+    assert top_minus_bottom(bottom) < -0.5
+
+
+def test_conditional_needs_labels_and_names_the_choices(cpu, tmp_path):
+    with pytest.raises(ValueError, match="needs one label per image"):
+        train(
+            config_from_dict(tiny_params(conditional="acgan")),
+            torch.zeros(32, 1, 28, 28, dtype=torch.uint8),
+            device=cpu,
+            precision=FP32,
+            checkpoint_path=tmp_path / "c.pt",
+            run_id="run",
+        )
+    choices = r"\['acgan', 'none', 'projection'\]"
+    with pytest.raises(ConfigError, match=rf"conditional = 'cgan'.*{choices}"):
+        config_from_dict(tiny_params(conditional="cgan"))
+
+
+def conditional_generator_file(tmp_path: Path) -> Path:
+    spec = ModelSpec(8, (1, 28, 28), ngf=4, ndf=4, conditioning="projection", n_classes=10)
+    netG, _ = build_models("dcgan", spec)
+    path = tmp_path / "generator.pt"
+    checkpoint.save(
+        path,
+        {
+            "state_dict": netG.state_dict(),
+            "model": "dcgan",
+            "spec": dataclasses.asdict(spec),
+            "latent": "normal",
+            "precision": "fp32",
+        },
+    )
+    return path
+
+
+def test_saved_conditional_generator_samples_every_class_or_the_one_asked(tmp_path, cpu):
+    netG, _ = load_generator(conditional_generator_file(tmp_path), cpu)
+    assert class_labels(netG, 12, None).tolist() == [*range(10), 0, 1]  # balanced by default
+    assert class_labels(netG, 3, torch.tensor(7)).tolist() == [7, 7, 7]
+    with pytest.raises(ValueError, match=r"0\.\.9"):
+        class_labels(netG, 3, torch.tensor(10))
+    kwargs = dict(z_dim=8, latent="normal", seed=1, device=cpu, precision=FP32)
+    sevens = generate(netG, 4, labels=torch.tensor(7), **kwargs)
+    with torch.no_grad():
+        z = torch.Generator().manual_seed(1)
+        expected = netG(torch.randn(4, 8, generator=z), torch.full((4,), 7))
+    assert sevens.dtype == torch.uint8
+    assert (sevens.float() - ((expected + 1) * 127.5).clamp(0, 255)).abs().max() <= 1
+
+
+def test_cli_class_selection(tmp_path):
+    path = conditional_generator_file(tmp_path)
+    source = ["--checkpoint", str(path)]
+    assert main(["sample", *source, "--class", "3", "-n", "4", "--out", f"{tmp_path}/a.png"]) == 0
+    assert (tmp_path / "a.png").is_file()
+    assert main(["sample", *source, "--class", "12", "--out", str(tmp_path / "b.png")]) == 2
+    assert not (tmp_path / "b.png").exists()
+    out = tmp_path / "walk.png"
+    assert main(["interpolate", *source, "--class", "5", "--steps", "3", "--out", str(out)]) == 0
+    assert out.is_file()
+
+
+def test_cli_class_on_an_unconditional_generator_is_an_error(tmp_path, capsys):
+    spec = ModelSpec(8, (1, 28, 28), ngf=4, ndf=4)
+    netG, _ = build_models("dcgan", spec)
+    path = tmp_path / "g.pt"
+    checkpoint.save(
+        path,
+        {
+            "state_dict": netG.state_dict(),
+            "model": "dcgan",
+            "spec": dataclasses.asdict(spec),
+            "latent": "normal",
+            "precision": "fp32",
+        },
+    )
+    assert main(["sample", "--checkpoint", str(path), "--class", "1"]) == 2
+    assert "not class-conditional" in capsys.readouterr().err
+
+
+def test_conditional_generator_is_registered_with_a_one_hot_input(tmp_path, monkeypatch, cpu):
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    netG, _ = load_generator(conditional_generator_file(tmp_path), cpu)
+    run_id = tracking.new_run({}, "cond")
+    with tracking.open_run(run_id):
+        tracking.log_generator(netG, 8, "ganlab-test-cond")
+    model = mlflow.pytorch.load_model("models:/ganlab-test-cond/1")
+    x = torch.cat([torch.randn(2, 8), torch.nn.functional.one_hot(torch.tensor([2, 5]), 10)], 1)
+    with torch.no_grad():
+        assert torch.allclose(model(x), OneHotInput(netG, 8)(x), atol=1e-5)

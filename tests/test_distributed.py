@@ -1,0 +1,112 @@
+"""DDP on the CPU (gloo, 2 processes): the same steps as one process with twice the batch."""
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from ganlab import distributed
+from ganlab.config import config_from_dict
+from ganlab.device import Precision
+from ganlab.train import train
+from tests.conftest import tiny_params
+from tests.test_train import tiny_images
+
+FP32 = Precision("fp32", None)
+# mlp: no BatchNorm, whose per-process statistics would differ from the whole batch's on a CPU
+# (PyTorch's SyncBatchNorm runs on GPUs only); dropout 0: no per-process random masks.
+PARAMS = dict(model="mlp", dropout=0.0, epochs=1, lr=1e-3, train={"log_every": 1})
+STEPS = 4  # 64 images / (2 x 8) per step
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _rank(rank: int, world_size: int, port: int, out: str, params: dict) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        config = config_from_dict(tiny_params(**params))
+        result = train(
+            config,
+            tiny_images(),
+            torch.arange(64) % 10,
+            device=torch.device("cpu"),
+            precision=FP32,
+            checkpoint_path=Path(out) / "ckpt.pt",
+            run_id="ddp",
+        )
+        # parameters only: BatchNorm's running statistics are per process (rank 0's are saved)
+        weights = {k: v.tolist() for k, v in result.netG.named_parameters()}
+        Path(out, f"rank{rank}.json").write_text(
+            json.dumps({"history": result.history, "weights": weights, "steps": result.steps})
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+def run_ddp(tmp_path: Path, params: dict, world_size: int = 2) -> list[dict]:
+    mp.spawn(_rank, args=(world_size, free_port(), str(tmp_path), params), nprocs=world_size)
+    return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(world_size)]
+
+
+def test_two_processes_of_batch_b_step_like_one_process_of_batch_2b(tmp_path: Path):
+    rank0, rank1 = run_ddp(tmp_path, {**PARAMS, "batch_size": 8})
+    single = train(
+        config_from_dict(tiny_params(**PARAMS, batch_size=16)),
+        tiny_images(),
+        device=torch.device("cpu"),
+        precision=FP32,
+        checkpoint_path=tmp_path / "single.pt",
+        run_id="one",
+    )
+    assert rank0["steps"] == single.steps == STEPS
+    # Loss rows are averaged over the ranks: the same numbers as one process's whole batch.
+    ddp_history, single_history = torch.tensor(rank0["history"]), torch.tensor(single.history)
+    assert ddp_history.shape == single_history.shape == (STEPS, 7)
+    assert torch.allclose(ddp_history, single_history, rtol=1e-4, atol=1e-5)
+    # DDP kept both replicas identical, and equal to the one-process weights.
+    for name, values in rank0["weights"].items():
+        assert torch.equal(torch.tensor(values), torch.tensor(rank1["weights"][name]))
+        assert torch.allclose(
+            torch.tensor(values), single.netG.state_dict()[name], rtol=1e-4, atol=1e-5
+        )
+    assert (tmp_path / "ckpt.pt").is_file()  # written by rank 0 only, once per epoch
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(model="dcgan", epochs=1, batch_size=8),  # BatchNorm per process
+        dict(model="dcgan", epochs=1, batch_size=8, conditional="acgan"),
+        dict(
+            model="dcgan",
+            epochs=1,
+            batch_size=8,
+            loss="wasserstein",
+            gp_weight=10.0,
+            d_norm="layer",
+            n_critic=2,
+        ),
+    ],
+    ids=["dcgan", "acgan", "wgan-gp"],
+)
+def test_ddp_trains_the_other_families_with_finite_losses(params, tmp_path: Path):
+    rank0, rank1 = run_ddp(tmp_path, params)
+    assert rank0["history"] and torch.isfinite(torch.tensor(rank0["history"])).all()
+    for name, values in rank0["weights"].items():
+        assert torch.equal(torch.tensor(values), torch.tensor(rank1["weights"][name]))
+
+
+def test_world_shards_a_global_batch_into_contiguous_slices():
+    batch = torch.arange(12)
+    assert distributed.World(1, 3).shard(batch).tolist() == [4, 5, 6, 7]
+    assert distributed.World().shard(batch).tolist() == list(range(12))
