@@ -93,7 +93,7 @@ class FidSection:
 
 @dataclass(frozen=True)
 class ClassifierSection:
-    epochs: int = at_least(1, 3)
+    epochs: int = at_least(1, 5)
     batch_size: int = at_least(1, 128)
     lr: float = positive(1e-3)
     seed: int = at_least(0, 0)

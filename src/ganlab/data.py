@@ -62,7 +62,9 @@ class DatasetInfo:
 
 
 def mnist_family(
-    torchvision_class: type[datasets.MNIST], folder: str, repack_md5: Mapping[str, str] = {}
+    torchvision_class: type[datasets.MNIST],
+    folder: str,
+    repack_md5: Mapping[str, str] | None = None,
 ) -> DatasetInfo:
     """A dataset in MNIST's IDX format, with torchvision's official mirrors and MD5s."""
     files = tuple(
@@ -70,7 +72,8 @@ def mnist_family(
         for name, md5 in torchvision_class.resources
     )
     classes = tuple(torchvision_class.classes)
-    return DatasetInfo(folder, (1, 28, 28), classes, files, formats.idx_reader(), repack_md5)
+    reader = formats.idx_reader()
+    return DatasetInfo(folder, (1, 28, 28), classes, files, reader, repack_md5 or {})
 
 
 # Debian's dataset-fashion-mnist (0.0~git20200523.55506a9-1) recompresses the original

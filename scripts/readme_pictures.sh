@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Rebuild the README's pictures from this repository's own runs: the final pictures of the
+# last `dvc repro`, a latent interpolation, the leaderboard table, and a screenshot of
+# MLflow's comparison page for the two best runs (Debian's chromium, headless).
+#   bash scripts/readme_pictures.sh          # after dvc repro (and some dvc exp runs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=docs/images
+mkdir -p "$OUT"
+
+cp reports/figures/{samples.png,progress.png,progress.gif,losses.png,d_outputs.png} "$OUT"/
+ganlab interpolate --checkpoint models/generator.pt --seeds 0 1 2 3 4 --steps 10 \
+    --method slerp --out "$OUT/interpolation.png" --gif "$OUT/interpolation.gif"
+ganlab leaderboard --markdown docs/leaderboard.md >/dev/null
+
+CHROMIUM="$(command -v chromium || command -v chromium-browser || true)"
+if [ -z "$CHROMIUM" ]; then
+  echo "chromium is not installed: no MLflow screenshot" >&2
+  exit 0
+fi
+PORT=5077
+mlflow ui --host 127.0.0.1 --port "$PORT" --backend-store-uri "sqlite:///$PWD/mlflow.db" \
+    >/dev/null 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 120); do
+  curl -fs "http://127.0.0.1:$PORT/health" >/dev/null && break
+  sleep 0.5
+done
+URL="$(python - "$PORT" <<'EOF'
+import json
+import sys
+from urllib.parse import quote
+
+import mlflow
+
+from ganlab import tracking
+from ganlab.leaderboard import leaderboard_table
+
+tracking.connect()
+ids = leaderboard_table(tracking.runs_frame())["run_id"].head(2).tolist()
+experiment = mlflow.get_experiment_by_name(tracking.EXPERIMENT_NAME).experiment_id
+query = f"runs={quote(json.dumps(ids))}&experiments={quote(json.dumps([experiment]))}"
+print(f"http://127.0.0.1:{sys.argv[1]}/#/compare-runs?{query}")
+EOF
+)"
+PROFILE="$(mktemp -d)"
+"$CHROMIUM" --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking \
+    --disable-component-update --disable-sync --user-data-dir="$PROFILE" \
+    --virtual-time-budget=20000 --window-size=1400,1500 --screenshot="$OUT/mlflow_compare.png" \
+    "$URL" >/dev/null 2>&1
+rm -rf "$PROFILE"
+echo "pictures in $OUT, leaderboard in docs/leaderboard.md"
