@@ -3,8 +3,8 @@
 Each preset is a `dvc exp run` (so it lands in MLflow and `ganlab leaderboard` like any
 run) with `train.max_minutes` as the budget and a large `epochs` so the budget is what
 stops it. Prints one row per preset: images seen, FID (2048-d Inception, with sample
-counts), classifier FID, classes covered, wall time. The workspace's params.yaml,
-dvc.lock and outputs are restored afterwards.
+counts), classifier FID, classes covered, wall time, read back from MLflow. The
+workspace's params.yaml, dvc.lock, metrics and outputs are restored afterwards.
 
     python benchmarks/model_zoo.py --minutes 3      # about 6 minutes per preset here
 """
@@ -12,9 +12,8 @@ dvc.lock and outputs are restored afterwards.
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import subprocess
-import time
 from pathlib import Path
 
 from ganlab.presets import PRESETS
@@ -22,36 +21,54 @@ from ganlab.presets import PRESETS
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_preset(repo: Path, name: str, minutes: float, n_fake: int) -> dict:
+def run_preset(repo: Path, name: str, minutes: float, n_fake: int) -> bool:
+    """One `dvc exp run` of a preset under the time budget; False if it failed."""
     budget = {"epochs": 1000, "train.max_minutes": minutes, "fid.n_fake": n_fake}
     overrides = {**PRESETS[name], **budget}
     sets = [arg for k, v in overrides.items() for arg in ("-S", f"{k}={_yaml(v)}")]
-    started = time.perf_counter()
-    subprocess.run(
-        ["dvc", "exp", "run", "-n", f"zoo-{name.replace('_', '-')}", *sets], cwd=repo, check=True
-    )
-    wall = time.perf_counter() - started
-    train = json.loads((repo / "metrics/train.json").read_text())
-    evaluation = json.loads((repo / "metrics/eval.json").read_text())
-    domain = evaluation["classifier"]
-    return {
-        "preset": name,
-        "model": PRESETS[name].get("model", "dcgan"),
-        "loss": PRESETS[name].get("loss", "bce"),
-        "conditional": PRESETS[name].get("conditional", "none"),
-        "images_seen": train["images_seen"],
-        "train_s": train["train_seconds"],
-        "fid": evaluation["fid"],
-        "n_real": evaluation["n_real"],
-        "n_fake": evaluation["n_fake"],
-        "classifier_fid": domain["fid"],
-        "classes_covered": domain["coverage"]["classes_covered"],
-        "wall_s": wall,
-    }
+    result = subprocess.run(["dvc", "exp", "run", "-n", run_name(name), *sets], cwd=repo)
+    return result.returncode == 0
+
+
+def run_name(preset: str) -> str:
+    return f"zoo-{preset.replace('_', '-')}"
 
 
 def _yaml(value) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def table_from_mlflow(repo: Path, presets: list[str]) -> list[dict]:
+    """The latest finished MLflow run of each preset (as `dvc exp run` named it)."""
+    os.environ["DVC_ROOT"] = str(repo)
+    from ganlab import tracking
+
+    runs = tracking.runs_frame()
+    rows = []
+    for preset in presets:
+        named = runs["tags.mlflow.runName"] == run_name(preset)
+        mine = runs[named & (runs["status"] == "FINISHED") & runs["metrics.fid"].notna()]
+        mine = mine.sort_values("start_time")
+        if mine.empty:
+            continue
+        run = mine.iloc[-1]
+        rows.append(
+            {
+                "preset": preset,
+                "model": PRESETS[preset].get("model", "dcgan"),
+                "loss": PRESETS[preset].get("loss", "bce"),
+                "conditional": PRESETS[preset].get("conditional", "none"),
+                "images_seen": int(run["metrics.images_seen"]),
+                "train_s": run["metrics.train_seconds"],
+                "fid": run["metrics.fid"],
+                "n_real": int(run["metrics.n_real"]),
+                "n_fake": int(run["metrics.n_fake"]),
+                "classifier_fid": run["metrics.classifier_fid"],
+                "classes_covered": int(run["metrics.classes_covered"]),
+                "wall_s": (run["end_time"] - run["start_time"]).total_seconds(),
+            }
+        )
+    return rows
 
 
 def main() -> None:
@@ -60,20 +77,27 @@ def main() -> None:
     arguments.add_argument("--minutes", type=float, default=3.0, help="training budget per preset")
     arguments.add_argument("--n-fake", type=int, default=5000, help="generated images for FID")
     arguments.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
+    arguments.add_argument(
+        "--table-only", action="store_true", help="print the table of runs already in MLflow"
+    )
     arguments.add_argument("--out", type=Path, help="also write the table as Markdown here")
     args = arguments.parse_args()
 
-    saved = {name: (args.repo / name).read_text() for name in ("params.yaml", "dvc.lock")}
-    rows = []
-    try:
-        for name in args.presets:
-            print(f"\n=== {name}: {args.minutes} min of training ===", flush=True)
-            rows.append(run_preset(args.repo, name, args.minutes, args.n_fake))
-    finally:
-        for name, text in saved.items():
-            (args.repo / name).write_text(text)
-        subprocess.run(["dvc", "checkout", "--force", "--quiet"], cwd=args.repo, check=False)
+    if not args.table_only:
+        failed = []
+        try:
+            for name in args.presets:
+                print(f"\n=== {name}: {args.minutes} min of training ===", flush=True)
+                if not run_preset(args.repo, name, args.minutes, args.n_fake):
+                    failed.append(name)
+        finally:  # the workspace as committed: params, lock file, metrics, then the outputs
+            tracked = ["params.yaml", "dvc.lock", "metrics"]
+            subprocess.run(["git", "checkout", "HEAD", "--", *tracked], cwd=args.repo, check=False)
+            subprocess.run(["dvc", "checkout", "--force", "--quiet"], cwd=args.repo, check=False)
+        if failed:
+            print(f"\nfailed presets (see their output above): {', '.join(failed)}")
 
+    rows = table_from_mlflow(args.repo, list(PRESETS))
     header = (
         "| preset | model | loss | conditional | images seen | FID | n real / fake "
         "| classifier FID | classes covered | train s | wall s |"
@@ -83,11 +107,11 @@ def main() -> None:
         lines.append(
             f"| {r['preset']} | {r['model']} | {r['loss']} | {r['conditional']} "
             f"| {r['images_seen']:,} | {r['fid']:.1f} | {r['n_real']} / {r['n_fake']} "
-            f"| {r['classifier_fid']:.2f} | {r['classes_covered']}/10 "
+            f"| {r['classifier_fid']:.1f} | {r['classes_covered']}/10 "
             f"| {r['train_s']:.0f} | {r['wall_s']:.0f} |"
         )
     table = "\n".join(lines)
-    print(f"\nFashion-MNIST, {args.minutes} min of training each, FID: Inception pool3 2048-d\n")
+    print(f"\nFashion-MNIST, {args.minutes} min of training each; FID: Inception pool3, 2048-d\n")
     print(table)
     if args.out:
         args.out.write_text(table + "\n")

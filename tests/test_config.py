@@ -103,3 +103,10 @@ def test_training_fingerprint_ignores_evaluation_params_only():
         == config_from_dict({"train": {"log_every": 7}}).training_fingerprint()
     )
     assert base.training_fingerprint() != config_from_dict({"lr": 1e-3}).training_fingerprint()
+
+
+def test_exponent_without_a_dot_is_a_number_as_users_type_it():
+    # YAML 1.1 (PyYAML, DVC's -S) reads 5e-5 as the string '5e-05'
+    assert config_from_dict({"lr": "5e-05", "d_lr": "2E-4"}).lr == 5e-5
+    with pytest.raises(ConfigError, match=r"lr = 'fast' has the wrong type: expected a number"):
+        config_from_dict({"lr": "fast"})

@@ -278,6 +278,19 @@ def test_conditional_experiment_renders_a_class_grid_and_samples_a_class(repo, t
     assert model(z_and_class).shape == (2, 1, 28, 28)
 
 
+def test_train_stage_relaunches_itself_under_torchrun_for_nproc_2(repo):
+    root, env = repo
+    settings = ["-S", "train.nproc=2", "-S", "model=mlp", "-S", "epochs=1"]
+    settings += ["-S", "conditional=none"]  # the workspace keeps the last experiment's values
+    run(["dvc", "exp", "run", "-n", "two-procs", *settings], root, env)
+    metrics = json.loads((root / "metrics/train.json").read_text())
+    assert metrics["steps"] == 256 // (2 * 16)  # each step: 2 processes x batch_size 16
+    assert metrics["images_seen"] == 256
+    latest = runs(root)[-1]  # one MLflow run, from rank 0 only
+    assert latest.info.run_name == "two-procs" and latest.data.tags["processes"] == "2"
+    assert latest.info.status == "FINISHED" and latest.data.metrics["fid"] > 0
+
+
 def test_bad_params_fail_before_any_work_naming_the_key(repo):
     root, env = repo
     result = run(["dvc", "exp", "run", "-S", "lr=-1"], root, env, check=False)
@@ -293,7 +306,8 @@ def test_killed_training_resumes_from_its_checkpoint(repo):
     root, env = repo
     params = yaml.safe_load((root / "params.yaml").read_text())
     # `exp run -S` leaves its values in the workspace (and a failed one may too)
-    params.update(epochs=60, seed=7, lr=0.0002, conditional="none")
+    params.update(epochs=60, seed=7, lr=0.0002, conditional="none", model="dcgan")
+    params["train"]["nproc"] = 1
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     checkpoint = root / "checkpoints/train.pt"
     process = subprocess.Popen(

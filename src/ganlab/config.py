@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -28,6 +29,7 @@ from ganlab.models.conditional import CONDITIONINGS
 from ganlab.models.layers import D_NORMS
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 IMAGE_SIZES = (28, 32, 64)  # what DCGAN builds natively (see models.dcgan)
 LATENTS = ("normal", "uniform")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
@@ -187,6 +189,9 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
             return tuple(value)
     elif annotation is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str) and FLOAT.fullmatch(value.strip()):
+            # YAML 1.1 reads 5e-5 (no dot) as a string; `dvc exp run -S lr=5e-5` means a number
             return float(value)
     elif annotation is int:
         if isinstance(value, int) and not isinstance(value, bool):
