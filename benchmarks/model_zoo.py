@@ -26,6 +26,9 @@ def run_preset(repo: Path, name: str, minutes: float, n_fake: int) -> bool:
     budget = {"epochs": 1000, "train.max_minutes": minutes, "fid.n_fake": n_fake}
     overrides = {**PRESETS[name], **budget}
     sets = [arg for k, v in overrides.items() for arg in ("-S", f"{k}={_yaml(v)}")]
+    # `dvc exp run -S` edits the workspace's params.yaml, which keeps the last experiment's
+    # values: start every preset from the committed params, or it inherits the previous one's.
+    subprocess.run(["git", "checkout", "HEAD", "--", "params.yaml"], cwd=repo, check=True)
     result = subprocess.run(["dvc", "exp", "run", "-n", run_name(name), *sets], cwd=repo)
     return result.returncode == 0
 
