@@ -28,9 +28,22 @@ def run_preset(repo: Path, name: str, minutes: float, n_fake: int) -> bool:
     sets = [arg for k, v in overrides.items() for arg in ("-S", f"{k}={_yaml(v)}")]
     # `dvc exp run -S` edits the workspace's params.yaml, which keeps the last experiment's
     # values: start every preset from the committed params, or it inherits the previous one's.
-    subprocess.run(["git", "checkout", "HEAD", "--", "params.yaml"], cwd=repo, check=True)
+    restore_from_head(repo, ["params.yaml"])
     result = subprocess.run(["dvc", "exp", "run", "-n", run_name(name), *sets], cwd=repo)
     return result.returncode == 0
+
+
+def restore_from_head(repo: Path, paths: list[str]) -> None:
+    """Write the committed bytes of these files back (git checkout trusts stale index stats
+    after DVC rewrote a file in place, so it is not used here)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--", *paths], cwd=repo, capture_output=True, text=True, check=True
+    )
+    for name in listed.stdout.split():
+        committed = subprocess.run(
+            ["git", "show", f"HEAD:{name}"], cwd=repo, capture_output=True, check=True
+        )
+        (repo / name).write_bytes(committed.stdout)
 
 
 def run_name(preset: str) -> str:
@@ -94,8 +107,7 @@ def main() -> None:
                 if not run_preset(args.repo, name, args.minutes, args.n_fake):
                     failed.append(name)
         finally:  # the workspace as committed: params, lock file, metrics, then the outputs
-            tracked = ["params.yaml", "dvc.lock", "metrics"]
-            subprocess.run(["git", "checkout", "HEAD", "--", *tracked], cwd=args.repo, check=False)
+            restore_from_head(args.repo, ["params.yaml", "dvc.lock", "metrics"])
             subprocess.run(["dvc", "checkout", "--force", "--quiet"], cwd=args.repo, check=False)
         if failed:
             print(f"\nfailed presets (see their output above): {', '.join(failed)}")
