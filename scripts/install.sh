@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything ganlab needs into ./.venv: Debian's Fashion-MNIST, PyTorch, the package.
 # Set GANLAB_BROWSER=1 to also install Debian's Chromium for the MLflow UI browser test, and
-# GANLAB_TEAM=1 for PostgreSQL and psycopg2 (the team MLflow server test); CI sets both.
+# GANLAB_TEAM=1 for PostgreSQL and psycopg (the team MLflow server test); CI sets both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

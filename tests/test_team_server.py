@@ -58,7 +58,7 @@ def wait_for(url: str, seconds: float = 120) -> None:
 @pytest.fixture
 def postgres():
     """A fresh PostgreSQL cluster on 127.0.0.1 with a database `mlflow`; yields its URI."""
-    pytest.importorskip("psycopg2", reason="psycopg2 (pip install -e '.[team]') is missing")
+    pytest.importorskip("psycopg", reason="psycopg (pip install -e '.[team]') is missing")
     bin_dir = Path(INITDB[-1]).parent
     # the server runs as postgres, which can't enter pytest's private tmp folders
     folder = Path(tempfile.mkdtemp(prefix="ganlab-pg-"))
@@ -102,12 +102,16 @@ def test_runs_go_to_an_mlflow_server_on_postgresql(postgres, tmp_path, monkeypat
             str(port),
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=(tmp_path / "server.log").open("w"),
         start_new_session=True,
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_for(f"{base}/health")
+        try:
+            wait_for(f"{base}/health")
+        except AssertionError as error:
+            log = (tmp_path / "server.log").read_text()[-3000:]
+            raise AssertionError(f"{error}:\n{log}") from error
         monkeypatch.setenv("MLFLOW_TRACKING_URI", base)
         monkeypatch.setenv("DVC_EXP_NAME", "team-run")
         run_id = tracking.new_run({"lr": 0.0005, "model": "dcgan"}, "fallback")
