@@ -93,6 +93,27 @@ def tiny_params(**overrides) -> dict:
     return params
 
 
+def write_generator_file(path: Path, spec, model: str = "dcgan") -> Path:
+    """A generator.pt as the train stage writes it, with untrained weights."""
+    import dataclasses
+
+    from ganlab import checkpoint
+    from ganlab.models import build_models
+
+    netG, _ = build_models(model, spec)
+    checkpoint.save(
+        path,
+        {
+            "state_dict": netG.state_dict(),
+            "model": model,
+            "spec": dataclasses.asdict(spec),
+            "latent": "normal",
+            "precision": "fp32",
+        },
+    )
+    return path
+
+
 @pytest.fixture
 def tiny_config():
     return config_from_dict(tiny_params())

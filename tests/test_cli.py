@@ -1,30 +1,17 @@
-import dataclasses
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from ganlab import checkpoint
 from ganlab.cli import main
-from ganlab.models import ModelSpec, build_models
+from ganlab.models import ModelSpec
+from tests.conftest import write_generator_file
 
 
 @pytest.fixture
 def generator_file(tmp_path: Path) -> Path:
     spec = ModelSpec(z_dim=8, image_shape=(1, 28, 28), ngf=4, ndf=4)
-    netG, _ = build_models("dcgan", spec)
-    path = tmp_path / "generator.pt"
-    checkpoint.save(
-        path,
-        {
-            "state_dict": netG.state_dict(),
-            "model": "dcgan",
-            "spec": dataclasses.asdict(spec),
-            "latent": "normal",
-            "precision": "fp32",
-        },
-    )
-    return path
+    return write_generator_file(tmp_path / "generator.pt", spec)
 
 
 def test_sample_writes_a_grid_and_individual_pngs_reproducibly(

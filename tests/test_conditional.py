@@ -1,13 +1,12 @@
 """Class-conditional GANs: projection D (cGAN-PD) and ACGAN, on any registered model."""
 
-import dataclasses
 from pathlib import Path
 
 import mlflow
 import pytest
 import torch
 
-from ganlab import checkpoint, tracking
+from ganlab import tracking
 from ganlab.cli import main
 from ganlab.config import ConfigError, config_from_dict
 from ganlab.device import Precision
@@ -15,7 +14,7 @@ from ganlab.models import MODELS, ModelSpec, build_models
 from ganlab.models.conditional import OneHotInput
 from ganlab.sampling import class_labels, generate, load_generator
 from ganlab.train import train
-from tests.conftest import tiny_params
+from tests.conftest import tiny_params, write_generator_file
 
 FP32 = Precision("fp32", None)
 
@@ -91,19 +90,7 @@ def test_conditional_needs_labels_and_names_the_choices(cpu, tmp_path):
 
 def conditional_generator_file(tmp_path: Path) -> Path:
     spec = ModelSpec(8, (1, 28, 28), ngf=4, ndf=4, conditioning="projection", n_classes=10)
-    netG, _ = build_models("dcgan", spec)
-    path = tmp_path / "generator.pt"
-    checkpoint.save(
-        path,
-        {
-            "state_dict": netG.state_dict(),
-            "model": "dcgan",
-            "spec": dataclasses.asdict(spec),
-            "latent": "normal",
-            "precision": "fp32",
-        },
-    )
-    return path
+    return write_generator_file(tmp_path / "generator.pt", spec)
 
 
 def test_saved_conditional_generator_samples_every_class_or_the_one_asked(tmp_path, cpu):
@@ -134,19 +121,7 @@ def test_cli_class_selection(tmp_path):
 
 
 def test_cli_class_on_an_unconditional_generator_is_an_error(tmp_path, capsys):
-    spec = ModelSpec(8, (1, 28, 28), ngf=4, ndf=4)
-    netG, _ = build_models("dcgan", spec)
-    path = tmp_path / "g.pt"
-    checkpoint.save(
-        path,
-        {
-            "state_dict": netG.state_dict(),
-            "model": "dcgan",
-            "spec": dataclasses.asdict(spec),
-            "latent": "normal",
-            "precision": "fp32",
-        },
-    )
+    path = write_generator_file(tmp_path / "g.pt", ModelSpec(8, (1, 28, 28), ngf=4, ndf=4))
     assert main(["sample", "--checkpoint", str(path), "--class", "1"]) == 2
     assert "not class-conditional" in capsys.readouterr().err
 

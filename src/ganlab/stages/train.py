@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime
+import functools
 import time
 from pathlib import Path
 
@@ -93,17 +94,19 @@ def _train(args, config: Config, world: distributed.World, device: torch.device)
             run_id = tracking.new_run(flatten(config), f"{config.model}-{config.dataset}-{stamp}")
         write_run_id(args.models / "mlflow_run.json", run_id)
     run_id = distributed.broadcast(run_id, world)
+    run_training = functools.partial(
+        train,
+        config,
+        images,
+        labels,
+        n_classes=n_classes,
+        device=device,
+        precision=precision,
+        checkpoint_path=args.checkpoint,
+        run_id=run_id,
+    )
     if not world.is_main:
-        train(
-            config,
-            images,
-            labels,
-            n_classes=n_classes,
-            device=device,
-            precision=precision,
-            checkpoint_path=args.checkpoint,
-            run_id=run_id,
-        )
+        run_training()  # the other ranks train, rank 0 does the rest
         return
 
     with tracking.open_run(run_id):
@@ -121,17 +124,7 @@ def _train(args, config: Config, world: distributed.World, device: torch.device)
             tracking.log_artifact(path, "progress")
 
         started = time.perf_counter()
-        result = train(
-            config,
-            images,
-            labels,
-            n_classes=n_classes,
-            device=device,
-            precision=precision,
-            checkpoint_path=args.checkpoint,
-            run_id=run_id,
-            hooks=Hooks(on_log, on_epoch),
-        )
+        result = run_training(hooks=Hooks(on_log, on_epoch))
         spec = model_spec(config, tuple(images.shape[1:]), n_classes)
         generator_path = args.models / "generator.pt"
         checkpoint.save(
