@@ -183,10 +183,15 @@ def test_image_size_must_be_one_dcgan_builds():
 
 
 def test_every_registered_dataset_has_official_urls_and_md5s():
+    unpublished = ("cyclegan_", "pix2pix_")  # their authors publish no checksums
     for name, info in data.DATASETS.items():
         if info.user_folder:
             continue
         assert info.files, name
         for remote in info.files:
-            assert len(remote.md5) == 32 and remote.urls, (name, remote.name)
+            assert remote.urls, (name, remote.name)
+            if name.startswith(unpublished):
+                assert remote.md5 is None
+            else:
+                assert len(remote.md5) == 32, (name, remote.name)
             assert all(u.startswith(("http://", "https://")) for u in remote.urls)

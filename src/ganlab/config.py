@@ -24,7 +24,7 @@ import yaml
 from ganlab.augment import AUGMENTATIONS
 from ganlab.data import DATASETS
 from ganlab.losses import LOSSES
-from ganlab.models import INITS, MODELS
+from ganlab.models import INITS, MODELS, TRANSLATORS
 from ganlab.models.conditional import CONDITIONINGS
 from ganlab.models.layers import D_NORMS
 
@@ -33,6 +33,8 @@ FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 IMAGE_SIZES = (28, 32, 64)  # what DCGAN builds natively (see models.dcgan)
 LATENTS = ("normal", "uniform")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
+TASKS = ("auto", "edges", "classes")  # see ganlab.domains
+TRANSLATION_LOSSES = ("auto", "bce", "lsgan", "hinge")
 
 
 class ConfigError(ValueError):
@@ -109,12 +111,32 @@ class RenderSection:
 
 
 @dataclass(frozen=True)
+class TranslationSection:
+    """Image-to-image translation (model: pix2pix | cyclegan); see ganlab.domains."""
+
+    task: str = one_of(TASKS, "auto")  # auto: pix2pix edges (or the data's pairs), cyclegan classes
+    source_class: str = "Sneaker"  # classes task: translate images of this class...
+    target_class: str = "Ankle boot"  # ...into images of this one
+    gan_loss: str = one_of(TRANSLATION_LOSSES, "auto")  # auto: pix2pix bce, cyclegan lsgan
+    l1_weight: float = _rule(100.0, lambda v: v >= 0, "a number >= 0")  # pix2pix lambda
+    cycle_weight: float = _rule(10.0, lambda v: v >= 0, "a number >= 0")  # CycleGAN lambda
+    identity_weight: float = _rule(0.5, lambda v: v >= 0, "a number >= 0")  # x cycle_weight
+    pool_size: int = at_least(0, 50)  # CycleGAN's history of fakes for D; 0 = none
+    decay_epochs: int | None = at_least(0, None)  # linear lr decay; None = the last half
+    resnet_blocks: int | None = at_least(1, None)  # CycleGAN's depth; None: by image side
+
+
+@dataclass(frozen=True)
 class Config:
     dataset: str = one_of(DATASETS, "fashion_mnist")
     image_size: int | None = _rule(
         None, lambda v: v in IMAGE_SIZES, f"one of {list(IMAGE_SIZES)} or null (the data's own)"
     )
-    model: str = one_of(MODELS, "dcgan")
+    model: str = _rule(
+        "dcgan",
+        lambda v: v in MODELS or v in TRANSLATORS,
+        lambda: f"one of {sorted([*MODELS, *TRANSLATORS])}",
+    )
     loss: str = one_of(LOSSES, "bce")
     lr: float = positive(2e-4)
     beta1: float = in_range(0.0, 1.0, 0.5, high_open=True)
@@ -154,6 +176,12 @@ class Config:
     fid: FidSection = field(default_factory=FidSection)
     classifier: ClassifierSection = field(default_factory=ClassifierSection)
     render: RenderSection = field(default_factory=RenderSection)
+    translation: TranslationSection = field(default_factory=TranslationSection)
+
+    @property
+    def translates(self) -> bool:
+        """True for image-to-image models (pix2pix, CycleGAN), False for noise-to-image GANs."""
+        return self.model in TRANSLATORS
 
     def training_fingerprint(self) -> str:
         """Hash of everything that shapes training; a checkpoint resumes only under the same one."""
@@ -231,8 +259,51 @@ def _build(cls: type, values: Mapping[str, Any], prefix: str = "") -> Any:
     return cls(**kwargs)
 
 
+# Top-level keys that only noise-to-image GANs read: a translator refuses them when changed.
+NOISE_ONLY = (
+    "loss",
+    "latent",
+    "n_critic",
+    "clip_value",
+    "gp_weight",
+    "r1_weight",
+    "spectral_norm",
+    "minibatch_std",
+    "instance_noise",
+    "ema_decay",
+    "diffaugment",
+    "conditional",
+    "dropout",
+)
+
+
+def _check_translation(config: Config) -> None:
+    defaults = Config()
+    for key in NOISE_ONLY:
+        if getattr(config, key) != getattr(defaults, key):
+            hint = " (set translation.gan_loss instead)" if key == "loss" else ""
+            raise ConfigError(
+                f"params.yaml: {key} = {getattr(config, key)!r} applies to noise-to-image models, "
+                f"not model = {config.model!r}: expected the default "
+                f"{getattr(defaults, key)!r}{hint}"
+            )
+    if config.train.nproc > 1:
+        raise ConfigError(
+            f"params.yaml: train.nproc = {config.train.nproc} with model = {config.model!r}: "
+            "data-parallel training covers noise-to-image models; expected 1"
+        )
+    from ganlab.domains import check_task
+
+    try:
+        check_task(config)
+    except ValueError as error:
+        raise ConfigError(f"params.yaml: {error}") from error
+
+
 def _check_combinations(config: Config) -> None:
     """Values that are each fine but can't work together."""
+    if config.translates:
+        _check_translation(config)
     lipschitz = config.clip_value is not None or config.gp_weight > 0 or config.spectral_norm
     if config.loss == "wasserstein" and not lipschitz:
         raise ConfigError(

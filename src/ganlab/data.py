@@ -34,7 +34,7 @@ class RemoteFile:
     """One original file: its name, MD5 and the official URLs it is published at."""
 
     name: str
-    md5: str
+    md5: str | None  # None: the publisher gives none (pix2pix, CycleGAN); the MD5 is reported
     urls: tuple[str, ...]
     extract: bool = False  # unpack (gz, tar.gz, zip) next to it after verifying
 
@@ -51,13 +51,17 @@ class DatasetInfo:
     # file -> MD5 of a known-good repack (same images, other gzip bytes) besides the official file
     repack_md5: Mapping[str, str] = field(default_factory=dict)
     user_folder: bool = False  # images come from download.image_folder, not from the web
+    paired: bool = False  # two classes, the i-th image of class 0 paired with the i-th of class 1
 
     @property
     def resources(self) -> list[tuple[str, str]]:
         """(file name, MD5) of every original file."""
         return [(f.name, f.md5) for f in self.files]
 
-    def accepted_md5(self, filename: str, official: str) -> set[str]:
+    def accepted_md5(self, filename: str, official: str | None) -> set[str] | None:
+        """The MD5s a file may have; None when the publisher gives no checksum to check."""
+        if official is None:
+            return None
         return {official, *([self.repack_md5[filename]] if filename in self.repack_md5 else [])}
 
 
@@ -89,6 +93,54 @@ DEBIAN_FASHION_MNIST_MD5 = {
 SVHN_URL = "http://ufldl.stanford.edu/housenumbers/"
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 GOOGLE_DRIVE = "https://drive.google.com/file/d/{}/view"
+# The download scripts of pytorch-CycleGAN-and-pix2pix (Zhu, Park, Isola et al.) fetch these;
+# the authors publish no checksums, so the MD5 of what arrived is printed (and DVC then
+# versions data/raw by its hash).
+CYCLEGAN_URLS = (
+    "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{}.zip",
+    "https://people.eecs.berkeley.edu/~taesung_park/CycleGAN/datasets/{}.zip",
+)
+PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{}.tar.gz"
+CYCLEGAN_SETS = {  # name -> (domain A, domain B)
+    "horse2zebra": ("horse", "zebra"),
+    "apple2orange": ("apple", "orange"),
+    "summer2winter_yosemite": ("summer", "winter"),
+    "monet2photo": ("monet", "photo"),
+}
+PIX2PIX_SETS = {  # name -> (A half, B half)
+    "facades": ("photo", "labels"),
+    "maps": ("satellite", "map"),
+    "cityscapes": ("photo", "labels"),
+}
+
+
+def cyclegan_set(name: str) -> DatasetInfo:
+    """An official CycleGAN dataset: unpaired domains A and B as classes 0 and 1."""
+    side = formats.TRANSLATION_SIZE
+    remote = RemoteFile(f"{name}.zip", None, tuple(url.format(name) for url in CYCLEGAN_URLS), True)
+    return DatasetInfo(
+        f"CycleGAN/{name}",
+        (3, side, side),
+        CYCLEGAN_SETS[name],
+        (remote,),
+        formats.unpaired_reader(name),
+    )
+
+
+def pix2pix_set(name: str) -> DatasetInfo:
+    """An official pix2pix dataset: the A and B halves of each image as paired classes 0 and 1."""
+    side = formats.TRANSLATION_SIZE
+    remote = RemoteFile(f"{name}.tar.gz", None, (PIX2PIX_URL.format(name),), True)
+    return DatasetInfo(
+        f"pix2pix/{name}",
+        (3, side, side),
+        PIX2PIX_SETS[name],
+        (remote,),
+        formats.paired_reader(name),
+        paired=True,
+    )
+
+
 CIFAR10_CLASSES = (
     "airplane",
     "automobile",
@@ -141,12 +193,14 @@ DATASETS: dict[str, DatasetInfo] = {
         formats.read_folder,
         user_folder=True,
     ),
+    **{f"cyclegan_{name}": cyclegan_set(name) for name in CYCLEGAN_SETS},
+    **{f"pix2pix_{name}": pix2pix_set(name) for name in PIX2PIX_SETS},
 }
 
 
 def _fetch_file(
     remote: RemoteFile,
-    accepted: set[str],
+    accepted: set[str] | None,
     dest: Path,
     mirrors: Sequence[str],
     local_dirs: Sequence[str],
@@ -158,9 +212,9 @@ def _fetch_file(
         if not candidate.is_file():
             continue
         actual = calculate_md5(str(candidate))
-        if actual in accepted:
+        if accepted is None or actual in accepted:
             shutil.copyfile(candidate, dest / filename)
-            return str(candidate)
+            return _source(str(candidate), actual, accepted)
         failures.append(f"{candidate}: MD5 {actual} does not match")
     for url in [m.rstrip("/") + "/" + filename for m in mirrors] + list(remote.urls):
         try:
@@ -170,15 +224,19 @@ def _fetch_file(
             (dest / filename).unlink(missing_ok=True)
             continue
         actual = calculate_md5(str(dest / filename))
-        if actual in accepted:
-            return url
+        if accepted is None or actual in accepted:
+            return _source(url, actual, accepted)
         failures.append(f"{url}: MD5 {actual} does not match")
         (dest / filename).unlink()
     tried = "\n  ".join(failures) or "no local directory holds it and no mirror is configured"
     raise DataError(
-        f"could not get a verified copy of {filename} (expected MD5 {remote.md5}); "
+        f"could not get a copy of {filename} (expected MD5 {remote.md5 or 'unpublished'}); "
         f"tried:\n  {tried}"
     )
+
+
+def _source(where: str, md5: str, accepted: set[str] | None) -> str:
+    return where if accepted is not None else f"{where} (MD5 {md5}; no published checksum)"
 
 
 def _copy_user_folder(source: str | None, staging: Path) -> dict[str, str]:
@@ -246,9 +304,14 @@ def verify(name: str, root: str | Path) -> None:
     for filename, md5 in info.resources:
         path = raw / filename
         if not path.is_file():
-            raise DataError(f"{path} is missing (expected MD5 {md5}); run the download stage")
+            raise DataError(
+                f"{path} is missing (expected MD5 {md5 or 'unpublished'}); run the download stage"
+            )
+        accepted = info.accepted_md5(filename, md5)
+        if accepted is None:  # no published checksum: DVC's hash of data/raw guards it
+            continue
         actual = calculate_md5(str(path))
-        if actual not in info.accepted_md5(filename, md5):
+        if actual not in accepted:
             raise DataError(f"{path} is corrupt: MD5 {actual}, expected {md5}")
 
 

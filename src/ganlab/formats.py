@@ -169,3 +169,65 @@ def read_folder(folder: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     chosen = [item for i, item in enumerate(found) if (i % FOLDER_TEST_EVERY == 0) != train]
     images = _decode_all([path for path, _ in chosen], FOLDER_SIZE, "images")
     return images, torch.tensor([label for _, label in chosen], dtype=torch.long)
+
+
+TRANSLATION_SIZE = 256  # the side of the official pix2pix and CycleGAN images
+
+
+def _images_in(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise FormatError(f"{folder} is missing: expected a folder of images")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise FormatError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return paths
+
+
+def unpaired_reader(archive_folder: str) -> Reader:
+    """CycleGAN's layout: <name>/trainA, trainB, testA, testB; domain A is class 0, B class 1."""
+
+    def read(folder: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        split = "train" if train else "test"
+        root = folder / archive_folder
+        parts = [
+            _decode_all(_images_in(root / f"{split}{domain}"), TRANSLATION_SIZE, f"{split}{domain}")
+            for domain in ("A", "B")
+        ]
+        labels = torch.cat(
+            [torch.full((len(part),), i, dtype=torch.long) for i, part in enumerate(parts)]
+        )
+        return torch.cat(parts), labels
+
+    return read
+
+
+def paired_reader(archive_folder: str) -> Reader:
+    """pix2pix's layout: <name>/train, val, test of side-by-side A|B images.
+
+    Returns every A half (class 0) and then every B half (class 1) in the same order,
+    so the i-th A image and the i-th B image are a pair. Sets without a test folder
+    (cityscapes, maps) use val as their test split, as pix2pix does."""
+
+    def read(folder: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        root = folder / archive_folder
+        split = "train" if train else ("test" if (root / "test").is_dir() else "val")
+        paths = _images_in(root / split)
+        halves = np.empty((2, len(paths), 3, TRANSLATION_SIZE, TRANSLATION_SIZE), dtype=np.uint8)
+        for i, path in enumerate(tqdm(paths, desc=split, unit="pair", dynamic_ncols=True)):
+            with Image.open(path) as image:
+                if image.width < 2 * image.height - 1 or image.width > 2 * image.height + 1:
+                    raise FormatError(
+                        f"{path} is {image.width} x {image.height}: expected two square images "
+                        "side by side (A | B), as pix2pix's datasets hold them"
+                    )
+                half = image.width // 2
+                halves[0, i] = square_resized(
+                    image.crop((0, 0, half, image.height)), TRANSLATION_SIZE
+                )
+                halves[1, i] = square_resized(
+                    image.crop((half, 0, 2 * half, image.height)), TRANSLATION_SIZE
+                )
+        labels = torch.arange(2).repeat_interleave(len(paths))
+        return torch.from_numpy(halves.reshape(-1, 3, TRANSLATION_SIZE, TRANSLATION_SIZE)), labels
+
+    return read

@@ -192,6 +192,25 @@ def log_generator(netG: Any, z_dim: int, registered_name: str) -> None:
     )
 
 
+def log_translator(net: Any, image_shape: tuple[int, ...], registered_name: str) -> None:
+    """Log an image-to-image generator (pt2, images in [-1, 1] in and out) and register it."""
+    import numpy as np
+    import torch
+    from mlflow.models import infer_signature
+
+    example = np.zeros((2, *image_shape), dtype=np.float32)
+    with torch.no_grad():
+        output = net(torch.from_numpy(example)).numpy()
+    mlflow.pytorch.log_model(
+        net,
+        name="generator",
+        signature=infer_signature(example, output),
+        input_example=example,
+        registered_model_name=registered_name,
+        serialization_format="pt2",
+    )
+
+
 def model_run(source: str) -> str:
     """The run behind a registered model: `name` (latest version), `name/3` or `name@alias`."""
     client = mlflow.MlflowClient()

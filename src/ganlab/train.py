@@ -100,7 +100,7 @@ def scale_batch(batch: torch.Tensor) -> torch.Tensor:
     return batch.float().div_(127.5).sub_(1.0)
 
 
-def _optimizer(
+def optimizer_for(
     name: str, net: nn.Module, lr: float, betas: tuple[float, float]
 ) -> torch.optim.Optimizer:
     parameters = [p for p in net.parameters() if p.requires_grad]
@@ -117,8 +117,8 @@ def make_optimizers(
     """g_optimizer at lr for G, d_optimizer at d_lr (or lr) for D; Adam uses (beta1, beta2)."""
     betas = (config.beta1, config.beta2)
     return (
-        _optimizer(config.g_optimizer, netG, config.lr, betas),
-        _optimizer(config.d_optimizer, netD, config.d_lr or config.lr, betas),
+        optimizer_for(config.g_optimizer, netG, config.lr, betas),
+        optimizer_for(config.d_optimizer, netD, config.d_lr or config.lr, betas),
     )
 
 

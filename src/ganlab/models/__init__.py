@@ -19,6 +19,7 @@ from ganlab.models.conditional import (
 )
 from ganlab.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganlab.models.mlp import MLPDiscriminator, MLPGenerator
+from ganlab.models.translation import PatchDiscriminator, ResnetGenerator, UNetGenerator
 from ganlab.regularizers import add_spectral_norm_
 
 
@@ -57,6 +58,42 @@ def _dcgan(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
 MODELS: dict[str, Callable[[ModelSpec], tuple[nn.Module, nn.Module]]] = {
     "mlp": _mlp,
     "dcgan": _dcgan,
+}
+
+
+@dataclass(frozen=True)
+class TranslatorSpec:
+    """What an image-to-image builder needs: the images' channels and side, widths, depth."""
+
+    channels: int
+    side: int
+    ngf: int = 64
+    ndf: int = 64
+    resnet_blocks: int = 6
+
+
+def _pix2pix(spec: TranslatorSpec) -> dict[str, nn.Module]:
+    """G maps source to target; D judges (source, image) pairs stacked on channels."""
+    return {
+        "G": UNetGenerator(spec.channels, spec.side, spec.ngf),
+        "D": PatchDiscriminator(2 * spec.channels, spec.side, spec.ndf, norm="batch"),
+    }
+
+
+def _cyclegan(spec: TranslatorSpec) -> dict[str, nn.Module]:
+    """G: source -> target, F: target -> source; D judges the target domain, D_source the source."""
+    return {
+        "G": ResnetGenerator(spec.channels, spec.ngf, spec.resnet_blocks),
+        "F": ResnetGenerator(spec.channels, spec.ngf, spec.resnet_blocks),
+        "D": PatchDiscriminator(spec.channels, spec.side, spec.ndf, norm="instance"),
+        "D_source": PatchDiscriminator(spec.channels, spec.side, spec.ndf, norm="instance"),
+    }
+
+
+# Image-to-image models: a name maps to a builder of named networks (see ganlab.translate).
+TRANSLATORS: dict[str, Callable[[TranslatorSpec], dict[str, nn.Module]]] = {
+    "pix2pix": _pix2pix,
+    "cyclegan": _cyclegan,
 }
 
 
@@ -103,6 +140,16 @@ def build_models(name: str, spec: ModelSpec, init: str = "dcgan") -> tuple[nn.Mo
     if spec.spectral_norm:
         add_spectral_norm_(netD)
     return netG, netD
+
+
+def build_translator(name: str, spec: TranslatorSpec, init: str = "dcgan") -> dict[str, nn.Module]:
+    """Build a registered image-to-image model's networks and apply the init scheme."""
+    if name not in TRANSLATORS:
+        raise KeyError(f"unknown translation model {name!r}; choose one of {sorted(TRANSLATORS)}")
+    nets = TRANSLATORS[name](spec)
+    for net in nets.values():
+        INITS[init](net)
+    return nets
 
 
 def count_parameters(net: nn.Module) -> int:

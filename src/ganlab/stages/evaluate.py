@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganlab import classifier, data, fid, scores, tracking
+from ganlab import classifier, data, fid, scores, tracking, translate
 from ganlab.config import Config, flatten, load_config
 from ganlab.device import pick_device, resolve_precision
+from ganlab.domains import Domains, load_domains
 from ganlab.inception import NO_CLASSIFIER_REASON, load_fid_inception
 from ganlab.io import write_json
 from ganlab.sampling import generate, load_generator
@@ -25,31 +26,43 @@ from ganlab.stages import parser, read_run_id, run_stage, write_run_id
 FAKE_SEED_OFFSET = 1  # fake images use seed + 1, so they differ from the fixed progress noise
 
 
+def inception_model(config: Config, device: torch.device) -> torch.nn.Module:
+    return fid.prepare(
+        load_fid_inception(),
+        device,
+        config.fid.channels_last,
+        fold_batchnorm=config.fid.precision == "bf16",  # the fast mode; fp32 stays exact
+    )
+
+
+def inception_features(
+    images: torch.Tensor, model: torch.nn.Module, config: Config, device: torch.device, desc: str
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """pool3 features (and logits when the weights have the classifier) of uint8 images."""
+    return fid.inception_outputs(
+        images,
+        model,
+        batch_size=config.fid.batch_size,
+        precision=resolve_precision(config.fid.precision, device),
+        device=device,
+        channels_last=config.fid.channels_last,
+        desc=desc,
+    )
+
+
 def inception_metrics(
     fake: torch.Tensor,
     config: Config,
     real_features: np.ndarray,
     real_stats: tuple,
     device: torch.device,
+    model: torch.nn.Module | None = None,
 ) -> dict[str, Any]:
     """FID, KID, precision/recall (and IS when possible) in Inception's pool3 space."""
     precision = resolve_precision(config.fid.precision, device)
-    model = fid.prepare(
-        load_fid_inception(),
-        device,
-        config.fid.channels_last,
-        fold_batchnorm=config.fid.precision == "bf16",  # the fast mode; fp32 stays exact
-    )
+    model = model or inception_model(config, device)
     started = time.perf_counter()
-    features, logits = fid.inception_outputs(
-        fake,
-        model,
-        batch_size=config.fid.batch_size,
-        precision=precision,
-        device=device,
-        channels_last=config.fid.channels_last,
-        desc="evaluate",
-    )
+    features, logits = inception_features(fake, model, config, device, "evaluate")
     seconds = time.perf_counter() - started
     mu_fake, sigma_fake = fid.statistics(features)
     kid_mean, kid_std = scores.kernel_inception_distance(real_features, features)
@@ -126,6 +139,93 @@ def mlflow_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return logged
 
 
+def translation_metrics(
+    generators: dict[str, torch.nn.Module],
+    task: Domains,
+    config: Config,
+    classifier_path: Path,
+    device: torch.device,
+) -> dict[str, Any]:
+    """FID of translations against the target domain's real test images, L1 terms, class share."""
+    precision = resolve_precision(config.precision, device)
+    translated = translate.translate(
+        generators["G"], task.source, device=device, precision=precision
+    )
+    real = task.target[: config.fid.n_real]
+    model = inception_model(config, device)
+    real_features, _ = inception_features(real, model, config, device, "real targets")
+    metrics = inception_metrics(
+        translated, config, real_features, fid.statistics(real_features), device, model
+    )
+    metrics |= {"n_real": len(real), "n_fake": len(translated), "domains": list(task.names)}
+    if "F" in generators:  # CycleGAN: how well F brings translations back, in [0, 1] pixels
+        back = translate.translate(generators["F"], translated, device=device, precision=precision)
+        metrics["cycle_l1"] = (back.float() - task.source.float()).abs().mean().item() / 255
+    if task.paired:
+        metrics["target_l1"] = (translated.float() - task.target.float()).abs().mean().item() / 255
+    domain = classifier.load(classifier_path, device)
+    fake_features, fake_logits = classifier.outputs(
+        domain, translated, device=device, precision=classifier.FP32
+    )
+    real_domain_features, _ = classifier.outputs(
+        domain, real, device=device, precision=classifier.FP32
+    )
+    predicted = torch.as_tensor(fake_logits).argmax(dim=1)
+    wanted = (
+        task.source_labels
+        if task.target_class is None
+        else torch.full_like(predicted, task.target_class)
+    )
+    metrics["classifier"] = {
+        "fid": fid.frechet_distance(
+            *fid.statistics(fake_features), *fid.statistics(real_domain_features)
+        ),
+        # classes task: translations the classifier puts in the target class;
+        # edges: translations that keep the class of the image the edges came from
+        "target_class_share": (predicted == wanted).float().mean().item(),
+        "feature_extractor": "ganlab domain classifier",
+    }
+    return metrics
+
+
+def evaluate_translator(args, config: Config) -> None:
+    """pix2pix / CycleGAN: translate the test split's source domain and score the results."""
+    run_id = tracking.run_for_params(
+        read_run_id(args.models / "mlflow_run.json"), flatten(config), f"{config.model}-evaluate"
+    )
+    write_run_id(args.run, run_id)
+    with tracking.open_run(run_id):
+        device = pick_device()
+        generators, _ = translate.load_translator(args.models / "generator.pt", device)
+        task = load_domains(config, args.data, train=False, limit=config.fid.n_fake)
+        metrics = translation_metrics(generators, task, config, args.classifier, device)
+        write_json(args.metrics, metrics)
+        if not metrics["inception_score"]:
+            tracking.set_tags({"inception_score_unavailable": NO_CLASSIFIER_REASON})
+        logged = {
+            "fid": metrics["fid"],
+            "kid": metrics["kid"]["mean"],
+            "precision": metrics["precision"],
+            "recall": metrics["recall"],
+            "n_fake": metrics["n_fake"],
+            "n_real": metrics["n_real"],
+            "classifier_fid": metrics["classifier"]["fid"],
+            "target_class_share": metrics["classifier"]["target_class_share"],
+        }
+        logged |= {k: metrics[k] for k in ("cycle_l1", "target_l1") if k in metrics}
+        tracking.log_metrics(logged)
+        tracking.log_artifact(args.metrics)
+        extras = ", ".join(
+            f"{k} {metrics[k]:.4f}" for k in ("cycle_l1", "target_l1") if k in metrics
+        )
+        print(
+            f"{' -> '.join(task.names)}: FID {metrics['fid']:.2f} ({len(task.source)} translations "
+            f"vs {metrics['n_real']} real targets), {extras}, target-class share "
+            f"{metrics['classifier']['target_class_share']:.3f}"
+        )
+        print(tracking.run_url(run_id))
+
+
 def main() -> None:
     arguments = parser(__doc__)
     arguments.add_argument("--models", type=Path, required=True, help="folder from train")
@@ -139,6 +239,9 @@ def main() -> None:
     args = arguments.parse_args()
 
     config = load_config(args.params)
+    if config.translates:
+        evaluate_translator(args, config)
+        return
     run_id = tracking.run_for_params(
         read_run_id(args.models / "mlflow_run.json"), flatten(config), f"{config.model}-evaluate"
     )

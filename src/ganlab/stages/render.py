@@ -8,9 +8,10 @@ import pandas as pd
 import torch
 from torchvision.io import decode_png, read_file
 
-from ganlab import render, tracking
+from ganlab import render, tracking, translate
 from ganlab.config import flatten, load_config
 from ganlab.device import pick_device, resolve_precision
+from ganlab.domains import load_domains
 from ganlab.sampling import generate, load_generator, n_classes
 from ganlab.stages import StageError, parser, read_run_id, run_stage
 
@@ -27,6 +28,72 @@ def _epoch_grids(progress: Path) -> list[torch.Tensor]:
     return [decode_png(read_file(str(path))) for path in paths]
 
 
+def _training_pictures(
+    grids: list[torch.Tensor], history: pd.DataFrame, side: int, config, out: Path
+) -> list[str]:
+    """Progress strip and GIF from the epoch grids, loss and D-output curves; their names."""
+    # The first row of every epoch's grid, stacked: one row per epoch.
+    row_height = side + 2 * GRID_PADDING
+    strip = torch.cat([g[:, :row_height] for g in grids], dim=1)
+    render.save_image_tensor(strip, out / "progress.png")
+    render.save_gif(grids, out / "progress.gif", frame_ms=config.render.frame_ms)
+    render.save_curves(
+        history, {"d_loss": "D loss", "g_loss": "G loss"}, out / "losses.png", "Losses", "loss"
+    )
+    labels = (
+        {"d_x": "D(real)", "d_g_z1": "D(G(x)) in G's step", "d_g_z2": "D(G(x)) in D's step"}
+        if config.translates
+        else {"d_x": "D(x)", "d_g_z1": "D(G(z)) before D's update", "d_g_z2": "D(G(z)) after"}
+    )
+    render.save_curves(
+        history, labels, out / "d_outputs.png", "Discriminator outputs", "mean probability"
+    )
+    return ["progress.png", "progress.gif", "losses.png", "d_outputs.png"]
+
+
+def render_translator(
+    args, config, run_id: str, grids: list[torch.Tensor], history: pd.DataFrame
+) -> None:
+    """Rows of input | translation | reconstruction | target on held-out inputs, and curves."""
+    if args.data is None:
+        raise StageError("--data is missing: translation models render test-split inputs")
+    with tracking.open_run(run_id):
+        device = pick_device()
+        generators, saved = translate.load_translator(args.models / "generator.pt", device)
+        task = load_domains(config, args.data, train=False, limit=config.render.nrow)
+        rows = translate.example_rows(
+            generators,
+            task.source,
+            task.target if task.paired else None,
+            device=device,
+            precision=resolve_precision(config.precision, device),
+        )
+        out = args.out
+        render.save_grid(
+            rows, out / "translations.png", nrow=translate.n_columns(config.model, task.paired)
+        )
+        names = [
+            "translations.png",
+            *_training_pictures(grids, history, saved["spec"]["side"], config, out),
+        ]
+        curves = (
+            {"recon_l1": "cycle L1", "identity_l1": "identity L1"}
+            if "F" in generators
+            else {"recon_l1": "L1 to target"}
+        )
+        render.save_curves(
+            history,
+            curves,
+            out / "reconstruction.png",
+            "Reconstruction",
+            "mean |difference| in [-1, 1] units",
+        )
+        names.append("reconstruction.png")
+        for name in names:
+            tracking.log_artifact(out / name, "render")
+        print(f"pictures in {out}; {tracking.run_url(run_id)}")
+
+
 def main() -> None:
     arguments = parser(__doc__)
     arguments.add_argument("--models", type=Path, required=True, help="folder from train")
@@ -34,6 +101,7 @@ def main() -> None:
     arguments.add_argument("--history", type=Path, required=True, help="loss history CSV")
     arguments.add_argument("--run", type=Path, required=True, help="MLflow run id JSON")
     arguments.add_argument("--out", type=Path, required=True, help="folder for the pictures")
+    arguments.add_argument("--data", type=Path, help="data root (translation models' test inputs)")
     args = arguments.parse_args()
 
     config = load_config(args.params)
@@ -42,6 +110,9 @@ def main() -> None:
     )
     grids = _epoch_grids(args.progress)
     history = pd.read_csv(args.history)
+    if config.translates:
+        render_translator(args, config, run_id, grids, history)
+        return
 
     with tracking.open_run(run_id):
         device = pick_device()
@@ -57,22 +128,10 @@ def main() -> None:
         )
         out = args.out
         render.save_grid(samples, out / "samples.png", nrow=config.render.nrow)
-        # The first row of samples of every epoch's grid, stacked: one row per epoch.
-        row_height = saved["spec"]["image_shape"][1] + 2 * GRID_PADDING
-        strip = torch.cat([g[:, :row_height] for g in grids], dim=1)
-        render.save_image_tensor(strip, out / "progress.png")
-        render.save_gif(grids, out / "progress.gif", frame_ms=config.render.frame_ms)
-        render.save_curves(
-            history, {"d_loss": "D loss", "g_loss": "G loss"}, out / "losses.png", "Losses", "loss"
-        )
-        render.save_curves(
-            history,
-            {"d_x": "D(x)", "d_g_z1": "D(G(z)) before D's update", "d_g_z2": "D(G(z)) after"},
-            out / "d_outputs.png",
-            "Discriminator outputs",
-            "mean probability",
-        )
-        names = ["samples.png", "progress.png", "progress.gif", "losses.png", "d_outputs.png"]
+        names = [
+            "samples.png",
+            *_training_pictures(grids, history, saved["spec"]["image_shape"][1], config, out),
+        ]
         classes = n_classes(netG)
         if classes:  # conditional G: one row per class
             per_class = config.render.nrow

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ganlab import checkpoint, data, distributed, render, tracking
+from ganlab import checkpoint, data, distributed, domains, render, tracking, translate
 from ganlab.config import Config, ConfigError, flatten, load_config
 from ganlab.device import pick_device, resolve_precision
 from ganlab.io import atomic_path, write_json
@@ -54,6 +54,9 @@ def main() -> None:
     args = arguments.parse_args()
 
     config = load_config(args.params)
+    if config.translates:
+        _train_translator(args, config, pick_device())
+        return
     if config.train.nproc > 1 and not distributed.under_torchrun():
         distributed.relaunch(config.train.nproc, "ganlab.stages.train")  # does not return
     if distributed.under_torchrun():
@@ -88,11 +91,7 @@ def _train(args, config: Config, world: distributed.World, device: torch.device)
 
     run_id = None
     if world.is_main:  # only rank 0 talks to MLflow and writes outputs
-        run_id = _resumable_run_id(config, args.checkpoint)
-        if run_id is None:
-            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-            run_id = tracking.new_run(flatten(config), f"{config.model}-{config.dataset}-{stamp}")
-        write_run_id(args.models / "mlflow_run.json", run_id)
+        run_id = _start_run(config, args)
     run_id = distributed.broadcast(run_id, world)
     run_training = functools.partial(
         train,
@@ -137,10 +136,9 @@ def _train(args, config: Config, world: distributed.World, device: torch.device)
                 "precision": precision.name,
             },
         )
-        history = pd.DataFrame(result.history, columns=list(HISTORY_COLUMNS))
-        history = history.astype({"step": int, "epoch": int})
-        with atomic_path(args.history) as tmp:
-            history.to_csv(tmp, index=False)
+        history = _write_history(
+            pd.DataFrame(result.history, columns=list(HISTORY_COLUMNS)), args.history
+        )
         metrics = {
             "steps": result.steps,
             "epochs": result.epochs,
@@ -167,6 +165,97 @@ def _train(args, config: Config, world: distributed.World, device: torch.device)
         args.checkpoint.unlink(missing_ok=True)
         wall = time.perf_counter() - started
         print(f"trained {result.steps} steps in {wall:.0f} s; {tracking.run_url(run_id)}")
+
+
+def _start_run(config: Config, args) -> str:
+    run_id = _resumable_run_id(config, args.checkpoint)
+    if run_id is None:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_id = tracking.new_run(flatten(config), f"{config.model}-{config.dataset}-{stamp}")
+    write_run_id(args.models / "mlflow_run.json", run_id)
+    return run_id
+
+
+def _write_history(history: pd.DataFrame, path: Path) -> pd.DataFrame:
+    history = history.astype({"step": int, "epoch": int})
+    with atomic_path(path) as tmp:
+        history.to_csv(tmp, index=False)
+    return history
+
+
+def _train_translator(args, config: Config, device: torch.device) -> None:
+    """pix2pix / CycleGAN: the same outputs as the noise models, from translate's loop."""
+    data.verify(config.dataset, args.data)
+    task = domains.load_domains(config, args.data, train=True, limit=config.train.subset)
+    precision = resolve_precision(config.precision, device)
+    run_id = _start_run(config, args)
+    with tracking.open_run(run_id):
+        tracking.set_tags(
+            {
+                "device": device.type,
+                "precision": precision.name,
+                "task": domains.task_of(config),
+                "translation": " -> ".join(task.names),
+            }
+        )
+        columns = translate.n_columns(config.model, task.paired)
+
+        def on_log(row: dict[str, float]) -> None:
+            step = int(row["step"])
+            tracking.log_metrics({k: v for k, v in row.items() if k not in ("step", "epoch")}, step)
+
+        def on_epoch(epoch: int, rows: torch.Tensor) -> None:
+            path = args.progress / f"epoch_{epoch:03d}.png"
+            render.save_grid(rows, path, nrow=columns)
+            tracking.log_artifact(path, "progress")
+
+        print(
+            f"{config.model}: {' -> '.join(task.names)}, {len(task.source)} source and "
+            f"{len(task.target)} target images ({'paired' if task.paired else 'unpaired'})"
+        )
+        result = translate.train_translator(
+            config,
+            task,
+            device=device,
+            precision=precision,
+            checkpoint_path=args.checkpoint,
+            run_id=run_id,
+            hooks=Hooks(on_log, on_epoch),
+        )
+        spec = translate.translator_spec(config, tuple(task.source.shape[1:]))
+        generator_path = args.models / "generator.pt"
+        translate.save_translator(generator_path, result.nets, config, spec, task, precision)
+        history = _write_history(
+            pd.DataFrame(result.history, columns=list(translate.TRANSLATION_COLUMNS)), args.history
+        )
+        metrics = {
+            "steps": result.steps,
+            "epochs": result.epochs,
+            "images_seen": result.images_seen,
+            "train_images": len(task.source),
+            "train_seconds": round(result.train_seconds, 1),
+            "images_per_second": round(result.images_seen / max(result.train_seconds, 1e-9), 1),
+            "generator_parameters": count_parameters(result.nets["G"]),
+            "final_d_loss": history["d_loss"].iloc[-1],
+            "final_g_loss": history["g_loss"].iloc[-1],
+            "final_recon_l1": history["recon_l1"].iloc[-1],
+            "device": device.type,
+            "precision": precision.name,
+            "resumed_from_step": result.resumed_from_step,
+        }
+        write_json(args.metrics, metrics)
+        tracking.log_metrics(
+            {k: v for k, v in metrics.items() if isinstance(v, int | float) and v is not None}
+        )
+        tracking.log_artifact(generator_path, "model")
+        tracking.log_translator(
+            copy.deepcopy(result.nets["G"]).cpu().float(),
+            tuple(task.source.shape[1:]),
+            registered_model_name(config),
+        )
+        tracking.log_artifact(args.history)
+        args.checkpoint.unlink(missing_ok=True)
+        print(f"trained {result.steps} steps; {tracking.run_url(run_id)}")
 
 
 if __name__ == "__main__":
