@@ -278,6 +278,40 @@ def test_conditional_experiment_renders_a_class_grid_and_samples_a_class(repo, t
     assert model(z_and_class).shape == (2, 1, 28, 28)
 
 
+def test_translation_experiments_run_the_whole_pipeline_into_mlflow(repo, tmp_path: Path):
+    root, env = repo
+    settings = ["-S", "conditional=none", "-S", "epochs=1"]  # the workspace keeps acgan's
+    run(["dvc", "exp", "run", "-n", "cyclegan", "-S", "model=cyclegan", *settings], root, env)
+    evaluation = json.loads((root / "metrics/eval.json").read_text())
+    assert evaluation["domains"] == ["Sneaker", "Ankle boot"]
+    assert evaluation["fid"] > 0 and evaluation["n_fake"] == 32 and evaluation["n_real"] == 32
+    assert 0 < evaluation["cycle_l1"] < 1 and "target_l1" not in evaluation
+    assert 0 <= evaluation["classifier"]["target_class_share"] <= 1
+    # render.nrow (4) test inputs, each a row of input | translation | reconstruction
+    assert Image.open(root / "reports/figures/translations.png").size == (3 * 30 + 2, 4 * 30 + 2)
+    cyclegan = runs(root)[-1]
+    assert cyclegan.info.run_name == "cyclegan" and cyclegan.info.status == "FINISHED"
+    assert {"fid", "cycle_l1", "target_class_share", "recon_l1", "identity_l1"} <= set(
+        cyclegan.data.metrics
+    )
+    assert cyclegan.data.tags["translation"] == "Sneaker -> Ankle boot"
+    rendered = mlflow.MlflowClient().list_artifacts(cyclegan.info.run_id, "render")
+    assert "render/translations.png" in {a.path for a in rendered}
+
+    run(["dvc", "exp", "run", "-n", "pix2pix", "-S", "model=pix2pix"], root, env)
+    evaluation = json.loads((root / "metrics/eval.json").read_text())
+    assert evaluation["domains"] == ["edges", "fashion_mnist"] and 0 < evaluation["target_l1"] < 1
+    # input | translation | target
+    assert Image.open(root / "reports/figures/translations.png").size == (3 * 30 + 2, 4 * 30 + 2)
+    pix2pix = runs(root)[-1]
+    assert pix2pix.info.run_name == "pix2pix" and pix2pix.data.metrics["target_l1"] > 0
+    translator = mlflow.pytorch.load_model("models:/ganlab-fashion_mnist-pix2pix/1")
+    assert translator(torch.zeros(2, 1, 28, 28)).shape == (2, 1, 28, 28)
+    sample = ["ganlab", "sample", "--checkpoint", "models/generator.pt", "--out", "x.png"]
+    refused = run(sample, root, env, check=False)
+    assert refused.returncode == 2 and "pix2pix translation model" in refused.stderr
+
+
 def test_train_stage_relaunches_itself_under_torchrun_for_nproc_2(repo):
     root, env = repo
     settings = ["-S", "train.nproc=2", "-S", "model=mlp", "-S", "epochs=1"]

@@ -37,18 +37,21 @@ def _add_source(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace, device: torch.device):
-    from ganlab.sampling import load_generator
+    from ganlab.sampling import TranslatorFileError, load_generator
 
-    if args.checkpoint:
-        if not args.checkpoint.is_file():
-            raise CLIError(f"{args.checkpoint} does not exist: expected a generator.pt")
-        return load_generator(args.checkpoint, device)
-    from ganlab import tracking
+    try:
+        if args.checkpoint:
+            if not args.checkpoint.is_file():
+                raise CLIError(f"{args.checkpoint} does not exist: expected a generator.pt")
+            return load_generator(args.checkpoint, device)
+        from ganlab import tracking
 
-    tracking.connect()
-    run_id = args.run or tracking.model_run(args.model)
-    with tempfile.TemporaryDirectory() as tmp:
-        return load_generator(tracking.download_generator(run_id, Path(tmp)), device)
+        tracking.connect()
+        run_id = args.run or tracking.model_run(args.model)
+        with tempfile.TemporaryDirectory() as tmp:
+            return load_generator(tracking.download_generator(run_id, Path(tmp)), device)
+    except TranslatorFileError as error:
+        raise CLIError(str(error)) from error
 
 
 def _class_labels(

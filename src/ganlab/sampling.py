@@ -16,9 +16,18 @@ from ganlab.models.conditional import generate as forward
 from ganlab.train import sample_latent, to_uint8
 
 
+class TranslatorFileError(ValueError):
+    """A generator file holds an image-to-image model where a noise-to-image one was expected."""
+
+
 def load_generator(path: str | Path, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
     """The generator saved by the train stage (weights-only), in eval mode, and its metadata."""
     saved = checkpoint.load(path)
+    if saved.get("kind") == "translator":
+        raise TranslatorFileError(
+            f"{path} holds a {saved['model']} translation model, which maps images to images: "
+            "expected a noise-to-image generator (its translations are in reports/figures)"
+        )
     spec_values = dict(saved["spec"])
     spec_values["image_shape"] = tuple(spec_values["image_shape"])
     netG, _ = build_models(saved["model"], ModelSpec(**spec_values), init="default")
