@@ -29,10 +29,19 @@ def test_finished_runs_with_fid_best_first():
 
 def test_markdown_has_a_header_rule_and_a_row_per_run():
     lines = to_markdown(leaderboard_table(runs_frame())).splitlines()
-    assert lines[0].startswith("| run | dvc_experiment | model |")
+    assert lines[0].startswith("| run | task | dvc_experiment | model |")
     assert set(lines[1].replace("|", "").split()) == {"---"}
     assert "| fast-lr |" in lines[2] and "41" in lines[2]
     assert len(lines) == 4
+
+
+def test_translation_runs_rank_within_their_own_task_after_generation():
+    runs = runs_frame()
+    runs["tags.translation"] = [None, None, None, "Sneaker -> Ankle boot"]
+    runs.loc[3, "metrics.fid"] = 20.0  # lower than any generation run, on another task
+    table = leaderboard_table(runs)
+    assert table["run"].tolist() == ["fast-lr", "base", "no-eval"]
+    assert table["task"].tolist() == ["generation", "generation", "Sneaker -> Ankle boot"]
 
 
 def test_no_runs_gives_an_empty_table():

@@ -1,11 +1,16 @@
-"""The MLflow runs as a ranked table: which settings gave the best FID."""
+"""The MLflow runs as a ranked table: which settings gave the best FID.
+
+FIDs compare only within a task, so runs are grouped by it: noise-to-image generation
+first, then each translation (pix2pix, CycleGAN) by its domains."""
 
 from __future__ import annotations
 
 import pandas as pd
 
+GENERATION = "generation"
 COLUMNS = {
     "tags.mlflow.runName": "run",
+    "tags.translation": "task",
     "tags.dvc_exp_name": "dvc_experiment",
     "params.model": "model",
     "params.dataset": "dataset",
@@ -27,10 +32,15 @@ def leaderboard_table(runs: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=[*COLUMNS.values(), "wall_minutes", "run_id"])
     scored = runs[runs["metrics.fid"].notna() & (runs["status"] == "FINISHED")].copy()
     table = pd.DataFrame({name: scored.get(column) for column, name in COLUMNS.items()})
+    table["task"] = table["task"].fillna(GENERATION)
     minutes = (scored["end_time"] - scored["start_time"]).dt.total_seconds() / 60
     table["wall_minutes"] = minutes.round(1)
     table["run_id"] = scored["run_id"]
-    return table.sort_values("fid", kind="stable").reset_index(drop=True)
+    translation_last = table["task"] != GENERATION
+    order = table.assign(_last=translation_last).sort_values(
+        ["_last", "task", "fid"], kind="stable"
+    )
+    return table.loc[order.index].reset_index(drop=True)
 
 
 def to_markdown(table: pd.DataFrame) -> str:
