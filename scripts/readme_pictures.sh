@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the README's pictures from this repository's own runs: the final pictures of the
-# last `dvc repro`, a latent interpolation, the leaderboard table, and a screenshot of
+# last `dvc repro`, a latent interpolation, the leaderboard table, the latest pix2pix and
+# CycleGAN translation grids, and a screenshot of
 # MLflow's comparison page for the two best runs (Debian's chromium, headless).
 #   bash scripts/readme_pictures.sh          # after dvc repro (and some dvc exp runs)
 set -euo pipefail
@@ -12,6 +13,30 @@ cp reports/figures/{samples.png,progress.png,progress.gif,losses.png,d_outputs.p
 ganlab interpolate --checkpoint models/generator.pt --seeds 0 1 2 3 4 --steps 10 \
     --method slerp --out "$OUT/interpolation.png" --gif "$OUT/interpolation.gif"
 ganlab leaderboard --markdown docs/leaderboard.md >/dev/null
+python - <<'EOF'
+"""The translation grids of the latest finished pix2pix and CycleGAN runs, from MLflow."""
+import shutil
+
+import mlflow
+
+from ganlab import tracking
+
+tracking.connect()
+runs = tracking.runs_frame()
+for model in ("pix2pix", "cyclegan"):
+    if "params.model" not in runs:
+        break
+    done = runs[
+        (runs["params.model"] == model) & (runs["status"] == "FINISHED") & runs["metrics.fid"].notna()
+    ]
+    if done.empty:
+        continue
+    run_id = done.sort_values("start_time")["run_id"].iloc[-1]
+    grid = mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path="render/translations.png"
+    )
+    shutil.copy(grid, f"docs/images/{model}_translations.png")
+EOF
 
 CHROMIUM="$(command -v chromium || command -v chromium-browser || true)"
 if [ -z "$CHROMIUM" ]; then

@@ -39,7 +39,11 @@ def test_translation_runs_rank_within_their_own_task_after_generation():
     runs = runs_frame()
     runs["tags.translation"] = [None, None, None, "Sneaker -> Ankle boot"]
     runs.loc[3, "metrics.fid"] = 20.0  # lower than any generation run, on another task
+    runs["params.model"] = ["dcgan", "dcgan", "dcgan", "cyclegan"]
+    runs["params.loss"] = "bce"
+    runs["params.translation.gan_loss"] = "auto"
     table = leaderboard_table(runs)
+    assert table["loss"].tolist() == ["bce", "bce", "lsgan"]  # CycleGAN's own loss
     assert table["run"].tolist() == ["fast-lr", "base", "no-eval"]
     assert table["task"].tolist() == ["generation", "generation", "Sneaker -> Ankle boot"]
 

@@ -33,6 +33,14 @@ def leaderboard_table(runs: pd.DataFrame) -> pd.DataFrame:
     scored = runs[runs["metrics.fid"].notna() & (runs["status"] == "FINISHED")].copy()
     table = pd.DataFrame({name: scored.get(column) for column, name in COLUMNS.items()})
     table["task"] = table["task"].fillna(GENERATION)
+    if "params.translation.gan_loss" in scored:  # translators: the loss they trained with
+        from ganlab.translate import PAPER_LOSS
+
+        paper = scored["params.model"].map(PAPER_LOSS)
+        chosen = scored["params.translation.gan_loss"]
+        translated = paper.notna().to_numpy()
+        resolved = chosen.where(chosen != "auto", paper)
+        table.loc[translated, "loss"] = resolved[translated].to_numpy()
     minutes = (scored["end_time"] - scored["start_time"]).dt.total_seconds() / 60
     table["wall_minutes"] = minutes.round(1)
     table["run_id"] = scored["run_id"]
