@@ -43,3 +43,30 @@ def test_corrupt_data_stops_the_download_stage_with_the_file_named(
         run_stage(download.main)
     assert exit_info.value.code == 2
     assert "t10k-images-idx3-ubyte.gz" in capsys.readouterr().err
+
+
+def test_a_translation_domain_smaller_than_a_batch_stops_before_any_run(
+    tiny_root: Path, tmp_path: Path, monkeypatch, capsys
+):
+    from ganlab.stages import train
+
+    params_file = tmp_path / "params.yaml"
+    translation = {"source_class": "0", "target_class": "1"}
+    params_file.write_text(
+        yaml.safe_dump(
+            {"dataset": "tiny", "model": "cyclegan", "batch_size": 64, "translation": translation}
+        )
+    )
+    outputs = {name: tmp_path / name for name in ("models", "progress", "history", "metrics")}
+    argv = ["train", "--params", str(params_file), "--data", str(tiny_root)]
+    argv += [arg for name, path in outputs.items() for arg in (f"--{name}", str(path))]
+    monkeypatch.setattr(sys, "argv", [*argv, "--checkpoint", str(tmp_path / "train.pt")])
+    store = tmp_path / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    with pytest.raises(SystemExit) as exit_info:
+        run_stage(train.main)
+    assert exit_info.value.code == 2
+    stderr = capsys.readouterr().err
+    assert "batch_size = 64" in stderr and "smaller domain" in stderr
+    assert not store.exists()  # no MLflow run was started
+    assert not any(path.exists() for path in outputs.values())

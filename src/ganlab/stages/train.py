@@ -187,6 +187,12 @@ def _train_translator(args, config: Config, device: torch.device) -> None:
     """pix2pix / CycleGAN: the same outputs as the noise models, from translate's loop."""
     data.verify(config.dataset, args.data)
     task = domains.load_domains(config, args.data, train=True, limit=config.train.subset)
+    smaller = min(len(task.source), len(task.target))
+    if smaller < config.batch_size:
+        raise data.DataError(
+            f"{' -> '.join(task.names)}: {smaller} training images in the smaller domain but "
+            f"batch_size = {config.batch_size}: lower batch_size or raise train.subset"
+        )
     precision = resolve_precision(config.precision, device)
     run_id = _start_run(config, args)
     with tracking.open_run(run_id):
