@@ -93,7 +93,7 @@ class PatchDiscriminator(nn.Module):
         n_layers = n_layers or patch_layers(side)
         Norm = nn.InstanceNorm2d if norm == "instance" else nn.BatchNorm2d
         layers: list[nn.Module] = [nn.Conv2d(channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2)]
-        width = ndf
+        width = ndf  # ndf x S/2 x S/2; each further stride-2 layer halves, the stride-1 ones take 1
         for i in range(1, n_layers + 1):
             out = ndf * min(2**i, MAX_WIDTH_FACTOR)
             stride = 2 if i < n_layers else 1
@@ -103,7 +103,7 @@ class PatchDiscriminator(nn.Module):
                 nn.LeakyReLU(0.2),
             ]
             width = out
-        layers.append(nn.Conv2d(width, 1, 4, 1, 1))
+        layers.append(nn.Conv2d(width, 1, 4, 1, 1))  # 1 x P x P: one logit per patch (30 at 256)
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -137,21 +137,21 @@ class ResnetGenerator(nn.Module):
             nn.Conv2d(channels, ngf, 7, bias=False),
             nn.InstanceNorm2d(ngf),
             nn.ReLU(),
-        ]
-        for factor in (1, 2):
+        ]  # ngf x H x W
+        for factor in (1, 2):  # (ngf*2) x H/2 x W/2, then (ngf*4) x H/4 x W/4
             layers += [
                 nn.Conv2d(ngf * factor, ngf * factor * 2, 3, 2, 1, bias=False),
                 nn.InstanceNorm2d(ngf * factor * 2),
                 nn.ReLU(),
             ]
-        layers += [ResnetBlock(ngf * 4) for _ in range(n_blocks)]
-        for factor in (4, 2):
+        layers += [ResnetBlock(ngf * 4) for _ in range(n_blocks)]  # (ngf*4) x H/4 x W/4
+        for factor in (4, 2):  # (ngf*2) x H/2 x W/2, then ngf x H x W
             layers += [
                 nn.ConvTranspose2d(ngf * factor, ngf * factor // 2, 3, 2, 1, 1, bias=False),
                 nn.InstanceNorm2d(ngf * factor // 2),
                 nn.ReLU(),
             ]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, channels, 7), nn.Tanh()]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, channels, 7), nn.Tanh()]  # C x H x W
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
