@@ -70,6 +70,22 @@ def tiny_root(tmp_path: Path, tiny_mirror: Path) -> Path:
     return root
 
 
+@pytest.fixture
+def served(tmp_path: Path):
+    """A folder served over HTTP on 127.0.0.1: (folder, base URL)."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    folder = tmp_path / "served"
+    folder.mkdir()
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(folder))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
 def tiny_params(**overrides) -> dict:
     params = {
         "dataset": "fashion_mnist",

@@ -2,14 +2,11 @@
 downloaded through the real download code (from an HTTP server on 127.0.0.1) and read back."""
 
 import dataclasses
-import functools
 import hashlib
 import io
 import pickle
 import tarfile
-import threading
 import zipfile
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -21,18 +18,6 @@ from scipy.io import loadmat, savemat
 from ganlab import data, formats
 from ganlab.config import ConfigError, config_from_dict
 from tests.conftest import tiny_params
-
-
-@pytest.fixture
-def served(tmp_path: Path):
-    """A folder served over HTTP on 127.0.0.1: (folder, base URL)."""
-    folder = tmp_path / "served"
-    folder.mkdir()
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(folder))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield folder, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
 
 
 def md5(path: Path) -> str:

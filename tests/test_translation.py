@@ -220,22 +220,6 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(tiny_root: Pa
             torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
 
 
-@pytest.fixture
-def served(tmp_path: Path):
-    """A folder served over HTTP on 127.0.0.1, standing in for the datasets' web server."""
-    import functools
-    import threading
-    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-
-    folder = tmp_path / "served"
-    folder.mkdir()
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(folder))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield folder, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-
-
 def _solid(color: tuple[int, int, int], size: tuple[int, int]):
     from PIL import Image
 

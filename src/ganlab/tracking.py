@@ -171,19 +171,24 @@ def log_generator(netG: Any, z_dim: int, registered_name: str) -> None:
     run's weights-only `model/generator.pt`.
     """
     import numpy as np
-    import torch
-    from mlflow.models import infer_signature
 
     from ganlab.models.conditional import ConditionalGenerator, OneHotInput
 
     width = z_dim
     if isinstance(netG, ConditionalGenerator):  # one input tensor: [z, one_hot(class)]
         netG, width = OneHotInput(netG, z_dim), z_dim + netG.n_classes
-    example = np.zeros((2, width), dtype=np.float32)
+    _log_registered_model(netG, np.zeros((2, width), dtype=np.float32), registered_name)
+
+
+def _log_registered_model(net: Any, example: Any, registered_name: str) -> None:
+    """Log `net` as a pt2 MLflow model with a signature from `example`, and register it."""
+    import torch
+    from mlflow.models import infer_signature
+
     with torch.no_grad():
-        output = netG(torch.from_numpy(example)).numpy()
+        output = net(torch.from_numpy(example)).numpy()
     mlflow.pytorch.log_model(
-        netG,
+        net,
         name="generator",
         signature=infer_signature(example, output),
         input_example=example,
@@ -195,20 +200,8 @@ def log_generator(netG: Any, z_dim: int, registered_name: str) -> None:
 def log_translator(net: Any, image_shape: tuple[int, ...], registered_name: str) -> None:
     """Log an image-to-image generator (pt2, images in [-1, 1] in and out) and register it."""
     import numpy as np
-    import torch
-    from mlflow.models import infer_signature
 
-    example = np.zeros((2, *image_shape), dtype=np.float32)
-    with torch.no_grad():
-        output = net(torch.from_numpy(example)).numpy()
-    mlflow.pytorch.log_model(
-        net,
-        name="generator",
-        signature=infer_signature(example, output),
-        input_example=example,
-        registered_model_name=registered_name,
-        serialization_format="pt2",
-    )
+    _log_registered_model(net, np.zeros((2, *image_shape), dtype=np.float32), registered_name)
 
 
 def model_run(source: str) -> str:

@@ -190,6 +190,53 @@ class Progress:
     g_updates: int = 0
 
 
+def resume_progress(
+    checkpoint_path: Path,
+    fingerprint: str,
+    run_id: str,
+    nets: Any,
+    data_order: torch.Generator,
+    device: torch.device,
+    hooks: Hooks,
+) -> Progress | None:
+    """Restore this run's interrupted training (nets, data order, RNGs) from its checkpoint.
+
+    Returns the saved progress, with the saved epoch grids replayed through `hooks`, or None
+    when there is no checkpoint of this run with these params and training starts afresh."""
+    if not checkpoint_path.is_file():
+        return None
+    state = checkpoint.load(checkpoint_path)
+    if state["fingerprint"] != fingerprint or state["run_id"] != run_id:
+        return None
+    nets.load_state_dict(state["nets"])
+    progress = Progress(**state["progress"])
+    progress.sums = progress.sums.to(device)
+    data_order.set_state(state["data_order_at_epoch_start"])
+    checkpoint.set_rng_state(state["rng"])
+    for epoch, frame in enumerate(progress.frames, start=1):
+        hooks.on_epoch(epoch, frame)
+    return progress
+
+
+def training_state(
+    fingerprint: str,
+    run_id: str,
+    nets: Any,
+    progress: Progress,
+    elapsed: float,
+    epoch_start_order: torch.Tensor,
+) -> dict[str, Any]:
+    """Everything a bit-exact resume needs, as resume_progress reads it back."""
+    return {
+        "fingerprint": fingerprint,
+        "run_id": run_id,
+        "nets": nets.state_dict(),
+        "progress": dataclasses.asdict(progress) | {"elapsed": elapsed},
+        "data_order_at_epoch_start": epoch_start_order,
+        "rng": checkpoint.rng_state(),
+    }
+
+
 @dataclass
 class Batch:
     """One step's data: real images and labels, G's fakes and the labels they were asked for."""
@@ -357,19 +404,11 @@ def train(
     data_order = torch.Generator().manual_seed(config.seed)
     fingerprint = config.training_fingerprint()
 
-    progress = Progress(sums=torch.zeros(5, device=device))
-    resumed_from = None
-    if checkpoint_path.is_file():
-        state = checkpoint.load(checkpoint_path)
-        if state["fingerprint"] == fingerprint and state["run_id"] == run_id:
-            nets.load_state_dict(state["nets"])
-            progress = Progress(**state["progress"])
-            progress.sums = progress.sums.to(device)
-            data_order.set_state(state["data_order_at_epoch_start"])
-            checkpoint.set_rng_state(state["rng"])
-            resumed_from = progress.step
-            for epoch, frame in enumerate(progress.frames, start=1):
-                hooks.on_epoch(epoch, frame)
+    progress = resume_progress(
+        checkpoint_path, fingerprint, run_id, nets, data_order, device, hooks
+    )
+    resumed_from = progress.step if progress else None
+    progress = progress or Progress(sums=torch.zeros(5, device=device))
 
     started = time.perf_counter()
     last_checkpoint = started
@@ -377,23 +416,10 @@ def train(
     def save_checkpoint(epoch_start_order: torch.Tensor) -> None:
         nonlocal last_checkpoint
         _check_finite(progress, checkpoint_path)  # never overwrite a good checkpoint with NaNs
-        fields = dataclasses.asdict(progress) | {
-            "elapsed": progress.elapsed + time.perf_counter() - started
-        }
-        if not world.is_main:
-            last_checkpoint = time.perf_counter()
-            return
-        checkpoint.save(
-            checkpoint_path,
-            {
-                "fingerprint": fingerprint,
-                "run_id": run_id,
-                "nets": nets.state_dict(),
-                "progress": fields,
-                "data_order_at_epoch_start": epoch_start_order,
-                "rng": checkpoint.rng_state(),
-            },
-        )
+        if world.is_main:
+            elapsed = progress.elapsed + time.perf_counter() - started
+            state = training_state(fingerprint, run_id, nets, progress, elapsed, epoch_start_order)
+            checkpoint.save(checkpoint_path, state)
         last_checkpoint = time.perf_counter()
 
     def checkpoint_due() -> bool:

@@ -31,8 +31,10 @@ from ganlab.train import (
     NonFiniteLossError,
     Progress,
     optimizer_for,
+    resume_progress,
     scale_batch,
     to_uint8,
+    training_state,
 )
 
 # The noise loop's columns, then the reconstruction and identity L1 terms and the lr.
@@ -192,6 +194,12 @@ def build_nets(
     )
 
 
+def _optimize(tn: TranslationNets, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    tn.scaler.scale(loss).backward()
+    tn.scaler.step(optimizer)
+
+
 def _l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a.float() - b.float()).abs().mean()
 
@@ -214,17 +222,13 @@ def pix2pix_step(
         fake_out = D(torch.cat([source, fake], dim=1)).float()
     adversarial = loss.g_loss(fake_out)
     recon = _l1(fake, target)
-    tn.optG.zero_grad(set_to_none=True)
-    tn.scaler.scale(adversarial + config.translation.l1_weight * recon).backward()
-    tn.scaler.step(tn.optG)
+    _optimize(tn, tn.optG, adversarial + config.translation.l1_weight * recon)
     D.requires_grad_(True)
     with precision.autocast(device):
         real_out = D(torch.cat([source, target], dim=1)).float()
         fake_out_d = D(torch.cat([source, fake.detach()], dim=1)).float()
     errD = 0.5 * loss.d_loss(real_out, fake_out_d, 1.0)  # halved, as pix2pix slows D down
-    tn.optD.zero_grad(set_to_none=True)
-    tn.scaler.scale(errD).backward()
-    tn.scaler.step(tn.optD)
+    _optimize(tn, tn.optD, errD)
     tn.scaler.update()
     with torch.no_grad():
         return torch.stack(
@@ -270,9 +274,7 @@ def cyclegan_step(
         with precision.autocast(device):
             identity = 0.5 * (_l1(G(target), target) + _l1(F_(source), source))
         errG = errG + identity_weight * 2 * identity
-    tn.optG.zero_grad(set_to_none=True)
-    tn.scaler.scale(errG).backward()
-    tn.scaler.step(tn.optG)
+    _optimize(tn, tn.optG, errG)
     for net in (D, D_source):
         net.requires_grad_(True)
     pooled_target = tn.pools["D"].query(fake_target)
@@ -281,9 +283,7 @@ def cyclegan_step(
         real_t, fake_t = D(target).float(), D(pooled_target).float()
         real_s, fake_s = D_source(source).float(), D_source(pooled_source).float()
     errD = 0.5 * (loss.d_loss(real_t, fake_t, 1.0) + loss.d_loss(real_s, fake_s, 1.0))
-    tn.optD.zero_grad(set_to_none=True)
-    tn.scaler.scale(errD).backward()
-    tn.scaler.step(tn.optD)
+    _optimize(tn, tn.optD, errD)
     tn.scaler.update()
     with torch.no_grad():
         return torch.stack(
@@ -443,19 +443,9 @@ def train_translator(
     data_order = torch.Generator().manual_seed(config.seed)
     fingerprint = config.training_fingerprint()
 
-    progress = Progress(sums=torch.zeros(N_STATS, device=device))
-    resumed_from = None
-    if checkpoint_path.is_file():
-        state = checkpoint.load(checkpoint_path)
-        if state["fingerprint"] == fingerprint and state["run_id"] == run_id:
-            tn.load_state_dict(state["nets"])
-            progress = Progress(**state["progress"])
-            progress.sums = progress.sums.to(device)
-            data_order.set_state(state["data_order_at_epoch_start"])
-            checkpoint.set_rng_state(state["rng"])
-            resumed_from = progress.step
-            for epoch, frame in enumerate(progress.frames, start=1):
-                hooks.on_epoch(epoch, frame)
+    progress = resume_progress(checkpoint_path, fingerprint, run_id, tn, data_order, device, hooks)
+    resumed_from = progress.step if progress else None
+    progress = progress or Progress(sums=torch.zeros(N_STATS, device=device))
 
     started = time.perf_counter()
     last_checkpoint = started
@@ -467,17 +457,8 @@ def train_translator(
     def save_checkpoint(epoch_start_order: torch.Tensor) -> None:
         nonlocal last_checkpoint
         _means(progress, checkpoint_path)  # never overwrite a good checkpoint with NaNs
-        checkpoint.save(
-            checkpoint_path,
-            {
-                "fingerprint": fingerprint,
-                "run_id": run_id,
-                "nets": tn.state_dict(),
-                "progress": dataclasses.asdict(progress) | {"elapsed": elapsed()},
-                "data_order_at_epoch_start": epoch_start_order,
-                "rng": checkpoint.rng_state(),
-            },
-        )
+        state = training_state(fingerprint, run_id, tn, progress, elapsed(), epoch_start_order)
+        checkpoint.save(checkpoint_path, state)
         last_checkpoint = time.perf_counter()
 
     def checkpoint_due() -> bool:

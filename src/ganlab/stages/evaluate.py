@@ -116,16 +116,23 @@ def classifier_metrics(
     }
 
 
-def mlflow_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    """The scalar metrics, flattened for MLflow."""
-    domain = metrics["classifier"]
-    logged = {
+def inception_scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    """The Inception-space numbers every model's evaluation logs to MLflow."""
+    return {
         "fid": metrics["fid"],
         "kid": metrics["kid"]["mean"],
         "precision": metrics["precision"],
         "recall": metrics["recall"],
         "n_fake": metrics["n_fake"],
         "n_real": metrics["n_real"],
+    }
+
+
+def mlflow_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The scalar metrics, flattened for MLflow."""
+    domain = metrics["classifier"]
+    logged = {
+        **inception_scalars(metrics),
         "classifier_fid": domain["fid"],
         "classifier_score": domain["score"]["mean"],
         "class_kl": domain["coverage"]["kl"],
@@ -203,12 +210,7 @@ def evaluate_translator(args, config: Config) -> None:
         if not metrics["inception_score"]:
             tracking.set_tags({"inception_score_unavailable": NO_CLASSIFIER_REASON})
         logged = {
-            "fid": metrics["fid"],
-            "kid": metrics["kid"]["mean"],
-            "precision": metrics["precision"],
-            "recall": metrics["recall"],
-            "n_fake": metrics["n_fake"],
-            "n_real": metrics["n_real"],
+            **inception_scalars(metrics),
             "classifier_fid": metrics["classifier"]["fid"],
             "target_class_share": metrics["classifier"]["target_class_share"],
         }

@@ -139,24 +139,7 @@ def _train(args, config: Config, world: distributed.World, device: torch.device)
         history = _write_history(
             pd.DataFrame(result.history, columns=list(HISTORY_COLUMNS)), args.history
         )
-        metrics = {
-            "steps": result.steps,
-            "epochs": result.epochs,
-            "images_seen": result.images_seen,
-            "train_images": len(images),
-            "train_seconds": round(result.train_seconds, 1),
-            "images_per_second": round(result.images_seen / max(result.train_seconds, 1e-9), 1),
-            "generator_parameters": count_parameters(result.netG),
-            "final_d_loss": history["d_loss"].iloc[-1],
-            "final_g_loss": history["g_loss"].iloc[-1],
-            "device": device.type,
-            "precision": precision.name,
-            "resumed_from_step": result.resumed_from_step,
-        }
-        write_json(args.metrics, metrics)
-        tracking.log_metrics(
-            {k: v for k, v in metrics.items() if isinstance(v, int | float) and v is not None}
-        )
+        _record_metrics(args, result, len(images), result.netG, history, device, precision)
         tracking.log_artifact(generator_path, "model")
         tracking.log_generator(
             copy.deepcopy(result.netG).cpu().float(), config.z_dim, registered_model_name(config)
@@ -165,6 +148,38 @@ def _train(args, config: Config, world: distributed.World, device: torch.device)
         args.checkpoint.unlink(missing_ok=True)
         wall = time.perf_counter() - started
         print(f"trained {result.steps} steps in {wall:.0f} s; {tracking.run_url(run_id)}")
+
+
+def _record_metrics(
+    args,
+    result,
+    train_images: int,
+    generator: torch.nn.Module,
+    history: pd.DataFrame,
+    device: torch.device,
+    precision,
+    extra: dict | None = None,
+) -> None:
+    """metrics/train.json from any loop's result, and its numbers in MLflow."""
+    metrics = {
+        "steps": result.steps,
+        "epochs": result.epochs,
+        "images_seen": result.images_seen,
+        "train_images": train_images,
+        "train_seconds": round(result.train_seconds, 1),
+        "images_per_second": round(result.images_seen / max(result.train_seconds, 1e-9), 1),
+        "generator_parameters": count_parameters(generator),
+        "final_d_loss": history["d_loss"].iloc[-1],
+        "final_g_loss": history["g_loss"].iloc[-1],
+        "device": device.type,
+        "precision": precision.name,
+        "resumed_from_step": result.resumed_from_step,
+        **(extra or {}),
+    }
+    write_json(args.metrics, metrics)
+    tracking.log_metrics(
+        {k: v for k, v in metrics.items() if isinstance(v, int | float) and v is not None}
+    )
 
 
 def _start_run(config: Config, args) -> str:
@@ -234,24 +249,15 @@ def _train_translator(args, config: Config, device: torch.device) -> None:
         history = _write_history(
             pd.DataFrame(result.history, columns=list(translate.TRANSLATION_COLUMNS)), args.history
         )
-        metrics = {
-            "steps": result.steps,
-            "epochs": result.epochs,
-            "images_seen": result.images_seen,
-            "train_images": len(task.source),
-            "train_seconds": round(result.train_seconds, 1),
-            "images_per_second": round(result.images_seen / max(result.train_seconds, 1e-9), 1),
-            "generator_parameters": count_parameters(result.nets["G"]),
-            "final_d_loss": history["d_loss"].iloc[-1],
-            "final_g_loss": history["g_loss"].iloc[-1],
-            "final_recon_l1": history["recon_l1"].iloc[-1],
-            "device": device.type,
-            "precision": precision.name,
-            "resumed_from_step": result.resumed_from_step,
-        }
-        write_json(args.metrics, metrics)
-        tracking.log_metrics(
-            {k: v for k, v in metrics.items() if isinstance(v, int | float) and v is not None}
+        _record_metrics(
+            args,
+            result,
+            len(task.source),
+            result.nets["G"],
+            history,
+            device,
+            precision,
+            {"final_recon_l1": history["recon_l1"].iloc[-1]},
         )
         tracking.log_artifact(generator_path, "model")
         tracking.log_translator(
