@@ -20,9 +20,10 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ganlab import data, fid
+from ganlab.data import datasets
 from ganlab.device import Precision
-from ganlab.inception import ensure_weights, load_fid_inception
+from ganlab.metrics import fid
+from ganlab.metrics.inception import ensure_weights, load_fid_inception
 
 MODES = {  # the last is ganlab's default, fid.precision: bf16
     "exact: fp32": (Precision("fp32", None), False),
@@ -90,9 +91,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "data"
-        data.download("fashion_mnist", root, local_dirs=["/usr/share/datasets/fashion-mnist"])
-        test_images, _ = data.load_images("fashion_mnist", root, train=False)
-        train_images, _ = data.load_images("fashion_mnist", root, train=True)
+        datasets.download("fashion_mnist", root, local_dirs=["/usr/share/datasets/fashion-mnist"])
+        test_images, _ = datasets.load_images("fashion_mnist", root, train=False)
+        train_images, _ = datasets.load_images("fashion_mnist", root, train=True)
         sets = [test_images[: args.n], train_images[: args.n]]
         write_pngs(sets[0], Path(tmp) / "a")
         write_pngs(sets[1], Path(tmp) / "b")

@@ -24,14 +24,16 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
-from torchvision import datasets, transforms
+from torchvision import datasets as torchvision_datasets
+from torchvision import transforms
 
-from ganlab import classifier, data, fid
 from ganlab.config import config_from_dict
+from ganlab.data import datasets
 from ganlab.device import Precision, resolve_precision
+from ganlab.metrics import classifier, fid
 from ganlab.models import ModelSpec, build_models
 from ganlab.sampling import generate
-from ganlab.train import train
+from ganlab.training.gan import train
 
 FP32 = Precision("fp32", None)
 CPU = torch.device("cpu")
@@ -40,7 +42,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def classic_lab_loop(root: Path, n_images: int) -> float:
     """The Udacity-style Fashion-MNIST GAN loop, faithfully: returns images/s."""
-    dataset = datasets.FashionMNIST(str(root), train=True, transform=transforms.ToTensor())
+    dataset = torchvision_datasets.FashionMNIST(
+        str(root), train=True, transform=transforms.ToTensor()
+    )
     dataset = torch.utils.data.Subset(dataset, range(n_images))
     loader = DataLoader(dataset, batch_size=64, shuffle=True, drop_last=True)
     netG, netD = build_models("mlp", ModelSpec(100, (1, 28, 28), dropout=0.3), "default")
@@ -76,7 +80,7 @@ def classic_lab_loop(root: Path, n_images: int) -> float:
 
 def examples_dcgan_loop(root: Path, n_images: int) -> float:
     """pytorch/examples' DCGAN loop on ganlab's 28x28 DCGAN: DataLoader, fp32, .item() per step."""
-    dataset = datasets.FashionMNIST(
+    dataset = torchvision_datasets.FashionMNIST(
         str(root),
         train=True,
         transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))]),
@@ -166,8 +170,8 @@ def main() -> None:
     print(f"{torch.get_num_threads()} threads, {args.n} Fashion-MNIST images per loop\n")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        data.download("fashion_mnist", tmp, local_dirs=["/usr/share/datasets/fashion-mnist"])
-        images, labels = data.load_images("fashion_mnist", tmp, train=True)
+        datasets.download("fashion_mnist", tmp, local_dirs=["/usr/share/datasets/fashion-mnist"])
+        images, labels = datasets.load_images("fashion_mnist", tmp, train=True)
         subset = images[: args.n]
 
         lab = classic_lab_loop(tmp, args.n)
@@ -230,7 +234,7 @@ def main() -> None:
             device=CPU,
             precision=classifier.FP32,
         )
-        test_images, _ = data.load_images("fashion_mnist", tmp, train=False)
+        test_images, _ = datasets.load_images("fashion_mnist", tmp, train=False)
         real_features, _ = classifier.outputs(
             model, test_images, device=CPU, precision=classifier.FP32
         )

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torchvision import datasets
+from torchvision import datasets as torchvision_datasets
 
-from ganlab import data
 from ganlab.config import config_from_dict
+from ganlab.data import datasets
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,9 +56,11 @@ def tiny_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             )
         )
 
-    tiny_class = type("TinyMNIST", (datasets.MNIST,), {"resources": resources, "mirrors": []})
-    info = data.mnist_family(tiny_class, "TinyMNIST")
-    monkeypatch.setitem(data.DATASETS, "tiny", info)
+    tiny_class = type(
+        "TinyMNIST", (torchvision_datasets.MNIST,), {"resources": resources, "mirrors": []}
+    )
+    info = datasets.mnist_family(tiny_class, "TinyMNIST")
+    monkeypatch.setitem(datasets.DATASETS, "tiny", info)
     return mirror
 
 
@@ -66,7 +68,7 @@ def tiny_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def tiny_root(tmp_path: Path, tiny_mirror: Path) -> Path:
     """The tiny dataset downloaded (from its mirror folder) into a data root."""
     root = tmp_path / "data"
-    data.download("tiny", root, local_dirs=[str(tiny_mirror)])
+    datasets.download("tiny", root, local_dirs=[str(tiny_mirror)])
     return root
 
 

@@ -41,3 +41,10 @@ def test_failed_write_leaves_the_old_file_intact_and_no_temp_files(tmp_path: Pat
     assert target.read_text() == '{\n  "fid": 1.0\n}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
     assert target.stat().st_mode & 0o044 == 0o044  # readable by others, like any output
+
+
+def test_the_same_state_gives_the_same_bytes_wherever_it_is_written(tmp_path: Path):
+    state = {"w": torch.arange(6.0).view(2, 3), "name": "dcgan", "step": 7}
+    checkpoint.save(tmp_path / "a.pt", state)
+    checkpoint.save(tmp_path / "b" / "generator.pt", state)
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b" / "generator.pt").read_bytes()

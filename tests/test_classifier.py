@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from ganlab import classifier, data, fid
+from ganlab.data import datasets
+from ganlab.metrics import classifier, fid
 
 
 def test_class_coverage_known_answers():
@@ -22,7 +23,7 @@ def test_class_coverage_known_answers():
 
 @pytest.fixture
 def trained(tiny_root: Path, cpu):
-    images, labels = data.load_images("tiny", tiny_root, train=True)
+    images, labels = datasets.load_images("tiny", tiny_root, train=True)
     model = classifier.fit(
         images,
         labels,
@@ -49,7 +50,7 @@ def test_classifier_learns_the_labels_and_round_trips(trained, tmp_path: Path, c
 
 def test_a_collapsed_generator_scores_visibly_worse(trained, tiny_root: Path, cpu):
     model, _, _ = trained
-    real, real_labels = data.load_images("tiny", tiny_root, train=False)
+    real, real_labels = datasets.load_images("tiny", tiny_root, train=False)
     collapsed = real[:1].repeat(len(real), 1, 1, 1)  # one image, over and over
     real_features, _ = classifier.outputs(model, real, device=cpu, precision=classifier.FP32)
 
@@ -59,7 +60,7 @@ def test_a_collapsed_generator_scores_visibly_worse(trained, tiny_root: Path, cp
         distance = fid.frechet_distance(*fid.statistics(features), *fid.statistics(real_features))
         return coverage, distance
 
-    good_coverage, good_fid = scores(data.load_images("tiny", tiny_root, train=True)[0][:32])
+    good_coverage, good_fid = scores(datasets.load_images("tiny", tiny_root, train=True)[0][:32])
     bad_coverage, bad_fid = scores(collapsed)
     assert bad_coverage["classes_covered"] == 1
     assert good_coverage["classes_covered"] >= 7

@@ -7,17 +7,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganlab import data
+from ganlab.data import datasets
 
 
 def test_download_from_local_dir_verifies_and_extracts(tiny_mirror: Path, tmp_path: Path):
     root = tmp_path / "data"
-    sources = data.download("tiny", root, local_dirs=[str(tiny_mirror)])
+    sources = datasets.download("tiny", root, local_dirs=[str(tiny_mirror)])
     raw = root / "TinyMNIST" / "raw"
-    assert set(sources) == {name for name, _ in data.DATASETS["tiny"].resources}
+    assert set(sources) == {name for name, _ in datasets.DATASETS["tiny"].resources}
     assert all(source.startswith(str(tiny_mirror)) for source in sources.values())
     assert (raw / "train-images-idx3-ubyte").is_file()  # extracted for torchvision
-    data.verify("tiny", root)
+    datasets.verify("tiny", root)
 
 
 @pytest.fixture
@@ -33,17 +33,19 @@ def http_mirror(tiny_mirror: Path):
 
 def test_download_falls_back_to_mirrors_in_order(http_mirror: str, tmp_path: Path):
     dead = "http://127.0.0.1:9/"
-    sources = data.download("tiny", tmp_path / "data", mirrors=[dead, http_mirror])
+    sources = datasets.download("tiny", tmp_path / "data", mirrors=[dead, http_mirror])
     assert all(source.startswith(http_mirror) for source in sources.values())
-    data.verify("tiny", tmp_path / "data")
+    datasets.verify("tiny", tmp_path / "data")
 
 
 def test_a_mirror_serving_a_corrupt_file_is_rejected(
     http_mirror: str, tiny_mirror: Path, tmp_path: Path
 ):
     (tiny_mirror / "train-labels-idx1-ubyte.gz").write_bytes(b"not the labels")
-    with pytest.raises(data.DataError, match=r"train-labels-idx1-ubyte\.gz.*MD5 .* does not match"):
-        data.download("tiny", tmp_path / "data", mirrors=[http_mirror])
+    with pytest.raises(
+        datasets.DataError, match=r"train-labels-idx1-ubyte\.gz.*MD5 .* does not match"
+    ):
+        datasets.download("tiny", tmp_path / "data", mirrors=[http_mirror])
 
 
 def test_corrupt_file_names_the_file_and_expected_checksum(tiny_mirror: Path, tmp_path: Path):
@@ -51,10 +53,10 @@ def test_corrupt_file_names_the_file_and_expected_checksum(tiny_mirror: Path, tm
     payload = bytearray(target.read_bytes())
     payload[-5] ^= 0xFF
     target.write_bytes(bytes(payload))
-    expected = dict(data.DATASETS["tiny"].resources)["train-images-idx3-ubyte.gz"]
+    expected = dict(datasets.DATASETS["tiny"].resources)["train-images-idx3-ubyte.gz"]
     root = tmp_path / "data"
-    with pytest.raises(data.DataError) as error:
-        data.download("tiny", root, local_dirs=[str(tiny_mirror)])
+    with pytest.raises(datasets.DataError) as error:
+        datasets.download("tiny", root, local_dirs=[str(tiny_mirror)])
     assert "train-images-idx3-ubyte.gz" in str(error.value)
     assert expected in str(error.value)
     assert not (root / "TinyMNIST" / "raw").exists()  # nothing half-downloaded is left
@@ -63,10 +65,10 @@ def test_corrupt_file_names_the_file_and_expected_checksum(tiny_mirror: Path, tm
 def test_a_failed_download_leaves_an_existing_dataset_untouched(tiny_root: Path, tiny_mirror: Path):
     (tiny_mirror / "t10k-labels-idx1-ubyte.gz").unlink()
     before = sorted(p.name for p in (tiny_root / "TinyMNIST" / "raw").iterdir())
-    with pytest.raises(data.DataError, match=r"t10k-labels-idx1-ubyte\.gz"):
-        data.download("tiny", tiny_root, local_dirs=[str(tiny_mirror)])
+    with pytest.raises(datasets.DataError, match=r"t10k-labels-idx1-ubyte\.gz"):
+        datasets.download("tiny", tiny_root, local_dirs=[str(tiny_mirror)])
     assert sorted(p.name for p in (tiny_root / "TinyMNIST" / "raw").iterdir()) == before
-    data.verify("tiny", tiny_root)
+    datasets.verify("tiny", tiny_root)
 
 
 def test_verify_detects_a_flipped_byte_after_download(tiny_root: Path):
@@ -74,23 +76,23 @@ def test_verify_detects_a_flipped_byte_after_download(tiny_root: Path):
     payload = bytearray(path.read_bytes())
     payload[20] ^= 0x01
     path.write_bytes(bytes(payload))
-    with pytest.raises(data.DataError, match=r"train-labels-idx1-ubyte\.gz is corrupt"):
-        data.verify("tiny", tiny_root)
+    with pytest.raises(datasets.DataError, match=r"train-labels-idx1-ubyte\.gz is corrupt"):
+        datasets.verify("tiny", tiny_root)
 
 
 def test_load_images_gives_uint8_nchw_and_labels(tiny_root: Path):
-    images, labels = data.load_images("tiny", tiny_root, train=True)
+    images, labels = datasets.load_images("tiny", tiny_root, train=True)
     assert images.shape == (96, 1, 28, 28) and images.dtype == torch.uint8
     assert labels.shape == (96,) and labels.dtype == torch.int64
     raw = gzip.decompress((tiny_root / "TinyMNIST/raw/train-images-idx3-ubyte.gz").read_bytes())
     assert images[0, 0].flatten().tolist() == list(raw[16 : 16 + 784])
-    limited, _ = data.load_images("tiny", tiny_root, train=False, limit=10)
+    limited, _ = datasets.load_images("tiny", tiny_root, train=False, limit=10)
     assert limited.shape[0] == 10
 
 
 def test_loading_before_download_says_to_run_download(tiny_mirror: Path, tmp_path: Path):
-    with pytest.raises(data.DataError, match="run the download stage"):
-        data.load_images("tiny", tmp_path / "empty")
+    with pytest.raises(datasets.DataError, match="run the download stage"):
+        datasets.load_images("tiny", tmp_path / "empty")
 
 
 @pytest.mark.skipif(
@@ -98,10 +100,10 @@ def test_loading_before_download_says_to_run_download(tiny_mirror: Path, tmp_pat
     reason="Debian's dataset-fashion-mnist is not installed",
 )
 def test_debian_fashion_mnist_is_accepted(tmp_path: Path):
-    sources = data.download(
+    sources = datasets.download(
         "fashion_mnist", tmp_path, local_dirs=["/usr/share/datasets/fashion-mnist"]
     )
     assert len(sources) == 4
-    images, labels = data.load_images("fashion_mnist", tmp_path, train=False)
+    images, labels = datasets.load_images("fashion_mnist", tmp_path, train=False)
     assert images.shape == (10000, 1, 28, 28)
     assert torch.bincount(labels).tolist() == [1000] * 10

@@ -10,10 +10,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from ganlab import distributed
 from ganlab.config import config_from_dict
 from ganlab.device import Precision
-from ganlab.train import train
+from ganlab.training import distributed
+from ganlab.training.gan import train
 from tests.conftest import tiny_params
 from tests.test_train import tiny_images
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from ganlab import fid, inception
+from ganlab.metrics import fid, inception
 
 
 def test_frechet_distance_with_equal_covariances_is_squared_mean_distance():
@@ -119,3 +119,19 @@ def test_fid_equals_the_pytorch_fid_cli_on_png_folders(tmp_path):
     )
     theirs = float(re.search(r"FID:\s+([0-9.eE+-]+)", cli.stdout).group(1))
     assert ours == pytest.approx(theirs, abs=1e-3)
+
+
+def test_reference_statistics_are_byte_identical_across_reruns_and_load_in_pytorch_fid(tmp_path):
+    import time
+
+    import numpy as np
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    rng = np.random.default_rng(0)
+    mu, sigma = rng.normal(size=4), np.eye(4)
+    fid.save_stats(tmp_path / "a.npz", mu, sigma)
+    time.sleep(2)  # zip stamps have a 2-second resolution
+    fid.save_stats(tmp_path / "b.npz", mu, sigma)
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    with np.load(tmp_path / "a.npz") as stats:  # pytorch-fid's own reader: f["mu"], f["sigma"]
+        assert calculate_frechet_distance(stats["mu"], stats["sigma"], mu, sigma) == 0

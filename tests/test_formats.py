@@ -15,8 +15,8 @@ import torch
 from PIL import Image
 from scipy.io import loadmat, savemat
 
-from ganlab import data, formats
 from ganlab.config import ConfigError, config_from_dict
+from ganlab.data import datasets, formats
 from tests.conftest import tiny_params
 
 
@@ -26,11 +26,11 @@ def md5(path: Path) -> str:
 
 def serve_as(monkeypatch, name: str, folder: Path, url: str) -> None:
     """Point a registry row at the tiny files: their MD5s, official URLs on the local server."""
-    info = data.DATASETS[name]
+    info = datasets.DATASETS[name]
     files = tuple(
         dataclasses.replace(f, md5=md5(folder / f.name), urls=(url + f.name,)) for f in info.files
     )
-    monkeypatch.setitem(data.DATASETS, name, dataclasses.replace(info, files=files))
+    monkeypatch.setitem(datasets.DATASETS, name, dataclasses.replace(info, files=files))
 
 
 def test_svhn_mat_files(served, tmp_path, monkeypatch):
@@ -41,10 +41,10 @@ def test_svhn_mat_files(served, tmp_path, monkeypatch):
         digits = np.array([10, 1, 2, 3, 4, 5][:n], dtype=np.uint8).reshape(n, 1)  # 10 is digit 0
         savemat(folder / f"{split}_32x32.mat", {"X": images, "y": digits})
     serve_as(monkeypatch, "svhn", folder, url)
-    sources = data.download("svhn", tmp_path / "data")
+    sources = datasets.download("svhn", tmp_path / "data")
     assert all(source.startswith(url) for source in sources.values())
-    data.verify("svhn", tmp_path / "data")
-    images, labels = data.load_images("svhn", tmp_path / "data", train=True)
+    datasets.verify("svhn", tmp_path / "data")
+    images, labels = datasets.load_images("svhn", tmp_path / "data", train=True)
     assert images.shape == (6, 3, 32, 32) and images.dtype == torch.uint8
     assert labels.tolist() == [0, 1, 2, 3, 4, 5]
     original = loadmat(folder / "train_32x32.mat")["X"][:, :, :, 1]
@@ -73,11 +73,11 @@ def test_cifar10_batches_are_read_without_general_unpickling(served, tmp_path, m
     folder, url = served
     write_cifar10(folder)
     serve_as(monkeypatch, "cifar10", folder, url)
-    data.download("cifar10", tmp_path / "data")
-    images, _ = data.load_images("cifar10", tmp_path / "data", train=True)
+    datasets.download("cifar10", tmp_path / "data")
+    images, _ = datasets.load_images("cifar10", tmp_path / "data", train=True)
     assert images.shape == (15, 3, 32, 32)
     assert images[:3].unique().tolist() == [0] and images[-1].unique().tolist() == [4]
-    test_images, test_labels = data.load_images("cifar10", tmp_path / "data", train=False)
+    test_images, test_labels = datasets.load_images("cifar10", tmp_path / "data", train=False)
     assert test_images.shape == (3, 3, 32, 32) and test_labels.tolist() == [5, 6, 7]
 
 
@@ -112,11 +112,11 @@ def test_celeba_zip_and_split_file(served, tmp_path, monkeypatch):
         "000001.jpg 0\n000002.jpg 0\n000003.jpg 1\n000004.jpg 2\n000005.jpg 0\n"
     )
     serve_as(monkeypatch, "celeba", folder, url)
-    data.download("celeba", tmp_path / "data")
-    images, labels = data.load_images("celeba", tmp_path / "data", train=True)
+    datasets.download("celeba", tmp_path / "data")
+    images, labels = datasets.load_images("celeba", tmp_path / "data", train=True)
     assert images.shape == (3, 3, 64, 64) and labels.tolist() == [0, 0, 0]
     assert abs(images[2, 0].float().mean().item() - 200) < 3  # the 5th image, red 200
-    test_images, _ = data.load_images("celeba", tmp_path / "data", train=False)
+    test_images, _ = datasets.load_images("celeba", tmp_path / "data", train=False)
     assert test_images.shape == (1, 3, 64, 64)
 
 
@@ -137,28 +137,28 @@ def write_folder(root: Path, per_class: int = 10) -> Path:
 def test_image_folder_is_copied_split_and_labelled_by_subfolder(tmp_path):
     source = write_folder(tmp_path / "mine")
     root = tmp_path / "data"
-    sources = data.download("image_folder", root, image_folder=str(source))
+    sources = datasets.download("image_folder", root, image_folder=str(source))
     assert sources == {"20 images": str(source)}
-    assert data.class_names("image_folder", root) == ("cats", "dogs")
-    images, labels = data.load_images("image_folder", root, train=True)
-    test_images, test_labels = data.load_images("image_folder", root, train=False)
+    assert datasets.class_names("image_folder", root) == ("cats", "dogs")
+    images, labels = datasets.load_images("image_folder", root, train=True)
+    test_images, test_labels = datasets.load_images("image_folder", root, train=False)
     assert images.shape == (18, 3, 64, 64) and test_images.shape == (2, 3, 64, 64)
     assert labels.tolist() == [0] * 9 + [1] * 9 and test_labels.tolist() == [0, 1]
     assert images[0, :, 32, 32].tolist() == [255, 0, 0]
-    small, _ = data.load_images("image_folder", root, train=True, size=32)
+    small, _ = datasets.load_images("image_folder", root, train=True, size=32)
     assert small.shape == (18, 3, 32, 32) and small[0, :, 5, 5].tolist() == [255, 0, 0]
 
 
 def test_image_folder_needs_its_path_and_enough_images(tmp_path):
     with pytest.raises(ConfigError, match=r"download\.image_folder"):
         config_from_dict(tiny_params(dataset="image_folder"))
-    with pytest.raises(data.DataError, match=r"download.image_folder = '.*nowhere'"):
-        data.download("image_folder", tmp_path / "d", image_folder=str(tmp_path / "nowhere"))
+    with pytest.raises(datasets.DataError, match=r"download.image_folder = '.*nowhere'"):
+        datasets.download("image_folder", tmp_path / "d", image_folder=str(tmp_path / "nowhere"))
     few = tmp_path / "few"
     few.mkdir()
     Image.new("RGB", (8, 8)).save(few / "one.png")
-    with pytest.raises(data.DataError, match=r"holds 1 images.*at least 10"):
-        data.download("image_folder", tmp_path / "d", image_folder=str(few))
+    with pytest.raises(datasets.DataError, match=r"holds 1 images.*at least 10"):
+        datasets.download("image_folder", tmp_path / "d", image_folder=str(few))
 
 
 def test_image_size_must_be_one_dcgan_builds():
@@ -169,7 +169,7 @@ def test_image_size_must_be_one_dcgan_builds():
 
 def test_every_registered_dataset_has_official_urls_and_md5s():
     unpublished = ("cyclegan_", "pix2pix_")  # their authors publish no checksums
-    for name, info in data.DATASETS.items():
+    for name, info in datasets.DATASETS.items():
         if info.user_folder:
             continue
         assert info.files, name

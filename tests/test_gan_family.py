@@ -6,15 +6,16 @@ import pytest
 import torch
 from torch import nn
 
-import ganlab.train
-from ganlab import losses, presets
-from ganlab.augment import AUGMENTATIONS, diff_augment
+import ganlab.training.gan
+from ganlab import presets
 from ganlab.config import config_from_dict
 from ganlab.device import Precision
 from ganlab.models.conditional import generate
-from ganlab.models.layers import MinibatchStdDev
-from ganlab.regularizers import add_spectral_norm_, clip_weights_, gradient_penalty, r1_penalty
-from ganlab.train import train, update_ema_
+from ganlab.models.layers import MinibatchStdDev, add_spectral_norm_
+from ganlab.training import losses
+from ganlab.training.augment import AUGMENTATIONS, diff_augment
+from ganlab.training.gan import train, update_ema_
+from ganlab.training.regularizers import clip_weights_, gradient_penalty, r1_penalty
 from tests.conftest import tiny_params
 from tests.test_train import tiny_images
 
@@ -123,13 +124,13 @@ def test_presets_train_with_finite_losses(preset, model, tmp_path: Path, cpu):
 def test_n_critic_updates_g_once_per_n_d_updates(tmp_path: Path, cpu, monkeypatch):
     config = config_from_dict(tiny_params(epochs=5, **PRESETS["wgan_clip"]))  # 4 steps an epoch
     made = []
-    original = ganlab.train.make_optimizers
+    original = ganlab.training.gan.make_optimizers
 
     def recording(*args):
         made.extend(original(*args))
         return made
 
-    monkeypatch.setattr(ganlab.train, "make_optimizers", recording)
+    monkeypatch.setattr(ganlab.training.gan, "make_optimizers", recording)
     result = train(
         config,
         tiny_images(),

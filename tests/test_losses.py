@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from ganlab.losses import LOSSES, bce_d_loss, minimax_g_loss, non_saturating_g_loss
+from ganlab.training.losses import LOSSES, bce_d_loss, minimax_g_loss, non_saturating_g_loss
 
 
 def test_bce_at_an_undecided_discriminator_is_2_ln2():

@@ -95,7 +95,7 @@ def test_dvc_repro_then_exp_run_make_two_comparable_mlflow_runs(repo):
     for name in ("samples.png", "progress.png", "progress.gif", "losses.png", "d_outputs.png"):
         assert (root / "reports/figures" / name).stat().st_size > 0
     history = (root / "metrics/train_history.csv").read_text().splitlines()
-    assert history[0] == "step,epoch,d_loss,g_loss,d_x,d_g_z1,d_g_z2"
+    assert history[0] == "step,epoch,d_loss,g_loss,d_real,d_fake_d_step,d_fake_g_step"
     assert not (root / "checkpoints/train.pt").exists()  # removed once training completed
 
     [first] = runs(root)
@@ -104,7 +104,9 @@ def test_dvc_repro_then_exp_run_make_two_comparable_mlflow_runs(repo):
         first.data.metrics
     )
     assert first.data.params["lr"] == "0.0002"
-    assert {"d_loss", "g_loss", "d_x", "d_g_z1", "d_g_z2"} <= set(first.data.metrics)
+    assert {"d_loss", "g_loss", "d_real", "d_fake_d_step", "d_fake_g_step"} <= set(
+        first.data.metrics
+    )
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(first.info.run_id, "render")}
     assert "render/samples.png" in artifacts and "render/progress.gif" in artifacts
     assert {a.path for a in mlflow.MlflowClient().list_artifacts(first.info.run_id, "model")} == {

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ganlab.scores import kernel_inception_distance, mmd2_unbiased, precision_recall
+from ganlab.metrics.scores import kernel_inception_distance, mmd2_unbiased, precision_recall
 
 
 def brute_force_mmd2(x, y):

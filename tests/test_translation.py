@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganlab import domains, translate
+from ganlab import sampling
 from ganlab.config import ConfigError, config_from_dict
+from ganlab.data import domains
 from ganlab.device import Precision
 from ganlab.models import TranslatorSpec, build_translator
 from ganlab.models.translation import PatchDiscriminator, ResnetGenerator, UNetGenerator
-from ganlab.train import Hooks
+from ganlab.training import translation
+from ganlab.training.runner import Hooks, history_columns
 from tests.conftest import tiny_params
 
 FP32 = Precision("fp32", None)
@@ -77,9 +79,9 @@ def test_classes_task_takes_the_named_classes(tiny_root: Path):
     )
     task = domains.load_domains(config, tiny_root, train=True)
     assert not task.paired and task.target_class == 1
-    from ganlab import data
+    from ganlab.data import datasets
 
-    images, labels = data.load_images("tiny", tiny_root)
+    images, labels = datasets.load_images("tiny", tiny_root)
     assert torch.equal(task.source, images[labels == 0])
     assert torch.equal(task.target, images[labels == 1])
 
@@ -126,27 +128,27 @@ def test_impossible_translation_params_are_refused_by_name(overrides: dict, mess
 
 def test_image_pool_mixes_in_older_fakes_once_full():
     torch.manual_seed(0)
-    pool = translate.ImagePool(4)
+    pool = translation.ImagePool(4)
     first = torch.arange(4.0).view(4, 1, 1, 1)
     assert torch.equal(pool.query(first), first)  # filling: fakes pass straight through
     later = pool.query(torch.full((64, 1, 1, 1), 100.0))
     old = (later < 100).sum().item()
     assert 0 < old < 64  # about half come from the history
     assert len(pool.images) == 4
-    assert translate.ImagePool(0).query(first) is first
+    assert translation.ImagePool(0).query(first) is first
 
 
 def test_learning_rate_decays_linearly_over_the_last_epochs():
-    factors = [translate.lr_factor(epoch, 4, 2) for epoch in range(4)]
+    factors = [translation.lr_factor(epoch, 4, 2) for epoch in range(4)]
     assert factors == [1.0, 1.0, pytest.approx(2 / 3), pytest.approx(1 / 3)]
-    assert translate.lr_factor(0, 3, 0) == 1.0
+    assert translation.lr_factor(0, 3, 0) == 1.0
     # CycleGAN's 100 + 100 epochs: full rate until epoch 100, then down towards 0.
-    assert translate.lr_factor(99, 200, None) == 1.0
-    assert translate.lr_factor(199, 200, None) == pytest.approx(1 / 101)
+    assert translation.lr_factor(99, 200, None) == 1.0
+    assert translation.lr_factor(199, 200, None) == pytest.approx(1 / 101)
 
 
 def _train(config, task, tmp_path: Path, hooks: Hooks | None = None):
-    return translate.train_translator(
+    return translation.train_translator(
         config,
         task,
         device=torch.device("cpu"),
@@ -167,11 +169,11 @@ def test_a_few_steps_train_with_finite_losses(model: str, tiny_root: Path, tmp_p
     assert result.steps > 0 and result.epochs == 2
     for row in result.history:
         assert all(torch.isfinite(torch.tensor(row))), row
-    columns = translate.n_columns(model, task.paired)
+    columns = sampling.n_columns(model, task.paired)
     assert columns == (3 if model == "pix2pix" else 3 + task.paired)
-    examples = min(translate.N_PROGRESS_EXAMPLES, len(task.source))
+    examples = min(translation.N_PROGRESS_EXAMPLES, len(task.source))
     assert result.frames[-1].shape == (examples * columns, 1, 28, 28)
-    translated = translate.translate(
+    translated = sampling.translate(
         result.nets["G"], task.source[:3], device=torch.device("cpu"), precision=FP32
     )
     assert translated.shape == task.source[:3].shape and translated.dtype == torch.uint8
@@ -189,7 +191,7 @@ def test_cycle_loss_falls_when_overfitting_a_few_images(tiny_root: Path, tmp_pat
     )
     task = domains.load_domains(config, tiny_root, limit=8)
     history = _train(config, task, tmp_path).history
-    recon = [row[translate.TRANSLATION_COLUMNS.index("recon_l1")] for row in history]
+    recon = [row[history_columns(translation.TranslationStep).index("recon_l1")] for row in history]
     assert recon[-1] < 0.5 * recon[0], recon
 
 
@@ -230,7 +232,7 @@ def test_cyclegan_zip_layout_downloads_and_reads_as_two_domains(served, tmp_path
     """horse2zebra.zip as its authors publish it: trainA, trainB, testA, testB folders."""
     import zipfile
 
-    from ganlab import data
+    from ganlab.data import datasets
 
     folder, url = served
     counts = {"trainA": 3, "trainB": 2, "testA": 1, "testB": 1}
@@ -242,11 +244,11 @@ def test_cyclegan_zip_layout_downloads_and_reads_as_two_domains(served, tmp_path
                 _solid(colors[split[-1]], (256, 256)).save(path)
                 archive.write(path, f"horse2zebra/{split}/n{i:04d}.jpg")
     root = tmp_path / "data"
-    sources = data.download("cyclegan_horse2zebra", root, mirrors=[url])
+    sources = datasets.download("cyclegan_horse2zebra", root, mirrors=[url])
     assert "no published checksum" in sources["horse2zebra.zip"]
-    data.verify("cyclegan_horse2zebra", root)
+    datasets.verify("cyclegan_horse2zebra", root)
 
-    images, labels = data.load_images("cyclegan_horse2zebra", root, train=True, size=32)
+    images, labels = datasets.load_images("cyclegan_horse2zebra", root, train=True, size=32)
     assert images.shape == (5, 3, 32, 32) and labels.tolist() == [0, 0, 0, 1, 1]
     params = tiny_params(
         dataset="cyclegan_horse2zebra",
@@ -264,7 +266,7 @@ def test_pix2pix_tarball_layout_reads_as_aligned_pairs(served, tmp_path: Path):
     """facades.tar.gz: train/val/test folders of A | B images side by side."""
     import tarfile
 
-    from ganlab import data
+    from ganlab.data import datasets
 
     folder, url = served
     staging = tmp_path / "facades"
@@ -278,7 +280,7 @@ def test_pix2pix_tarball_layout_reads_as_aligned_pairs(served, tmp_path: Path):
     with tarfile.open(folder / "facades.tar.gz", "w:gz") as archive:
         archive.add(staging, "facades")
     root = tmp_path / "data"
-    data.download("pix2pix_facades", root, mirrors=[url])
+    datasets.download("pix2pix_facades", root, mirrors=[url])
 
     params = tiny_params(
         dataset="pix2pix_facades",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import random
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,19 @@ import torch
 from ganlab.io import atomic_path
 
 
+def to_bytes(state: dict[str, Any]) -> bytes:
+    """torch.save's zip, made in memory: saved to a file, the zip's record names would carry
+    the random temporary file name, and the same state would give different bytes."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
 def save(path: str | Path, state: dict[str, Any]) -> None:
+    """Write `state` atomically; the same state always gives the same bytes."""
+    data = to_bytes(state)
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        tmp.write_bytes(data)
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import torch
 
-from ganlab.config import ConfigError
-from ganlab.data import DataError
+from ganlab.errors import GanlabError
 
 
-class CLIError(RuntimeError):
+class CLIError(GanlabError, RuntimeError):
     """A command's arguments or sources don't work."""
 
 
@@ -72,8 +71,8 @@ def _class_labels(
 
 
 def sample(args: argparse.Namespace) -> None:
-    from ganlab import render
     from ganlab.device import pick_device, resolve_precision
+    from ganlab.images import save_grid, save_image_tensor
     from ganlab.sampling import generate
 
     device = pick_device()
@@ -89,20 +88,19 @@ def sample(args: argparse.Namespace) -> None:
         labels=_class_labels(netG, args.n, args),
     )
     if args.out:
-        render.save_grid(images, args.out, nrow=args.nrow)
+        save_grid(images, args.out, nrow=args.nrow)
         print(f"{args.n} samples -> {args.out}")
     if args.individual:
         for i, image in enumerate(images):
-            render.save_image_tensor(image, args.individual / f"{args.seed}_{i:05d}.png")
+            save_image_tensor(image, args.individual / f"{args.seed}_{i:05d}.png")
         print(f"{args.n} PNGs -> {args.individual}")
 
 
 def interpolate(args: argparse.Namespace) -> None:
-    from ganlab import render
     from ganlab.device import pick_device, resolve_precision
+    from ganlab.images import grid, save_gif, save_grid, to_uint8
     from ganlab.interpolation import latent_path
     from ganlab.models.conditional import generate
-    from ganlab.train import to_uint8
 
     if len(args.seeds) < 2:
         raise CLIError(f"--seeds needs at least two seeds, got {args.seeds}")
@@ -115,14 +113,14 @@ def interpolate(args: argparse.Namespace) -> None:
         images = to_uint8(
             generate(netG, z.to(device), None if labels is None else labels.to(device))
         ).cpu()
-    render.save_grid(images, args.out, nrow=args.steps)
+    save_grid(images, args.out, nrow=args.steps)
     print(f"{len(args.seeds) - 1} walks of {args.steps} steps ({args.method}) -> {args.out}")
     if args.gif:
         # frame t shows step t of every walk; the animation goes there and back
         walks = images.view(len(args.seeds) - 1, args.steps, *images.shape[1:])
         order = [*range(args.steps), *range(args.steps - 2, 0, -1)]
-        frames = [render.grid(walks[:, t], nrow=len(walks)) for t in order]
-        render.save_gif(frames, args.gif, frame_ms=args.frame_ms)
+        frames = [grid(walks[:, t], nrow=len(walks)) for t in order]
+        save_gif(frames, args.gif, frame_ms=args.frame_ms)
         print(f"animation -> {args.gif}")
 
 
@@ -182,11 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "sample" and not (args.out or args.individual):
         args.out = Path("samples.png")
-    from ganlab.tracking import TrackingError
-
     try:
         args.handler(args)
-    except (CLIError, ConfigError, DataError, TrackingError) as error:
+    except GanlabError as error:
         print(f"ganlab: error: {error}", file=sys.stderr)
         return 2
     return 0

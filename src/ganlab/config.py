@@ -21,23 +21,26 @@ from typing import Any
 
 import yaml
 
-from ganlab.augment import AUGMENTATIONS
-from ganlab.data import DATASETS
-from ganlab.losses import LOSSES
+from ganlab.data.datasets import DATASETS
+from ganlab.data.domains import check_task
+from ganlab.errors import GanlabError
 from ganlab.models import INITS, MODELS, TRANSLATORS
 from ganlab.models.conditional import CONDITIONINGS
 from ganlab.models.layers import D_NORMS
+from ganlab.training.augment import AUGMENTATIONS
+from ganlab.training.losses import LOSSES
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 IMAGE_SIZES = (28, 32, 64)  # what DCGAN builds natively (see models.dcgan)
 LATENTS = ("normal", "uniform")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
-TASKS = ("auto", "edges", "classes")  # see ganlab.domains
+TASKS = ("auto", "edges", "classes")  # see ganlab.data.domains
 TRANSLATION_LOSSES = ("auto", "bce", "lsgan", "hinge")
+PAPER_LOSS = {"pix2pix": "bce", "cyclegan": "lsgan"}  # translation.gan_loss: auto
 
 
-class ConfigError(ValueError):
+class ConfigError(GanlabError, ValueError):
     """params.yaml holds an unknown key or a value outside what is allowed."""
 
 
@@ -112,7 +115,7 @@ class RenderSection:
 
 @dataclass(frozen=True)
 class TranslationSection:
-    """Image-to-image translation (model: pix2pix | cyclegan); see ganlab.domains."""
+    """Image-to-image translation (model: pix2pix | cyclegan); see ganlab.data.domains."""
 
     task: str = one_of(TASKS, "auto")  # auto: pix2pix edges (or the data's pairs), cyclegan classes
     source_class: str = "Sneaker"  # classes task: translate images of this class...
@@ -292,8 +295,6 @@ def _check_translation(config: Config) -> None:
             f"params.yaml: train.nproc = {config.train.nproc} with model = {config.model!r}: "
             "data-parallel training covers noise-to-image models; expected 1"
         )
-    from ganlab.domains import check_task
-
     try:
         check_task(config)
     except ValueError as error:

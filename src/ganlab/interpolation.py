@@ -6,7 +6,7 @@ import itertools
 
 import torch
 
-from ganlab.train import sample_latent
+from ganlab.images import sample_latent
 
 
 def lerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Load a trained generator and draw uint8 images from it, reproducibly."""
+"""Use trained generators: load them (weights-only), draw or translate uint8 images reproducibly."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from torch import nn
 
 from ganlab import checkpoint
 from ganlab.device import Precision
-from ganlab.models import ModelSpec, build_models
+from ganlab.images import sample_latent, scale_batch, to_uint8
+from ganlab.models import ModelSpec, TranslatorSpec, build_models, build_translator
 from ganlab.models.conditional import ConditionalGenerator
 from ganlab.models.conditional import generate as forward
-from ganlab.train import sample_latent, to_uint8
 
 
 class TranslatorFileError(ValueError):
@@ -82,3 +82,64 @@ def class_labels(netG: nn.Module, n: int, labels: torch.Tensor | None) -> torch.
         got = labels.unique().tolist()
         raise ValueError(f"class labels must be in 0..{classes - 1}, got {got}")
     return labels
+
+
+@torch.no_grad()
+def translate(
+    net: nn.Module,
+    images: torch.Tensor,
+    *,
+    device: torch.device,
+    precision: Precision,
+    batch_size: int = 256,
+) -> torch.Tensor:
+    """uint8 images -> uint8 translations (CPU), in batches."""
+    out = []
+    for start in range(0, len(images), batch_size):
+        batch = scale_batch(images[start : start + batch_size].to(device))
+        with precision.autocast(device):
+            out.append(to_uint8(net(batch.contiguous(memory_format=torch.channels_last))).cpu())
+    return torch.cat(out)
+
+
+def example_rows(
+    nets: dict[str, nn.Module],
+    source: torch.Tensor,
+    target: torch.Tensor | None,
+    *,
+    device: torch.device,
+    precision: Precision,
+) -> torch.Tensor:
+    """Per example: input | translation | reconstruction (CycleGAN) | target (paired data).
+
+    Returned as one uint8 batch, row by row, for a grid with `columns(...)` images per row."""
+    translated = translate(nets["G"], source, device=device, precision=precision)
+    columns = [source, translated]
+    if "F" in nets:
+        columns.append(translate(nets["F"], translated, device=device, precision=precision))
+    if target is not None:
+        columns.append(target)
+    return torch.stack(columns, dim=1).flatten(0, 1)
+
+
+CYCLE_MODELS = ("cyclegan",)  # models with a way back (F), so rows show reconstructions
+
+
+def n_columns(model: str, paired: bool) -> int:
+    """Images per example row: input, translation, reconstruction (cycle models), target (pairs)."""
+    return 2 + (model in CYCLE_MODELS) + paired
+
+
+def load_translator(
+    path: Path, device: torch.device
+) -> tuple[dict[str, nn.Module], dict[str, Any]]:
+    """The generators saved by save_translator, in eval mode on `device`, and the metadata."""
+    saved = checkpoint.load(path)
+    if saved.get("kind") != "translator":
+        raise ValueError(f"{path} holds a noise-to-image generator, not a translation model")
+    nets = build_translator(saved["model"], TranslatorSpec(**saved["spec"]), init="default")
+    generators = {}
+    for name, state in saved["generators"].items():
+        nets[name].load_state_dict(state)
+        generators[name] = nets[name].to(device, memory_format=torch.channels_last).eval()
+    return generators, saved

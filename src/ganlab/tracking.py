@@ -20,12 +20,13 @@ from typing import Any
 import mlflow
 from mlflow.entities import RunStatus
 
+from ganlab.errors import GanlabError
 from ganlab.paths import repo_root
 
 EXPERIMENT_NAME = "ganlab"
 
 
-class TrackingError(RuntimeError):
+class TrackingError(GanlabError, RuntimeError):
     """The MLflow tracking store can't be reached or used."""
 
 

@@ -18,9 +18,9 @@ from ganlab.models.conditional import (
     ConditionalGenerator,
 )
 from ganlab.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from ganlab.models.layers import add_spectral_norm_
 from ganlab.models.mlp import MLPDiscriminator, MLPGenerator
 from ganlab.models.translation import PatchDiscriminator, ResnetGenerator, UNetGenerator
-from ganlab.regularizers import add_spectral_norm_
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,8 @@ def _cyclegan(spec: TranslatorSpec) -> dict[str, nn.Module]:
     }
 
 
-# Image-to-image models: a name maps to a builder of named networks (see ganlab.translate).
+# Image-to-image models: a name maps to a builder of named networks
+# (see ganlab.training.translation).
 TRANSLATORS: dict[str, Callable[[TranslatorSpec], dict[str, nn.Module]]] = {
     "pix2pix": _pix2pix,
     "cyclegan": _cyclegan,

@@ -26,3 +26,13 @@ def d_norm_layer(kind: str, channels: int) -> nn.Module:
 
 
 D_NORMS = ("batch", "layer", "none")
+
+
+def add_spectral_norm_(netD: nn.Module) -> nn.Module:
+    """SNGAN (Miyato et al., 2018): spectral normalization on every conv and linear layer of D."""
+    for name, module in list(netD.named_children()):
+        if isinstance(module, nn.Conv2d | nn.Linear):
+            setattr(netD, name, nn.utils.parametrizations.spectral_norm(module))
+        else:
+            add_spectral_norm_(module)
+    return netD

@@ -13,12 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ganlab.config import ConfigError
-from ganlab.data import DataError
+from ganlab.errors import GanlabError
 from ganlab.io import write_json
 
 
-class StageError(RuntimeError):
+class StageError(GanlabError, RuntimeError):
     """A stage's input is missing or inconsistent."""
 
 
@@ -28,13 +27,10 @@ def _raise_interrupt(signum: int, frame: Any) -> NoReturn:
 
 def run_stage(main: Callable[[], None]) -> None:
     """Run a stage's main; turn expected errors into a one-line message and exit code 2."""
-    from ganlab.tracking import TrackingError
-    from ganlab.train import NonFiniteLossError
-
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         main()
-    except (ConfigError, DataError, StageError, TrackingError, NonFiniteLossError) as error:
+    except GanlabError as error:
         print(f"ganlab: error: {error}", file=sys.stderr)
         sys.exit(2)
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ganlab import classifier, data
 from ganlab.config import load_config
+from ganlab.data import datasets
 from ganlab.device import pick_device
 from ganlab.io import write_json
+from ganlab.metrics import classifier
 from ganlab.stages import parser, run_stage
 
 
@@ -23,11 +24,11 @@ def main() -> None:
     args = arguments.parse_args()
     config = load_config(args.params)
     settings = config.classifier
-    data.verify(config.dataset, args.data)
+    datasets.verify(config.dataset, args.data)
     size = config.image_size
-    train_images, train_labels = data.load_images(config.dataset, args.data, True, size=size)
-    test_images, test_labels = data.load_images(config.dataset, args.data, False, size=size)
-    n_classes = len(data.class_names(config.dataset, args.data))
+    train_images, train_labels = datasets.load_images(config.dataset, args.data, True, size=size)
+    test_images, test_labels = datasets.load_images(config.dataset, args.data, False, size=size)
+    n_classes = len(datasets.class_names(config.dataset, args.data))
     device = pick_device()
     started = time.perf_counter()
     model = classifier.fit(

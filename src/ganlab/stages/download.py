@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ganlab import data
 from ganlab.config import load_config
+from ganlab.data import datasets
 from ganlab.stages import parser, run_stage
 
 
@@ -14,7 +14,7 @@ def main() -> None:
     arguments.add_argument("--out", type=Path, required=True, help="data root to fill")
     args = arguments.parse_args()
     config = load_config(args.params)
-    sources = data.download(
+    sources = datasets.download(
         config.dataset,
         args.out,
         config.download.mirrors,

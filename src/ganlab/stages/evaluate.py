@@ -14,12 +14,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganlab import classifier, data, fid, scores, tracking, translate
+from ganlab import sampling, tracking
 from ganlab.config import Config, flatten, load_config
+from ganlab.data import datasets
+from ganlab.data.domains import Domains, load_domains
 from ganlab.device import pick_device, resolve_precision
-from ganlab.domains import Domains, load_domains
-from ganlab.inception import NO_CLASSIFIER_REASON, load_fid_inception
 from ganlab.io import write_json
+from ganlab.metrics import classifier, fid, scores
+from ganlab.metrics.inception import NO_CLASSIFIER_REASON, load_fid_inception
 from ganlab.sampling import generate, load_generator
 from ganlab.stages import parser, read_run_id, run_stage, write_run_id
 
@@ -96,7 +98,7 @@ def classifier_metrics(
 ) -> dict[str, Any]:
     """FID in the domain classifier's feature space, its score, and class coverage."""
     model = classifier.load(classifier_path, device)
-    real_images, real_labels = data.load_images(
+    real_images, real_labels = datasets.load_images(
         config.dataset, data_root, train=False, size=config.image_size
     )
     real_features, _ = classifier.outputs(
@@ -155,7 +157,7 @@ def translation_metrics(
 ) -> dict[str, Any]:
     """FID of translations against the target domain's real test images, L1 terms, class share."""
     precision = resolve_precision(config.precision, device)
-    translated = translate.translate(
+    translated = sampling.translate(
         generators["G"], task.source, device=device, precision=precision
     )
     real = task.target[: config.fid.n_real]
@@ -166,7 +168,7 @@ def translation_metrics(
     )
     metrics |= {"n_real": len(real), "n_fake": len(translated), "domains": list(task.names)}
     if "F" in generators:  # CycleGAN: how well F brings translations back, in [0, 1] pixels
-        back = translate.translate(generators["F"], translated, device=device, precision=precision)
+        back = sampling.translate(generators["F"], translated, device=device, precision=precision)
         metrics["cycle_l1"] = (back.float() - task.source.float()).abs().mean().item() / 255
     if task.paired:
         metrics["target_l1"] = (translated.float() - task.target.float()).abs().mean().item() / 255
@@ -203,7 +205,7 @@ def evaluate_translator(args, config: Config) -> None:
     write_run_id(args.run, run_id)
     with tracking.open_run(run_id):
         device = pick_device()
-        generators, _ = translate.load_translator(args.models / "generator.pt", device)
+        generators, _ = sampling.load_translator(args.models / "generator.pt", device)
         task = load_domains(config, args.data, train=False, limit=config.fid.n_fake)
         metrics = translation_metrics(generators, task, config, args.classifier, device)
         write_json(args.metrics, metrics)

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import torch
 
-from ganlab import data, fid
 from ganlab.config import load_config
+from ganlab.data import datasets
 from ganlab.device import pick_device, resolve_precision
-from ganlab.inception import ensure_weights, load_fid_inception
 from ganlab.io import write_json
+from ganlab.metrics import fid
+from ganlab.metrics.inception import ensure_weights, load_fid_inception
 from ganlab.stages import StageError, parser, run_stage
 
 SUBSET_SEED = 0
@@ -32,8 +33,8 @@ def main() -> None:
     arguments.add_argument("--info", type=Path, required=True, help="JSON with counts and timing")
     args = arguments.parse_args()
     config = load_config(args.params)
-    data.verify(config.dataset, args.data)
-    images, _ = data.load_images(config.dataset, args.data, train=True, size=config.image_size)
+    datasets.verify(config.dataset, args.data)
+    images, _ = datasets.load_images(config.dataset, args.data, train=True, size=config.image_size)
     if config.fid.n_real > len(images):
         raise StageError(
             f"fid.n_real = {config.fid.n_real} is more than the {len(images)} training "

@@ -8,10 +8,10 @@ import pandas as pd
 import torch
 from torchvision.io import decode_png, read_file
 
-from ganlab import render, tracking, translate
+from ganlab import images, plots, sampling, tracking
 from ganlab.config import flatten, load_config
+from ganlab.data.domains import load_domains
 from ganlab.device import pick_device, resolve_precision
-from ganlab.domains import load_domains
 from ganlab.sampling import generate, load_generator, n_classes
 from ganlab.stages import StageError, parser, read_run_id, run_stage
 
@@ -35,17 +35,25 @@ def _training_pictures(
     # The first row of every epoch's grid, stacked: one row per epoch.
     row_height = side + 2 * GRID_PADDING
     strip = torch.cat([g[:, :row_height] for g in grids], dim=1)
-    render.save_image_tensor(strip, out / "progress.png")
-    render.save_gif(grids, out / "progress.gif", frame_ms=config.render.frame_ms)
-    render.save_curves(
+    images.save_image_tensor(strip, out / "progress.png")
+    images.save_gif(grids, out / "progress.gif", frame_ms=config.render.frame_ms)
+    plots.save_curves(
         history, {"d_loss": "D loss", "g_loss": "G loss"}, out / "losses.png", "Losses", "loss"
     )
     labels = (
-        {"d_x": "D(real)", "d_g_z1": "D(G(x)) in G's step", "d_g_z2": "D(G(x)) in D's step"}
+        {
+            "d_real": "D(real)",
+            "d_fake_d_step": "D(G(x)) in D's step",
+            "d_fake_g_step": "D(G(x)) in G's step",
+        }
         if config.translates
-        else {"d_x": "D(x)", "d_g_z1": "D(G(z)) before D's update", "d_g_z2": "D(G(z)) after"}
+        else {
+            "d_real": "D(x)",
+            "d_fake_d_step": "D(G(z)) before D's update",
+            "d_fake_g_step": "D(G(z)) after",
+        }
     )
-    render.save_curves(
+    plots.save_curves(
         history, labels, out / "d_outputs.png", "Discriminator outputs", "mean probability"
     )
     return ["progress.png", "progress.gif", "losses.png", "d_outputs.png"]
@@ -59,9 +67,9 @@ def render_translator(
         raise StageError("--data is missing: translation models render test-split inputs")
     with tracking.open_run(run_id):
         device = pick_device()
-        generators, saved = translate.load_translator(args.models / "generator.pt", device)
+        generators, saved = sampling.load_translator(args.models / "generator.pt", device)
         task = load_domains(config, args.data, train=False, limit=config.render.nrow)
-        rows = translate.example_rows(
+        rows = sampling.example_rows(
             generators,
             task.source,
             task.target if task.paired else None,
@@ -69,8 +77,8 @@ def render_translator(
             precision=resolve_precision(config.precision, device),
         )
         out = args.out
-        render.save_grid(
-            rows, out / "translations.png", nrow=translate.n_columns(config.model, task.paired)
+        images.save_grid(
+            rows, out / "translations.png", nrow=sampling.n_columns(config.model, task.paired)
         )
         names = [
             "translations.png",
@@ -81,7 +89,7 @@ def render_translator(
             if "F" in generators
             else {"recon_l1": "L1 to target"}
         )
-        render.save_curves(
+        plots.save_curves(
             history,
             curves,
             out / "reconstruction.png",
@@ -127,7 +135,7 @@ def main() -> None:
             precision=resolve_precision(config.precision, device),
         )
         out = args.out
-        render.save_grid(samples, out / "samples.png", nrow=config.render.nrow)
+        images.save_grid(samples, out / "samples.png", nrow=config.render.nrow)
         names = [
             "samples.png",
             *_training_pictures(grids, history, saved["spec"]["image_shape"][1], config, out),
@@ -145,7 +153,7 @@ def main() -> None:
                 precision=resolve_precision(config.precision, device),
                 labels=torch.arange(classes).repeat_interleave(per_class),
             )
-            render.save_grid(class_grid, out / "class_grid.png", nrow=per_class)
+            images.save_grid(class_grid, out / "class_grid.png", nrow=per_class)
             names.append("class_grid.png")
         for name in names:
             tracking.log_artifact(out / name, "render")

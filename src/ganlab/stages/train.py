@@ -17,13 +17,17 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ganlab import checkpoint, data, distributed, domains, render, tracking, translate
+from ganlab import checkpoint, tracking
 from ganlab.config import Config, ConfigError, flatten, load_config
+from ganlab.data import datasets, domains
 from ganlab.device import pick_device, resolve_precision
+from ganlab.images import save_grid
 from ganlab.io import atomic_path, write_json
 from ganlab.models import count_parameters
 from ganlab.stages import parser, run_stage, write_run_id
-from ganlab.train import HISTORY_COLUMNS, Hooks, model_spec, train
+from ganlab.training import distributed, translation
+from ganlab.training.gan import GANStep, model_spec, train
+from ganlab.training.runner import Hooks, history_columns
 
 
 def _resumable_run_id(config: Config, checkpoint_path: Path) -> str | None:
@@ -75,13 +79,13 @@ def main() -> None:
 
 
 def _train(args, config: Config, world: distributed.World, device: torch.device) -> None:
-    data.verify(config.dataset, args.data)
-    images, labels = data.load_images(
+    datasets.verify(config.dataset, args.data)
+    images, labels = datasets.load_images(
         config.dataset, args.data, train=True, limit=config.train.subset, size=config.image_size
     )
-    n_classes = len(data.class_names(config.dataset, args.data))
+    n_classes = len(datasets.class_names(config.dataset, args.data))
     if len(images) < config.batch_size:
-        raise data.DataError(
+        raise datasets.DataError(
             f"{len(images)} training images but batch_size = {config.batch_size}: "
             "lower batch_size or raise train.subset"
         )
@@ -119,7 +123,7 @@ def _train(args, config: Config, world: distributed.World, device: torch.device)
 
         def on_epoch(epoch: int, samples: torch.Tensor) -> None:
             path = args.progress / f"epoch_{epoch:03d}.png"
-            render.save_grid(samples, path)
+            save_grid(samples, path)
             tracking.log_artifact(path, "progress")
 
         started = time.perf_counter()
@@ -137,7 +141,7 @@ def _train(args, config: Config, world: distributed.World, device: torch.device)
             },
         )
         history = _write_history(
-            pd.DataFrame(result.history, columns=list(HISTORY_COLUMNS)), args.history
+            pd.DataFrame(result.history, columns=list(history_columns(GANStep))), args.history
         )
         _record_metrics(args, result, len(images), result.netG, history, device, precision)
         tracking.log_artifact(generator_path, "model")
@@ -200,11 +204,11 @@ def _write_history(history: pd.DataFrame, path: Path) -> pd.DataFrame:
 
 def _train_translator(args, config: Config, device: torch.device) -> None:
     """pix2pix / CycleGAN: the same outputs as the noise models, from translate's loop."""
-    data.verify(config.dataset, args.data)
+    datasets.verify(config.dataset, args.data)
     task = domains.load_domains(config, args.data, train=True, limit=config.train.subset)
     smaller = min(len(task.source), len(task.target))
     if smaller < config.batch_size:
-        raise data.DataError(
+        raise datasets.DataError(
             f"{' -> '.join(task.names)}: {smaller} training images in the smaller domain but "
             f"batch_size = {config.batch_size}: lower batch_size or raise train.subset"
         )
@@ -219,7 +223,7 @@ def _train_translator(args, config: Config, device: torch.device) -> None:
                 "translation": " -> ".join(task.names),
             }
         )
-        columns = translate.n_columns(config.model, task.paired)
+        columns = translation.n_columns(config.model, task.paired)
 
         def on_log(row: dict[str, float]) -> None:
             step = int(row["step"])
@@ -227,14 +231,14 @@ def _train_translator(args, config: Config, device: torch.device) -> None:
 
         def on_epoch(epoch: int, rows: torch.Tensor) -> None:
             path = args.progress / f"epoch_{epoch:03d}.png"
-            render.save_grid(rows, path, nrow=columns)
+            save_grid(rows, path, nrow=columns)
             tracking.log_artifact(path, "progress")
 
         print(
             f"{config.model}: {' -> '.join(task.names)}, {len(task.source)} source and "
             f"{len(task.target)} target images ({'paired' if task.paired else 'unpaired'})"
         )
-        result = translate.train_translator(
+        result = translation.train_translator(
             config,
             task,
             device=device,
@@ -243,11 +247,14 @@ def _train_translator(args, config: Config, device: torch.device) -> None:
             run_id=run_id,
             hooks=Hooks(on_log, on_epoch),
         )
-        spec = translate.translator_spec(config, tuple(task.source.shape[1:]))
+        spec = translation.translator_spec(config, tuple(task.source.shape[1:]))
         generator_path = args.models / "generator.pt"
-        translate.save_translator(generator_path, result.nets, config, spec, task, precision)
+        translation.save_translator(generator_path, result.nets, config, spec, task, precision)
         history = _write_history(
-            pd.DataFrame(result.history, columns=list(translate.TRANSLATION_COLUMNS)), args.history
+            pd.DataFrame(
+                result.history, columns=list(history_columns(translation.TranslationStep))
+            ),
+            args.history,
         )
         _record_metrics(
             args,

@@ -1,16 +1,39 @@
-"""Pictures people would rather look at than read: sample grids, progress GIFs, loss curves."""
+"""Images as every layer uses them: uint8 <-> [-1, 1] floats, latent draws, grids and GIFs."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-import pandas as pd
 import torch
 from PIL import Image
 from torchvision.utils import make_grid, save_image
 
 from ganlab.io import atomic_path
+
+
+def fixed_labels(n: int, n_classes: int, device: torch.device) -> torch.Tensor | None:
+    """Labels 0, 1, ..., K-1, 0, 1, ...: rows of a K-wide grid show one class per column."""
+    return torch.arange(n, device=device) % n_classes if n_classes else None
+
+
+def sample_latent(
+    n: int, z_dim: int, kind: str, device: torch.device, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """z ~ N(0, I), or U(-1, 1) as in the classic fully-connected GAN lab."""
+    if kind == "uniform":
+        return torch.rand(n, z_dim, device=device, generator=generator) * 2 - 1
+    return torch.randn(n, z_dim, device=device, generator=generator)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] floats -> uint8 pixels, rounded as torchvision's save_image does."""
+    return ((images.float() + 1) * 127.5 + 0.5).clamp(0, 255).to(torch.uint8)
+
+
+def scale_batch(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels -> floats in [-1, 1], the range of G's tanh output."""
+    return batch.float().div_(127.5).sub_(1.0)
 
 
 def grid(images: torch.Tensor, nrow: int = 8) -> torch.Tensor:
@@ -44,26 +67,3 @@ def save_gif(frames: Sequence[torch.Tensor], path: str | Path, frame_ms: int = 4
         pictures[0].save(
             tmp, format="GIF", save_all=True, append_images=pictures[1:], duration=durations, loop=0
         )
-
-
-def save_curves(
-    history: pd.DataFrame, labels: Mapping[str, str], path: str | Path, title: str, ylabel: str
-) -> None:
-    """Line plot of history columns (column -> legend label) against the training step, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(8, 4.5), dpi=100)
-    for column, label in labels.items():
-        axes.plot(history["step"], history[column], label=label, linewidth=1.2)
-    axes.set_xlabel("step")
-    axes.set_ylabel(ylabel)
-    axes.set_title(title)
-    axes.grid(alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png")
-    plt.close(figure)

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from ganlab import checkpoint
 from ganlab.device import Precision
-from ganlab.train import scale_batch
+from ganlab.images import scale_batch
 
 FEATURE_DIMS = 128
 FP32 = Precision("fp32", None)

@@ -21,6 +21,7 @@ import torchvision
 from pytorch_fid import inception as fid_inception
 from torch import nn
 
+from ganlab import checkpoint
 from ganlab.io import atomic_path
 
 WEIGHTS_URL = fid_inception.FID_WEIGHTS_URL
@@ -96,8 +97,7 @@ def build_from_torchscript(dest: Path, source: Path | None = None) -> None:
     error = (ours - theirs).abs().max().item()
     if error > TORCHSCRIPT_TOLERANCE:
         raise RuntimeError(f"rebuilt Inception differs from {source} by {error:.2e}")
-    with atomic_path(dest) as tmp:
-        torch.save(state, tmp)
+    checkpoint.save(dest, state)
 
 
 def _pool3_model(state: dict[str, torch.Tensor]) -> fid_inception.InceptionV3:

@@ -11,6 +11,7 @@ channels_last speeds up both (benchmarks/fid_speed.py has the figures).
 from __future__ import annotations
 
 import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,8 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from tqdm import tqdm
 
 from ganlab.device import Precision
-from ganlab.inception import FIDInception
 from ganlab.io import atomic_path
+from ganlab.metrics.inception import FIDInception
 
 
 def fold_batchnorm_(model: nn.Module) -> int:
@@ -108,7 +109,13 @@ def inception_score(logits: np.ndarray, splits: int = 10) -> tuple[float, float]
 def save_stats(path: str | Path, mu: np.ndarray, sigma: np.ndarray) -> None:
     """Write pytorch-fid's `--save-stats` format (an .npz with mu and sigma), atomically."""
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, mu=mu, sigma=sigma)
+    # np.savez stamps each member with the current time; fixed stamps keep reruns byte-identical
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in (("mu", mu), ("sigma", sigma)):
+            member = io.BytesIO()
+            np.save(member, np.asarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            archive.writestr(info, member.getvalue(), compress_type=zipfile.ZIP_DEFLATED)
     with atomic_path(path) as tmp:
         tmp.write_bytes(buffer.getvalue())
 

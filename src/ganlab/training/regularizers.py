@@ -37,13 +37,3 @@ def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor) -> 
 def r1_penalty(critic: Critic, real: torch.Tensor) -> torch.Tensor:
     """R1 (Mescheder et al., 2018): E[||grad D(x)||^2] on real data; the caller scales it."""
     return _input_gradients(critic, real).pow(2).sum(dim=1).mean()
-
-
-def add_spectral_norm_(netD: nn.Module) -> nn.Module:
-    """SNGAN (Miyato et al., 2018): spectral normalization on every conv and linear layer of D."""
-    for name, module in list(netD.named_children()):
-        if isinstance(module, nn.Conv2d | nn.Linear):
-            setattr(netD, name, nn.utils.parametrizations.spectral_norm(module))
-        else:
-            add_spectral_norm_(module)
-    return netD

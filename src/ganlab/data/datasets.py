@@ -21,11 +21,12 @@ import torch.nn.functional as F
 from torchvision import datasets
 from torchvision.datasets.utils import calculate_md5, download_url, extract_archive
 
-from ganlab import formats
-from ganlab.formats import Reader
+from ganlab.data import formats
+from ganlab.data.formats import Reader
+from ganlab.errors import GanlabError
 
 
-class DataError(RuntimeError):
+class DataError(GanlabError, RuntimeError):
     """A dataset file is missing, corrupt or unreadable."""
 
 

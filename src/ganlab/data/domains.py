@@ -11,15 +11,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
-from ganlab import data
-from ganlab.config import Config
+from ganlab.data import datasets
 
 EDGE_THRESHOLD = 0.2  # of each image's strongest gradient: Sobel responses above it are edges
 PAIRED_TASK_MODELS = ("pix2pix",)  # models that learn from pairs only
+
+
+class TaskSettings(Protocol):
+    """params.yaml's `translation` section, as far as a task needs it."""
+
+    task: str
+    source_class: str
+    target_class: str
+
+
+class TaskParams(Protocol):
+    """The params a task is built from; ganlab.config.Config has them (config checks tasks
+    with this module, so it can't be imported here)."""
+
+    model: str
+    dataset: str
+    image_size: int | None
+    translation: TaskSettings
 
 
 @dataclass(frozen=True)
@@ -34,12 +52,12 @@ class Domains:
     target_class: int | None  # the class translations should have; None when it is the source's
 
 
-def task_of(config: Config) -> str:
+def task_of(config: TaskParams) -> str:
     """`translation.task`, with auto resolved: pix2pix on edges unless the data come paired."""
     task = config.translation.task
     if task != "auto":
         return task
-    if config.model in PAIRED_TASK_MODELS and not data.DATASETS[config.dataset].paired:
+    if config.model in PAIRED_TASK_MODELS and not datasets.DATASETS[config.dataset].paired:
         return "edges"
     return "classes"
 
@@ -57,16 +75,16 @@ def class_index(name: str, class_names: tuple[str, ...], key: str) -> int:
     )
 
 
-def check_task(config: Config) -> None:
+def check_task(config: TaskParams) -> None:
     """Raise ValueError, naming the key, for a task the model or the dataset can't do."""
     task = task_of(config)
-    info = data.DATASETS[config.dataset]
+    info = datasets.DATASETS[config.dataset]
     paired = task == "edges" or info.paired
     if config.model in PAIRED_TASK_MODELS and not paired:
         raise ValueError(
             f"model = {config.model!r} learns from pairs, and translation.task = {task!r} on "
             f"{config.dataset} has none: expected task 'edges' or a paired dataset "
-            f"({sorted(n for n, d in data.DATASETS.items() if d.paired)}), or model 'cyclegan'"
+            f"({sorted(n for n, d in datasets.DATASETS.items() if d.paired)}), or model 'cyclegan'"
         )
     if task != "classes" or not info.class_names:  # a user folder's classes are read later
         return
@@ -96,31 +114,33 @@ def edge_maps(images: torch.Tensor, threshold: float = EDGE_THRESHOLD) -> torch.
 
 
 def load_domains(
-    config: Config, root: str | Path, train: bool = True, limit: int | None = None
+    config: TaskParams, root: str | Path, train: bool = True, limit: int | None = None
 ) -> Domains:
     """The task's two domains from the downloaded dataset; `limit` caps each domain's images."""
-    images, labels = data.load_images(config.dataset, root, train=train, size=config.image_size)
+    images, labels = datasets.load_images(config.dataset, root, train=train, size=config.image_size)
     task = task_of(config)
     if task == "edges":
         images, labels = images[:limit], labels[:limit]
         return Domains(edge_maps(images), images, True, ("edges", config.dataset), labels, None)
-    class_names = data.class_names(config.dataset, root)
+    class_names = datasets.class_names(config.dataset, root)
     try:
         source = class_index(config.translation.source_class, class_names, "source_class")
         target = class_index(config.translation.target_class, class_names, "target_class")
     except ValueError as error:
-        raise data.DataError(str(error)) from error
+        raise datasets.DataError(str(error)) from error
     source_images, target_images = images[labels == source], images[labels == target]
-    paired = data.DATASETS[config.dataset].paired
+    paired = datasets.DATASETS[config.dataset].paired
     if paired and len(source_images) != len(target_images):
-        raise data.DataError(
+        raise datasets.DataError(
             f"{config.dataset}: {len(source_images)} {class_names[source]!r} images but "
             f"{len(target_images)} {class_names[target]!r} ones: expected pairs"
         )
     for name, part in ((class_names[source], source_images), (class_names[target], target_images)):
         if len(part) == 0:
             split = "train" if train else "test"
-            raise data.DataError(f"{config.dataset} has no {name!r} images in its {split} split")
+            raise datasets.DataError(
+                f"{config.dataset} has no {name!r} images in its {split} split"
+            )
     source_images, target_images = source_images[:limit], target_images[:limit]
     return Domains(
         source_images,

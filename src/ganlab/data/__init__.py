@@ -1,0 +1,1 @@
+"""Datasets: download with checksums, on-disk formats, tensors, translation domains."""

@@ -1,0 +1,1 @@
+"""Metrics: feature extractors computed once, and a registry of scores over them."""

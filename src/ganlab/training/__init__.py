@@ -1,0 +1,1 @@
+"""Training: one runner, a step per GAN family, losses, regularizers, augmentation."""

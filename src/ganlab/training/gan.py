@@ -1,0 +1,366 @@
+"""The noise-to-image GAN family: its networks, D and G updates, and its Step for the runner.
+
+GAN variants are params (model, loss, optimizers, tricks), never copies of this code.
+The step keeps the data on the device as uint8 and scales batches on the fly; the
+runner (ganlab.training.runner) does everything around the updates.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganlab.config import Config
+from ganlab.data.datasets import DATASETS
+from ganlab.device import Precision
+from ganlab.images import fixed_labels, sample_latent, scale_batch, to_uint8
+from ganlab.models import ModelSpec, build_models
+from ganlab.models.conditional import discriminate, generate
+from ganlab.training import distributed
+from ganlab.training.augment import diff_augment
+from ganlab.training.losses import LOSSES
+from ganlab.training.optimizers import optimizer_for
+from ganlab.training.regularizers import clip_weights_, gradient_penalty, r1_penalty
+from ganlab.training.runner import Hooks, Progress, Runner, RunResult
+
+N_FIXED_SAMPLES = 64
+
+
+@dataclass
+class TrainResult(RunResult):
+    netG: nn.Module | None = None  # the generator to sample from (the EMA one if kept), eval mode
+    images_seen: int = 0
+
+
+def model_spec(config: Config, image_shape: tuple[int, int, int], n_classes: int) -> ModelSpec:
+    """The models' shape from params, the data's image shape and its number of classes."""
+    return ModelSpec(
+        config.z_dim,
+        image_shape,
+        config.ngf,
+        config.ndf,
+        config.dropout,
+        config.d_norm,
+        config.minibatch_std,
+        config.spectral_norm,
+        config.conditional,
+        n_classes if config.conditional != "none" else 0,
+    )
+
+
+def make_optimizers(
+    config: Config, netG: nn.Module, netD: nn.Module
+) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    """g_optimizer at lr for G, d_optimizer at d_lr (or lr) for D; Adam uses (beta1, beta2)."""
+    betas = (config.beta1, config.beta2)
+    return (
+        optimizer_for(config.g_optimizer, netG, config.lr, betas),
+        optimizer_for(config.d_optimizer, netD, config.d_lr or config.lr, betas),
+    )
+
+
+def _is_conv(net: nn.Module) -> bool:
+    return any(isinstance(m, nn.Conv2d | nn.ConvTranspose2d) for m in net.modules())
+
+
+@dataclass
+class Nets:
+    """The networks and everything that updates them."""
+
+    netG: nn.Module
+    netD: nn.Module
+    optG: torch.optim.Optimizer
+    optD: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    netG_ema: nn.Module | None = None  # exponential moving average of G, used for evaluation
+    # What the training step calls: DDP wrappers under torchrun, else netG and netD themselves.
+    stepG: nn.Module | None = None
+    stepD: nn.Module | None = None
+
+    def __post_init__(self) -> None:
+        self.stepG = self.stepG or self.netG
+        self.stepD = self.stepD or self.netD
+
+    def parts(self) -> dict[str, Any]:
+        names = ("netG", "netD", "optG", "optD", "scaler", "netG_ema")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: part.state_dict() for name, part in self.parts().items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, part in self.parts().items():
+            part.load_state_dict(state[name])
+
+    @property
+    def generator(self) -> nn.Module:
+        """The generator to sample from: the EMA one when it is kept."""
+        return self.netG_ema if self.netG_ema is not None else self.netG
+
+
+@torch.no_grad()
+def update_ema_(ema: nn.Module, net: nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * net for weights; buffers (BatchNorm stats) copied."""
+    torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1 - decay)
+    for ema_buffer, buffer in zip(ema.buffers(), net.buffers(), strict=True):
+        ema_buffer.copy_(buffer)
+
+
+@dataclass
+class Batch:
+    """One step's data: real images and labels, G's fakes and the labels they were asked for."""
+
+    real: torch.Tensor
+    fake: torch.Tensor
+    real_labels: torch.Tensor | None  # None for unconditional models
+    fake_labels: torch.Tensor | None
+    noise_std: float  # instance noise at this step
+
+
+def d_inputs(x: torch.Tensor, config: Config, noise_std: float) -> torch.Tensor:
+    """What D sees: DiffAugment'ed if asked, plus annealed instance noise if asked."""
+    if config.diffaugment:
+        x = diff_augment(x, config.diffaugment)
+    if noise_std > 0:
+        x = x + noise_std * torch.randn_like(x)
+    return x
+
+
+def d_step(
+    nets: Nets, batch: Batch, config: Config, precision: Precision, device: torch.device
+) -> torch.Tensor:
+    """One D update, with the regularizers the params switch on; (d_loss, D(x), D(G(z)))."""
+    gan_loss = LOSSES[config.loss]
+    real, fake = batch.real, batch.fake.detach()
+    with precision.autocast(device):
+        real_out, real_classes = discriminate(
+            nets.stepD, d_inputs(real, config, batch.noise_std), batch.real_labels
+        )
+        fake_out, fake_classes = discriminate(
+            nets.stepD, d_inputs(fake, config, batch.noise_std), batch.fake_labels
+        )
+    real_out, fake_out = real_out.float(), fake_out.float()
+    errD = gan_loss.d_loss(real_out, fake_out, config.real_label)
+    if real_classes is not None:  # ACGAN: D also learns to tell the classes apart
+        errD = errD + config.class_weight * (
+            F.cross_entropy(real_classes.float(), batch.real_labels)
+            + F.cross_entropy(fake_classes.float(), batch.fake_labels)
+        )
+
+    def critic(x: torch.Tensor) -> torch.Tensor:
+        return discriminate(nets.stepD, x, batch.real_labels)[0]
+
+    if config.gp_weight > 0:
+        errD = errD + config.gp_weight * gradient_penalty(critic, real, fake.float())
+    if config.r1_weight > 0:
+        errD = errD + config.r1_weight / 2 * r1_penalty(critic, real)
+    nets.optD.zero_grad(set_to_none=True)
+    nets.scaler.scale(errD).backward()
+    nets.scaler.step(nets.optD)
+    if config.clip_value is not None:
+        clip_weights_(nets.netD, config.clip_value)
+    with torch.no_grad():
+        return torch.stack(
+            [errD.detach(), gan_loss.shown(real_out).mean(), gan_loss.shown(fake_out).mean()]
+        )
+
+
+def g_step(
+    nets: Nets, batch: Batch, config: Config, precision: Precision, device: torch.device
+) -> torch.Tensor:
+    """One G update on D's updated verdict of the same fakes; (g_loss, D(G(z)))."""
+    gan_loss = LOSSES[config.loss]
+    with precision.autocast(device):
+        output, classes = discriminate(
+            nets.stepD, d_inputs(batch.fake, config, batch.noise_std), batch.fake_labels
+        )
+    output = output.float()
+    errG = gan_loss.g_loss(output)
+    if classes is not None:  # ACGAN: G makes fakes D classifies as the asked-for class
+        errG = errG + config.class_weight * F.cross_entropy(classes.float(), batch.fake_labels)
+    nets.optG.zero_grad(set_to_none=True)
+    nets.scaler.scale(errG).backward()
+    nets.scaler.step(nets.optG)
+    if nets.netG_ema is not None:
+        update_ema_(nets.netG_ema, nets.netG, config.ema_decay)
+    with torch.no_grad():
+        return torch.stack([errG.detach(), gan_loss.shown(output).mean()])
+
+
+class GANStep:
+    """One batch of a noise-to-image GAN: D on real and fake, then (every n_critic) G."""
+
+    columns = ("d_loss", "g_loss", "d_real", "d_fake_d_step", "d_fake_g_step")
+    d_stats = (0, 2, 3)  # d_loss, D(x), D(G(z)) come from D's updates; the rest from G's
+    extra_columns = ()
+
+    def __init__(
+        self,
+        nets: Nets,
+        config: Config,
+        images: torch.Tensor,
+        labels: torch.Tensor | None,
+        spec: ModelSpec,
+        *,
+        device: torch.device,
+        precision: Precision,
+        world: distributed.World,
+    ) -> None:
+        self.nets, self.config, self.images, self.labels, self.spec = (
+            nets,
+            config,
+            images,
+            labels,
+            spec,
+        )
+        self.device, self.precision, self.world = device, precision, world
+        self.memory_format = torch.channels_last if _is_conv(nets.netD) else torch.contiguous_format
+        self.global_batch = config.batch_size * world.size  # a step takes world.size batches
+        self.steps_per_epoch = len(images) // self.global_batch
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.fixed_noise = sample_latent(
+            N_FIXED_SAMPLES,
+            config.z_dim,
+            config.latent,
+            torch.device("cpu"),
+            torch.Generator().manual_seed(config.seed),
+        ).to(device)
+        self.fixed_classes = fixed_labels(N_FIXED_SAMPLES, spec.n_classes, device)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.nets.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.nets.load_state_dict(state)
+
+    def train_mode(self, on: bool) -> None:
+        self.nets.netG.train(on)
+        self.nets.netD.train(on)
+        if not on:
+            self.nets.generator.eval()
+
+    def epoch_order(self, data_order: torch.Generator) -> torch.Tensor:
+        return torch.randperm(len(self.images), generator=data_order).to(self.device)
+
+    def update(self, progress: Progress, index: int, order: torch.Tensor) -> None:
+        config, world, device = self.config, self.world, self.device
+        # Every rank draws the whole global batch's order, noise and labels from the same RNG
+        # states and takes its own slice: N ranks step as one process with N x batch.
+        rows = world.shard(order[index * self.global_batch : (index + 1) * self.global_batch])
+        real = scale_batch(self.images[rows]).contiguous(memory_format=self.memory_format)
+        z = world.shard(sample_latent(self.global_batch, config.z_dim, config.latent, device))
+        fake_labels = (
+            world.shard(torch.randint(self.spec.n_classes, (self.global_batch,), device=device))
+            if self.spec.n_classes
+            else None
+        )
+        with self.precision.autocast(device):
+            fake = generate(self.nets.stepG, z, fake_labels)
+        batch = Batch(
+            real,
+            fake,
+            self.labels[rows] if self.labels is not None else None,
+            fake_labels,
+            config.instance_noise * max(0.0, 1 - progress.step / self.total_steps),
+        )
+        progress.sums[list(self.d_stats)] += d_step(
+            self.nets, batch, config, self.precision, device
+        )
+        progress.d_updates += 1
+        if (progress.step + 1) % config.n_critic == 0:
+            progress.sums[[1, 4]] += g_step(self.nets, batch, config, self.precision, device)
+            progress.g_updates += 1
+        self.nets.scaler.update()
+
+    def log_extras(self) -> list[float]:
+        return []
+
+    def end_epoch(self) -> None:
+        pass
+
+    def frame(self) -> torch.Tensor:
+        """The fixed noise through the generator that is sampled from (the EMA one if kept)."""
+        generator = self.nets.generator.eval()
+        with torch.no_grad(), self.precision.autocast(self.device):
+            frame = to_uint8(generate(generator, self.fixed_noise, self.fixed_classes)).cpu()
+        self.nets.netG.train()
+        return frame
+
+
+def build_nets(
+    config: Config, spec: ModelSpec, device: torch.device, precision: Precision, world: Any
+) -> Nets:
+    """G and D on the device (channels-last for conv nets), optimizers, EMA, DDP wrappers."""
+    netG, netD = (
+        distributed.convert_sync_batchnorm(net, world, config.train.sync_batchnorm)
+        for net in build_models(config.model, spec, config.init)
+    )
+    memory_format = torch.channels_last if _is_conv(netD) else torch.contiguous_format
+    netG.to(device, memory_format=memory_format)
+    netD.to(device, memory_format=memory_format)
+    nets = Nets(
+        netG,
+        netD,
+        *make_optimizers(config, netG, netD),
+        torch.amp.GradScaler(device.type, enabled=precision.grad_scaling),
+        copy.deepcopy(netG).requires_grad_(False) if config.ema_decay is not None else None,
+        distributed.wrap(netG, device, world),
+        distributed.wrap(netD, device, world),
+    )
+    if config.train.compile:  # in place: parameter names (and checkpoints) stay the same
+        netG.compile()
+        netD.compile()
+    return nets
+
+
+def _check_conditioning(config: Config, labels: torch.Tensor | None, n: int, classes: int) -> None:
+    if config.conditional == "none":
+        return
+    if classes < 2:
+        raise ValueError(
+            f"conditional = {config.conditional!r} needs at least 2 classes; the data has {classes}"
+        )
+    if labels is None or len(labels) != n:
+        raise ValueError(f"conditional = {config.conditional!r} needs one label per image")
+
+
+def train(
+    config: Config,
+    images: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    n_classes: int | None = None,
+    device: torch.device,
+    precision: Precision,
+    checkpoint_path: Path,
+    run_id: str,
+    hooks: Hooks | None = None,
+) -> TrainResult:
+    """Train netG/netD on uint8 `images` (N x C x H x W); resume from checkpoint_path if it fits.
+
+    Conditional models (config.conditional) also need the class `labels` (N integers) and
+    `n_classes` (by default, the number of the dataset's named classes)."""
+    torch.manual_seed(config.seed)
+    if n_classes is None:
+        n_classes = len(DATASETS[config.dataset].class_names)
+    spec = model_spec(config, tuple(images.shape[1:]), n_classes)
+    _check_conditioning(config, labels, len(images), n_classes)
+    world = distributed.current()
+    nets = build_nets(config, spec, device, precision, world)
+    images = images.to(device)
+    labels = labels.to(device, torch.long) if spec.n_classes else None
+    step = GANStep(
+        nets, config, images, labels, spec, device=device, precision=precision, world=world
+    )
+    result = Runner(step, config, device, checkpoint_path, run_id, hooks, world).run()
+    return TrainResult(
+        **vars(result),
+        netG=nets.generator.eval(),
+        images_seen=result.steps * step.global_batch,
+    )

@@ -1,0 +1,245 @@
+"""The one training runner: epochs of steps, logging, the NaN guard, frames, checkpoints, resume.
+
+A GAN family is a `Step` (noise-to-image GAN, pix2pix, CycleGAN): it owns its networks and
+what one update does. Everything around the updates exists once, here: the running means
+between log rows, the per-epoch progress frames, the time budget, and checkpoints holding
+everything a bit-exact resume needs (weights, optimizers, RNG states, data order, history).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from tqdm import tqdm
+
+from ganlab import checkpoint
+from ganlab.config import Config
+from ganlab.errors import GanlabError
+from ganlab.training import distributed
+
+BASE_COLUMNS = ("step", "epoch")
+
+
+class NonFiniteLossError(GanlabError, RuntimeError):
+    """A loss became NaN or infinite; training stopped and the last good checkpoint was kept."""
+
+
+@dataclass
+class Hooks:
+    """Side effects the runner triggers; the stage wires them to files and MLflow."""
+
+    on_log: Callable[[dict[str, float]], None] = lambda row: None
+    on_epoch: Callable[[int, torch.Tensor], None] = lambda epoch, frame: None
+
+
+@dataclass
+class Progress:
+    """Where training is: all of it goes into the checkpoint, so a resume is bit-exact."""
+
+    step: int = 0  # D updates (one batch each); G updates every n_critic steps
+    epoch: int = 0  # completed epochs
+    batch_in_epoch: int = 0
+    history: list[list[float]] = field(default_factory=list)
+    frames: list[torch.Tensor] = field(default_factory=list)
+    elapsed: float = 0.0
+    # Running sums of the step's statistics since the last log row, kept on the device so
+    # the loop never waits for the host.
+    sums: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+    d_updates: int = 0
+    g_updates: int = 0
+
+
+class Step(Protocol):
+    """What a GAN family brings to the runner."""
+
+    columns: tuple[str, ...]  # the step's statistics (history columns): d_loss, g_loss first
+    d_stats: Sequence[int]  # which of them are means over D updates (the rest: over G updates)
+    extra_columns: tuple[str, ...]  # values read at each log row (log_extras), e.g. the lr
+    steps_per_epoch: int
+
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+    def train_mode(self, on: bool) -> None: ...
+    def epoch_order(self, data_order: torch.Generator) -> Any: ...
+    def update(self, progress: Progress, index: int, order: Any) -> None:
+        """One training step on batch `index` of the epoch's `order`; adds to progress.sums."""
+
+    def log_extras(self) -> list[float]: ...
+    def end_epoch(self) -> None: ...
+    def frame(self) -> torch.Tensor: ...
+
+
+@dataclass
+class RunResult:
+    history: list[list[float]]
+    frames: list[torch.Tensor]
+    steps: int
+    epochs: int  # epochs run; the last one partial when train.max_minutes ran out
+    train_seconds: float
+    resumed_from_step: int | None = None
+
+
+def history_columns(step: Step) -> tuple[str, ...]:
+    """The columns of a step's history rows (metrics/train_history.csv)."""
+    return (*BASE_COLUMNS, *step.columns, *step.extra_columns)
+
+
+def means_since_log(progress: Progress, d_stats: Sequence[int], checkpoint_path: Path) -> list:
+    """The mean statistics since the last log row; stop on a NaN or infinite loss."""
+    sums = progress.sums.tolist()
+    means = []
+    for column, total in enumerate(sums):
+        count = progress.d_updates if column in d_stats else progress.g_updates
+        means.append(total / count if count else math.nan)
+    for name, column in (("d_loss", 0), ("g_loss", 1)):
+        count = progress.d_updates if column in d_stats else progress.g_updates
+        if count and not math.isfinite(means[column]):
+            raise NonFiniteLossError(
+                f"{name} became {means[column]} by step {progress.step} (epoch "
+                f"{progress.epoch + 1}); training stopped and the last good checkpoint "
+                f"({checkpoint_path}) is kept. Try a lower lr or precision: fp32."
+            )
+    return means
+
+
+def resume_progress(
+    checkpoint_path: Path, fingerprint: str, run_id: str, step: Step, data_order: torch.Generator
+) -> Progress | None:
+    """This run's interrupted training (nets, data order, RNGs) from its checkpoint, or None
+    when there is no checkpoint of this run with these params and training starts afresh."""
+    if not checkpoint_path.is_file():
+        return None
+    state = checkpoint.load(checkpoint_path)
+    if state["fingerprint"] != fingerprint or state["run_id"] != run_id:
+        return None
+    step.load_state_dict(state["nets"])
+    progress = Progress(**state["progress"])
+    data_order.set_state(state["data_order_at_epoch_start"])
+    checkpoint.set_rng_state(state["rng"])
+    return progress
+
+
+class Runner:
+    """Runs a Step for config.epochs (or train.max_minutes) with everything around it."""
+
+    def __init__(
+        self,
+        step: Step,
+        config: Config,
+        device: torch.device,
+        checkpoint_path: Path,
+        run_id: str,
+        hooks: Hooks | None = None,
+        world: distributed.World | None = None,
+    ) -> None:
+        self.step, self.config, self.device = step, config, device
+        self.checkpoint_path, self.run_id = checkpoint_path, run_id
+        self.hooks = hooks or Hooks()
+        self.world = world or distributed.World()
+        self.fingerprint = config.training_fingerprint()
+        self.data_order = torch.Generator().manual_seed(config.seed)
+        self.budget = 60 * config.train.max_minutes if config.train.max_minutes else math.inf
+
+    def run(self, desc: str = "train") -> RunResult:
+        saved = resume_progress(
+            self.checkpoint_path, self.fingerprint, self.run_id, self.step, self.data_order
+        )
+        resumed_from = saved.step if saved else None
+        self.progress = saved or Progress(sums=torch.zeros(len(self.step.columns)))
+        self.progress.sums = self.progress.sums.to(self.device)
+        for epoch, frame in enumerate(self.progress.frames, start=1):  # replay saved grids
+            self.hooks.on_epoch(epoch, frame)
+        self.started = self.last_checkpoint = time.perf_counter()
+        bar = tqdm(
+            total=self.step.steps_per_epoch * self.config.epochs,
+            initial=self.progress.step,
+            desc=desc,
+            unit="step",
+            dynamic_ncols=True,
+            disable=not self.world.is_main,
+        )
+        self.step.train_mode(True)
+        while self.progress.epoch < self.config.epochs:
+            if self._run_epoch(bar):
+                break
+        bar.close()
+        self.step.train_mode(False)
+        return RunResult(
+            history=self.progress.history,
+            frames=self.progress.frames,
+            steps=self.progress.step,
+            epochs=self.progress.epoch,
+            train_seconds=self._elapsed(),
+            resumed_from_step=resumed_from,
+        )
+
+    def _run_epoch(self, bar: tqdm) -> bool:
+        """One (possibly resumed) epoch; True when the time budget ran out."""
+        progress = self.progress
+        epoch_start_order = self.data_order.get_state()
+        order = self.step.epoch_order(self.data_order)
+        for index in range(progress.batch_in_epoch, self.step.steps_per_epoch):
+            self.step.update(progress, index, order)
+            progress.step += 1
+            progress.batch_in_epoch = index + 1
+            bar.update(1)
+            if progress.step % self.config.train.log_every == 0 and progress.g_updates:
+                self._log_row()
+                last = progress.history[-1]
+                bar.set_postfix(d_loss=f"{last[2]:.3f}", g_loss=f"{last[3]:.3f}")
+            if self._elapsed() >= self.budget:
+                break
+            if progress.batch_in_epoch < self.step.steps_per_epoch and self._checkpoint_due():
+                self._save_checkpoint(epoch_start_order)
+        self._log_row()
+        self.step.end_epoch()
+        progress.frames.append(self.step.frame())
+        progress.epoch += 1
+        progress.batch_in_epoch = 0
+        self.hooks.on_epoch(progress.epoch, progress.frames[-1])
+        self._save_checkpoint(self.data_order.get_state())
+        return self._elapsed() >= self.budget  # train.max_minutes: a partial last epoch
+
+    def _elapsed(self) -> float:
+        return self.progress.elapsed + time.perf_counter() - self.started
+
+    def _log_row(self) -> None:
+        progress = self.progress
+        if progress.g_updates == 0:  # with n_critic > 1, wait for a G update to report
+            return
+        distributed.mean_(progress.sums, self.world)  # averages over ranks; one sync per row
+        means = means_since_log(progress, self.step.d_stats, self.checkpoint_path)
+        row = [float(progress.step), float(progress.epoch + 1), *means, *self.step.log_extras()]
+        progress.history.append(row)
+        self.hooks.on_log(dict(zip(history_columns(self.step), row, strict=True)))
+        progress.sums.zero_()
+        progress.d_updates = progress.g_updates = 0
+
+    def _checkpoint_due(self) -> bool:
+        minutes = self.config.train.checkpoint_minutes
+        now = time.perf_counter()
+        by_time = minutes is not None and now - self.last_checkpoint >= minutes * 60
+        return by_time or self.progress.step % self.config.train.checkpoint_every == 0
+
+    def _save_checkpoint(self, epoch_start_order: torch.Tensor) -> None:
+        # never overwrite a good checkpoint with NaNs
+        means_since_log(self.progress, self.step.d_stats, self.checkpoint_path)
+        if self.world.is_main:
+            progress = dataclasses.asdict(self.progress) | {"elapsed": self._elapsed()}
+            state = {
+                "fingerprint": self.fingerprint,
+                "run_id": self.run_id,
+                "nets": self.step.state_dict(),
+                "progress": progress,
+                "data_order_at_epoch_start": epoch_start_order,
+                "rng": checkpoint.rng_state(),
+            }
+            checkpoint.save(self.checkpoint_path, state)
+        self.last_checkpoint = time.perf_counter()
