@@ -42,9 +42,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def write_json(path: str | os.PathLike[str], data: Any) -> None:
+def write_json(path: str | os.PathLike[str], data: Any, *, sort_keys: bool = True) -> None:
+    """JSON, atomically; sort_keys=False keeps the caller's order (metrics: the important first)."""
+    text = json.dumps(data, indent=2, sort_keys=sort_keys) + "\n"
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -17,7 +17,8 @@ from ganlab.data import datasets
 from ganlab.device import pick_device, resolve_precision
 from ganlab.io import write_json
 from ganlab.metrics import fid
-from ganlab.metrics.inception import ensure_weights, load_fid_inception
+from ganlab.metrics.features import inception_features, inception_network
+from ganlab.metrics.inception import ensure_weights
 from ganlab.stages import StageError, parser, run_stage
 
 SUBSET_SEED = 0
@@ -46,22 +47,9 @@ def main() -> None:
     device = pick_device()
     precision = resolve_precision(config.fid.precision, device)
     weights_source = ensure_weights()
-    model = fid.prepare(
-        load_fid_inception(),
-        device,
-        config.fid.channels_last,
-        fold_batchnorm=config.fid.precision == "bf16",  # the fast mode; fp32 stays exact
-    )
+    network = inception_network(config.fid, device)
     started = time.perf_counter()
-    features, _ = fid.inception_outputs(
-        images,
-        model,
-        batch_size=config.fid.batch_size,
-        precision=precision,
-        device=device,
-        channels_last=config.fid.channels_last,
-        desc="fid_stats",
-    )
+    features, _ = inception_features(images, network, config.fid, device, "fid_stats")
     seconds = time.perf_counter() - started
     mu, sigma = fid.statistics(features)
     fid.save_stats(args.out, mu, sigma)

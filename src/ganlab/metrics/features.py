@@ -1,0 +1,76 @@
+"""Feature extraction, done once per image set: Inception pool3 (and logits), domain classifier.
+
+Every metric reads these arrays; nothing else in the lab runs the networks for scoring.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ganlab.config import FidSection
+from ganlab.device import resolve_precision
+from ganlab.metrics import classifier, fid
+from ganlab.metrics.inception import FIDInception, load_fid_inception
+
+
+def inception_network(settings: FidSection, device: torch.device) -> FIDInception:
+    """pytorch-fid's Inception on the device; BatchNorm folded in the fast (bf16) mode only."""
+    return fid.prepare(
+        load_fid_inception(),
+        device,
+        settings.channels_last,
+        fold_batchnorm=settings.precision == "bf16",  # the fast mode; fp32 stays exact
+    )
+
+
+def inception_features(
+    images: torch.Tensor,
+    network: FIDInception,
+    settings: FidSection,
+    device: torch.device,
+    desc: str = "inception",
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """uint8 images -> pool3 features, and logits when the weights have the classifier."""
+    features, logits = fid.inception_outputs(
+        images,
+        network,
+        batch_size=settings.batch_size,
+        precision=resolve_precision(settings.precision, device),
+        device=device,
+        channels_last=settings.channels_last,
+        desc=desc,
+    )
+    return features, logits if network.has_classifier else None
+
+
+def classifier_features(
+    model: classifier.DomainClassifier, images: torch.Tensor, device: torch.device
+) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images -> the domain classifier's features and logits, in fp32."""
+    return classifier.outputs(model, images, device=device, precision=classifier.FP32)
+
+
+@dataclass
+class Features:
+    """What the metrics read: features of generated images and of the real reference set.
+
+    A field left None means its extractor was not run; metrics that need it are skipped."""
+
+    fake_inception: np.ndarray | None = None
+    fake_logits: np.ndarray | None = None  # Inception's classifier; None when it is absent
+    real_inception: np.ndarray | None = None
+    real_stats: tuple[np.ndarray, np.ndarray] | None = None  # (mu, sigma) of real_inception
+    fake_classifier: np.ndarray | None = None
+    fake_classifier_logits: np.ndarray | None = None
+    real_classifier: np.ndarray | None = None
+    real_labels: np.ndarray | None = None  # classes of the real set, for class coverage
+    n_classes: int = 0
+    wanted_classes: np.ndarray | None = None  # translations: the class each should have
+    # translations, as uint8 images: what G made, F's way back (CycleGAN), the inputs, targets
+    translated: torch.Tensor | None = None
+    cycled: torch.Tensor | None = None
+    source: torch.Tensor | None = None
+    target: torch.Tensor | None = None  # paired data: the image each translation should be
