@@ -6,16 +6,48 @@ import gzip
 import hashlib
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from torchvision import datasets as torchvision_datasets
 
-from ganlab.config import config_from_dict
+from ganlab.config import Config, config_from_dict
 from ganlab.data import datasets
+from ganlab.device import Precision
+from ganlab.training.gan import TrainResult, train
 
 REPO = Path(__file__).resolve().parents[1]
+FP32 = Precision("fp32", None)  # exact arithmetic: tests compare weights and losses bit for bit
+
+
+def train_on_cpu(
+    config: Config,
+    images: torch.Tensor,
+    checkpoint_path: Path,
+    labels: torch.Tensor | None = None,
+    **options: Any,
+) -> TrainResult:
+    """The noise-to-image trainer as most tests run it: CPU, exact fp32, one run id."""
+    return train(
+        config,
+        images,
+        labels,
+        device=torch.device("cpu"),
+        precision=FP32,
+        checkpoint_path=checkpoint_path,
+        run_id="run",
+        **options,
+    )
+
+
+def tiny_images(n: int = 64) -> torch.Tensor:
+    """n 28x28 uint8 images of a bar at 8 heights: structure a GAN picks up in a few steps."""
+    images = torch.zeros(n, 1, 28, 28, dtype=torch.uint8)
+    for i in range(n):
+        images[i, 0, 6 + i % 8 : 14 + i % 8, 6:22] = 255
+    return images
 
 
 def write_idx_gz(path: Path, array: np.ndarray) -> str:

@@ -6,23 +6,14 @@ import torch
 
 from ganlab import checkpoint
 from ganlab.config import config_from_dict
-from ganlab.device import Precision, resolve_precision
+from ganlab.device import resolve_precision
 from ganlab.images import scale_batch, to_uint8
 from ganlab.models import MODELS
 from ganlab.models.conditional import CONDITIONINGS
 from ganlab.training import losses
 from ganlab.training.gan import train
 from ganlab.training.runner import Hooks, NonFiniteLossError
-from tests.conftest import tiny_params
-
-FP32 = Precision("fp32", None)
-
-
-def tiny_images(n: int = 64) -> torch.Tensor:
-    images = torch.zeros(n, 1, 28, 28, dtype=torch.uint8)
-    for i in range(n):
-        images[i, 0, 6 + i % 8 : 14 + i % 8, 6:22] = 255
-    return images
+from tests.conftest import FP32, tiny_images, tiny_params, train_on_cpu
 
 
 def test_uint8_round_trip_is_exact():
@@ -48,14 +39,11 @@ def test_every_model_and_loss_trains_with_finite_losses(
     needs = LOSS_NEEDS.get(loss, {}) | {"conditional": conditional}
     config = config_from_dict(tiny_params(model=model, loss=loss, epochs=1, **needs))
     rows, epochs = [], []
-    result = train(
+    result = train_on_cpu(
         config,
         tiny_images(),
+        tmp_path / "ckpt.pt",
         tiny_labels(),
-        device=cpu,
-        precision=FP32,
-        checkpoint_path=tmp_path / "ckpt.pt",
-        run_id="run",
         hooks=Hooks(rows.append, lambda epoch, samples: epochs.append(samples)),
     )
     assert result.steps == 64 // config.batch_size
@@ -72,14 +60,8 @@ def test_every_model_and_loss_trains_with_finite_losses(
         len(epochs) == 1 and epochs[0].shape == (64, 1, 28, 28) and epochs[0].dtype == torch.uint8
     )
     untrained = tiny_params(model=model, loss=loss, epochs=1, lr=1e-12, **needs)
-    fresh = train(
-        config_from_dict(untrained),
-        tiny_images(),
-        tiny_labels(),
-        device=cpu,
-        precision=FP32,
-        checkpoint_path=tmp_path / "other.pt",
-        run_id="run",
+    fresh = train_on_cpu(
+        config_from_dict(untrained), tiny_images(), tmp_path / "other.pt", tiny_labels()
     )
     changed = [
         not torch.equal(a, b)
@@ -110,14 +92,7 @@ class Interrupt(Exception):
 
 def test_resume_after_interruption_gives_bit_identical_weights(tmp_path: Path, cpu):
     config = config_from_dict(tiny_params(epochs=3, model="dcgan", dropout=0.2))
-    whole = train(
-        config,
-        tiny_images(),
-        device=cpu,
-        precision=FP32,
-        checkpoint_path=tmp_path / "a.pt",
-        run_id="run",
-    )
+    whole = train_on_cpu(config, tiny_images(), tmp_path / "a.pt")
 
     def stop_at_step_7(row):
         if row["step"] >= 7:
@@ -125,24 +100,9 @@ def test_resume_after_interruption_gives_bit_identical_weights(tmp_path: Path, c
 
     checkpoint_path = tmp_path / "b.pt"
     with pytest.raises(Interrupt):
-        train(
-            config,
-            tiny_images(),
-            device=cpu,
-            precision=FP32,
-            checkpoint_path=checkpoint_path,
-            run_id="run",
-            hooks=Hooks(on_log=stop_at_step_7),
-        )
+        train_on_cpu(config, tiny_images(), checkpoint_path, hooks=Hooks(on_log=stop_at_step_7))
     assert checkpoint.load(checkpoint_path)["progress"]["step"] == 6  # checkpoint_every = 3
-    resumed = train(
-        config,
-        tiny_images(),
-        device=cpu,
-        precision=FP32,
-        checkpoint_path=checkpoint_path,
-        run_id="run",
-    )
+    resumed = train_on_cpu(config, tiny_images(), checkpoint_path)
     assert resumed.resumed_from_step == 6
     assert resumed.steps == whole.steps
     for a, b in zip(
@@ -155,22 +115,8 @@ def test_resume_after_interruption_gives_bit_identical_weights(tmp_path: Path, c
 
 def test_checkpoint_of_other_params_is_not_resumed(tmp_path: Path, cpu):
     path = tmp_path / "ckpt.pt"
-    train(
-        config_from_dict(tiny_params(epochs=1)),
-        tiny_images(),
-        device=cpu,
-        precision=FP32,
-        checkpoint_path=path,
-        run_id="run",
-    )
-    other = train(
-        config_from_dict(tiny_params(epochs=1, lr=1e-3)),
-        tiny_images(),
-        device=cpu,
-        precision=FP32,
-        checkpoint_path=path,
-        run_id="run",
-    )
+    train_on_cpu(config_from_dict(tiny_params(epochs=1)), tiny_images(), path)
+    other = train_on_cpu(config_from_dict(tiny_params(epochs=1, lr=1e-3)), tiny_images(), path)
     assert other.resumed_from_step is None
 
 
@@ -202,13 +148,10 @@ def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(
 def test_time_budget_stops_mid_epoch_with_a_final_frame(tmp_path: Path, cpu):
     config = config_from_dict(tiny_params(epochs=50, train={"max_minutes": 1e-9}))
     frames = []
-    result = train(
+    result = train_on_cpu(
         config,
         tiny_images(),
-        device=cpu,
-        precision=FP32,
-        checkpoint_path=tmp_path / "c.pt",
-        run_id="run",
+        tmp_path / "c.pt",
         hooks=Hooks(on_epoch=lambda epoch, samples: frames.append(epoch)),
     )
     assert result.steps == 1 and result.epochs == 1  # one step, then out of time

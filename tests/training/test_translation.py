@@ -10,14 +10,11 @@ import torch
 from ganlab import sampling
 from ganlab.config import ConfigError, config_from_dict
 from ganlab.data import domains
-from ganlab.device import Precision
 from ganlab.models import TranslatorSpec, build_translator
 from ganlab.models.translation import PatchDiscriminator, ResnetGenerator, UNetGenerator
 from ganlab.training import translation
 from ganlab.training.runner import Hooks, history_columns
-from tests.conftest import tiny_params
-
-FP32 = Precision("fp32", None)
+from tests.conftest import FP32, tiny_params
 
 
 def translation_params(model: str, **overrides) -> dict:

@@ -9,17 +9,13 @@ from torch import nn
 import ganlab.training.gan
 from ganlab import presets
 from ganlab.config import config_from_dict
-from ganlab.device import Precision
 from ganlab.models.conditional import generate
 from ganlab.models.layers import MinibatchStdDev, add_spectral_norm_
 from ganlab.training import losses
 from ganlab.training.augment import AUGMENTATIONS, diff_augment
-from ganlab.training.gan import train, update_ema_
+from ganlab.training.gan import update_ema_
 from ganlab.training.regularizers import clip_weights_, gradient_penalty, r1_penalty
-from tests.conftest import tiny_params
-from tests.test_train import tiny_images
-
-FP32 = Precision("fp32", None)
+from tests.conftest import tiny_images, tiny_params, train_on_cpu
 
 # The classic settings (ganlab.presets, the README's `-S` lines) and two more switches.
 PRESETS = {
@@ -105,15 +101,7 @@ def test_cutout_blanks_a_quarter_of_each_image():
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_presets_train_with_finite_losses(preset, model, tmp_path: Path, cpu):
     config = config_from_dict(tiny_params(**{"model": model, "epochs": 2, **PRESETS[preset]}))
-    result = train(
-        config,
-        tiny_images(),
-        torch.arange(64) % 10,
-        device=cpu,
-        precision=FP32,
-        checkpoint_path=tmp_path / "c.pt",
-        run_id="run",
-    )
+    result = train_on_cpu(config, tiny_images(), tmp_path / "c.pt", torch.arange(64) % 10)
     assert result.history, "no log row was written"
     assert all(torch.isfinite(torch.tensor(row)).all() for row in result.history)
     labels = torch.tensor([0, 4, 9]) if config.conditional != "none" else None
@@ -131,14 +119,7 @@ def test_n_critic_updates_g_once_per_n_d_updates(tmp_path: Path, cpu, monkeypatc
         return made
 
     monkeypatch.setattr(ganlab.training.gan, "make_optimizers", recording)
-    result = train(
-        config,
-        tiny_images(),
-        device=cpu,
-        precision=FP32,
-        checkpoint_path=tmp_path / "c.pt",
-        run_id="run",
-    )
+    result = train_on_cpu(config, tiny_images(), tmp_path / "c.pt")
     optG, optD = made
     assert result.steps == 20
     assert int(optD.state_dict()["state"][0]["step"]) == 20
@@ -147,14 +128,7 @@ def test_n_critic_updates_g_once_per_n_d_updates(tmp_path: Path, cpu, monkeypatc
 
 def test_weight_clipping_holds_after_training(tmp_path: Path, cpu):
     config = config_from_dict(tiny_params(epochs=1, **PRESETS["wgan_clip"]))
-    train(
-        config,
-        tiny_images(),
-        device=cpu,
-        precision=FP32,
-        checkpoint_path=tmp_path / "c.pt",
-        run_id="run",
-    )
+    train_on_cpu(config, tiny_images(), tmp_path / "c.pt")
     state = torch.load(tmp_path / "c.pt", weights_only=True)["nets"]["netD"]
     assert all(
         v.abs().max() <= 0.01 + 1e-7 for k, v in state.items() if "weight" in k or "bias" in k
@@ -163,14 +137,7 @@ def test_weight_clipping_holds_after_training(tmp_path: Path, cpu):
 
 def test_ema_generator_is_what_training_returns(tmp_path: Path, cpu):
     config = config_from_dict(tiny_params(epochs=1, ema_decay=0.5))
-    result = train(
-        config,
-        tiny_images(),
-        device=cpu,
-        precision=FP32,
-        checkpoint_path=tmp_path / "c.pt",
-        run_id="run",
-    )
+    result = train_on_cpu(config, tiny_images(), tmp_path / "c.pt")
     state = torch.load(tmp_path / "c.pt", weights_only=True)["nets"]
     ema = state["netG_ema"]
     assert all(torch.equal(ema[k], v) for k, v in result.netG.state_dict().items())

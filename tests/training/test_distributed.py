@@ -11,13 +11,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from ganlab.config import config_from_dict
-from ganlab.device import Precision
 from ganlab.training import distributed
 from ganlab.training.gan import train
-from tests.conftest import tiny_params
-from tests.test_train import tiny_images
+from tests.conftest import FP32, tiny_images, tiny_params
 
-FP32 = Precision("fp32", None)
 # mlp: no BatchNorm, whose per-process statistics would differ from the whole batch's on a CPU
 # (PyTorch's SyncBatchNorm runs on GPUs only); dropout 0: no per-process random masks.
 PARAMS = dict(model="mlp", dropout=0.0, epochs=1, lr=1e-3, train={"log_every": 1})

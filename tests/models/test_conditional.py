@@ -9,14 +9,10 @@ import torch
 from ganlab import tracking
 from ganlab.cli import main
 from ganlab.config import ConfigError, config_from_dict
-from ganlab.device import Precision
 from ganlab.models import MODELS, ModelSpec, build_models
 from ganlab.models.conditional import OneHotInput
 from ganlab.sampling import class_labels, generate, load_generator
-from ganlab.training.gan import train
-from tests.conftest import tiny_params, write_generator_file
-
-FP32 = Precision("fp32", None)
+from tests.conftest import FP32, tiny_params, train_on_cpu, write_generator_file
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))
@@ -51,15 +47,7 @@ def test_conditional_generator_draws_the_class_it_is_asked_for(conditioning, tmp
     params = tiny_params(
         model="mlp", conditional=conditioning, epochs=60, batch_size=32, lr=2e-3, dropout=0.0
     )
-    result = train(
-        config_from_dict(params),
-        images,
-        labels,
-        device=cpu,
-        precision=FP32,
-        checkpoint_path=tmp_path / "c.pt",
-        run_id="run",
-    )
+    result = train_on_cpu(config_from_dict(params), images, tmp_path / "c.pt", labels)
     with torch.no_grad():
         z = torch.randn(64, 16)
         top = result.netG(z, torch.zeros(64, dtype=torch.long))
@@ -75,13 +63,10 @@ def test_conditional_generator_draws_the_class_it_is_asked_for(conditioning, tmp
 
 def test_conditional_needs_labels_and_names_the_choices(cpu, tmp_path):
     with pytest.raises(ValueError, match="needs one label per image"):
-        train(
+        train_on_cpu(
             config_from_dict(tiny_params(conditional="acgan")),
             torch.zeros(32, 1, 28, 28, dtype=torch.uint8),
-            device=cpu,
-            precision=FP32,
-            checkpoint_path=tmp_path / "c.pt",
-            run_id="run",
+            tmp_path / "c.pt",
         )
     choices = r"\['acgan', 'none', 'projection'\]"
     with pytest.raises(ConfigError, match=rf"conditional = 'cgan'.*{choices}"):
