@@ -100,7 +100,7 @@ def interpolate(args: argparse.Namespace) -> None:
     from ganlab.device import pick_device, resolve_precision
     from ganlab.images import grid, save_gif, save_grid, to_uint8
     from ganlab.interpolation import latent_path
-    from ganlab.models.conditional import generate
+    from ganlab.models.conditional import forward_generator
 
     if len(args.seeds) < 2:
         raise CLIError(f"--seeds needs at least two seeds, got {args.seeds}")
@@ -111,7 +111,7 @@ def interpolate(args: argparse.Namespace) -> None:
     labels = _class_labels(netG, len(z), args, default=0)
     with torch.no_grad(), resolve_precision("auto", device).autocast(device):
         images = to_uint8(
-            generate(netG, z.to(device), None if labels is None else labels.to(device))
+            forward_generator(netG, z.to(device), None if labels is None else labels.to(device))
         ).cpu()
     save_grid(images, args.out, nrow=args.steps)
     print(f"{len(args.seeds) - 1} walks of {args.steps} steps ({args.method}) -> {args.out}")

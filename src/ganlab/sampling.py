@@ -12,8 +12,7 @@ from ganlab import checkpoint
 from ganlab.device import Precision
 from ganlab.images import sample_latent, scale_batch, to_uint8
 from ganlab.models import ModelSpec, TranslatorSpec, build_models, build_translator
-from ganlab.models.conditional import ConditionalGenerator
-from ganlab.models.conditional import generate as forward
+from ganlab.models.conditional import ConditionalGenerator, forward_generator
 
 
 class TranslatorFileError(ValueError):
@@ -59,7 +58,7 @@ def generate(
         z = sample_latent(min(batch_size, n - start), z_dim, latent, torch.device("cpu"), noise)
         batch_labels = None if labels is None else labels[start : start + len(z)].to(device)
         with precision.autocast(device):
-            images.append(to_uint8(forward(netG, z.to(device), batch_labels)).cpu())
+            images.append(to_uint8(forward_generator(netG, z.to(device), batch_labels)).cpu())
     return torch.cat(images)
 
 

@@ -9,7 +9,7 @@ from torch import nn
 import ganlab.training.gan
 from ganlab import presets
 from ganlab.config import config_from_dict
-from ganlab.models.conditional import generate
+from ganlab.models.conditional import forward_generator
 from ganlab.models.layers import MinibatchStdDev, add_spectral_norm_
 from ganlab.training import losses
 from ganlab.training.augment import AUGMENTATIONS, diff_augment
@@ -105,7 +105,7 @@ def test_presets_train_with_finite_losses(preset, model, tmp_path: Path, cpu):
     assert result.history, "no log row was written"
     assert all(torch.isfinite(torch.tensor(row)).all() for row in result.history)
     labels = torch.tensor([0, 4, 9]) if config.conditional != "none" else None
-    samples = generate(result.netG, torch.randn(3, config.z_dim), labels)
+    samples = forward_generator(result.netG, torch.randn(3, config.z_dim), labels)
     assert samples.shape == (3, 1, 28, 28) and torch.isfinite(samples).all()
 
 

@@ -74,7 +74,9 @@ def discriminate(
     return netD(x, labels)
 
 
-def generate(netG: nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+def forward_generator(
+    netG: nn.Module, z: torch.Tensor, labels: torch.Tensor | None
+) -> torch.Tensor:
     """Images from a plain G(z) or a conditional G(z, y)."""
     return netG(z) if labels is None else netG(z, labels)
 

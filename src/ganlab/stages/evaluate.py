@@ -34,7 +34,7 @@ CLASSIFIER = "ganlab domain classifier (test split as the real set)"
 
 
 def generated_images(args, config: Config, device: torch.device) -> torch.Tensor:
-    netG, saved = sampling.load_generator(args.models / "generator.pt", device)
+    netG, saved = sampling.load_generator(args.generator, device)
     return sampling.generate(
         netG,
         config.fid.n_fake,
@@ -78,7 +78,7 @@ def score_generated(args, config: Config, device: torch.device) -> tuple[dict, d
 
 def score_translations(args, config: Config, device: torch.device) -> tuple[dict, dict]:
     """Translations of the test split's source domain against its real target images."""
-    generators, _ = sampling.load_translator(args.models / "generator.pt", device)
+    generators, _ = sampling.load_translator(args.generator, device)
     task = load_domains(config, args.data, train=False, limit=config.fid.n_fake)
     precision = resolve_precision(config.precision, device)
     translated = sampling.translate(
@@ -150,7 +150,8 @@ def ordered(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     arguments = parser(__doc__)
-    arguments.add_argument("--models", type=Path, required=True, help="folder from train")
+    arguments.add_argument("--generator", type=Path, required=True, help="generator from train")
+    arguments.add_argument("--train-run", type=Path, required=True, help="run id JSON from train")
     arguments.add_argument("--data", type=Path, required=True, help="data root from download")
     arguments.add_argument("--stats", type=Path, required=True, help="reference .npz")
     arguments.add_argument("--features", type=Path, required=True, help="real Inception features")
@@ -163,7 +164,7 @@ def main() -> None:
 
     config = load_config(args.params)
     run_id = tracking.run_for_params(
-        read_run_id(args.models / "mlflow_run.json"), flatten(config), f"{config.model}-evaluate"
+        read_run_id(args.train_run), flatten(config), f"{config.model}-evaluate"
     )
     write_run_id(args.run, run_id)
     with tracking.open_run(run_id):

@@ -67,7 +67,7 @@ def render_translator(
         raise StageError("--data is missing: translation models render test-split inputs")
     with tracking.open_run(run_id):
         device = pick_device()
-        generators, saved = sampling.load_translator(args.models / "generator.pt", device)
+        generators, saved = sampling.load_translator(args.generator, device)
         task = load_domains(config, args.data, train=False, limit=config.render.nrow)
         rows = sampling.example_rows(
             generators,
@@ -104,7 +104,7 @@ def render_translator(
 
 def main() -> None:
     arguments = parser(__doc__)
-    arguments.add_argument("--models", type=Path, required=True, help="folder from train")
+    arguments.add_argument("--generator", type=Path, required=True, help="generator from train")
     arguments.add_argument("--progress", type=Path, required=True, help="epoch grids from train")
     arguments.add_argument("--history", type=Path, required=True, help="loss history CSV")
     arguments.add_argument("--run", type=Path, required=True, help="MLflow run id JSON")
@@ -124,7 +124,7 @@ def main() -> None:
 
     with tracking.open_run(run_id):
         device = pick_device()
-        netG, saved = load_generator(args.models / "generator.pt", device)
+        netG, saved = load_generator(args.generator, device)
         samples = generate(
             netG,
             config.render.n_samples,

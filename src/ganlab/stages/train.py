@@ -50,7 +50,8 @@ def registered_model_name(config: Config) -> str:
 def main() -> None:
     arguments = parser(__doc__)
     arguments.add_argument("--data", type=Path, required=True, help="data root from download")
-    arguments.add_argument("--models", type=Path, required=True, help="folder for the generator")
+    arguments.add_argument("--generator", type=Path, required=True, help="generator file to write")
+    arguments.add_argument("--run", type=Path, required=True, help="MLflow run id JSON to write")
     arguments.add_argument("--progress", type=Path, required=True, help="folder for epoch grids")
     arguments.add_argument("--history", type=Path, required=True, help="loss history CSV")
     arguments.add_argument("--metrics", type=Path, required=True, help="training metrics JSON")
@@ -129,7 +130,7 @@ def _train(args, config: Config, world: distributed.World, device: torch.device)
         started = time.perf_counter()
         result = run_training(hooks=Hooks(on_log, on_epoch))
         spec = model_spec(config, tuple(images.shape[1:]), n_classes)
-        generator_path = args.models / "generator.pt"
+        generator_path = args.generator
         checkpoint.save(
             generator_path,
             {
@@ -191,7 +192,7 @@ def _start_run(config: Config, args) -> str:
     if run_id is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         run_id = tracking.new_run(flatten(config), f"{config.model}-{config.dataset}-{stamp}")
-    write_run_id(args.models / "mlflow_run.json", run_id)
+    write_run_id(args.run, run_id)
     return run_id
 
 
@@ -248,7 +249,7 @@ def _train_translator(args, config: Config, device: torch.device) -> None:
             hooks=Hooks(on_log, on_epoch),
         )
         spec = translation.translator_spec(config, tuple(task.source.shape[1:]))
-        generator_path = args.models / "generator.pt"
+        generator_path = args.generator
         translation.save_translator(generator_path, result.nets, config, spec, task, precision)
         history = _write_history(
             pd.DataFrame(

@@ -21,7 +21,7 @@ from ganlab.data.datasets import DATASETS
 from ganlab.device import Precision
 from ganlab.images import fixed_labels, sample_latent, scale_batch, to_uint8
 from ganlab.models import ModelSpec, build_models
-from ganlab.models.conditional import discriminate, generate
+from ganlab.models.conditional import discriminate, forward_generator
 from ganlab.training import distributed
 from ganlab.training.augment import diff_augment
 from ganlab.training.losses import LOSSES
@@ -261,7 +261,7 @@ class GANStep:
             else None
         )
         with self.precision.autocast(device):
-            fake = generate(self.nets.stepG, z, fake_labels)
+            fake = forward_generator(self.nets.stepG, z, fake_labels)
         batch = Batch(
             real,
             fake,
@@ -288,7 +288,9 @@ class GANStep:
         """The fixed noise through the generator that is sampled from (the EMA one if kept)."""
         generator = self.nets.generator.eval()
         with torch.no_grad(), self.precision.autocast(self.device):
-            frame = to_uint8(generate(generator, self.fixed_noise, self.fixed_classes)).cpu()
+            frame = to_uint8(
+                forward_generator(generator, self.fixed_noise, self.fixed_classes)
+            ).cpu()
         self.nets.netG.train()
         return frame
 
