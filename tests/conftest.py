@@ -172,3 +172,29 @@ def tiny_config():
 @pytest.fixture
 def cpu() -> torch.device:
     return torch.device("cpu")
+
+
+# Tests that may skip, by node id prefix, with why. Any other skip fails the run: a skipped
+# test is one that didn't run, so a missing install step can't pass CI as green.
+ALLOWED_SKIPS: dict[str, str] = {}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    unexpected = [
+        report.nodeid
+        for report in skipped
+        if not any(report.nodeid.startswith(prefix) for prefix in ALLOWED_SKIPS)
+    ]
+    if reporter is None:
+        return
+    reporter.write_sep("-", f"{len(unexpected)} unexpected skips", red=bool(unexpected))
+    if unexpected:
+        reporter.write_line(
+            "not in tests/conftest.py's ALLOWED_SKIPS (scripts/install.sh installs what they "
+            f"need): {', '.join(unexpected)}",
+            red=True,
+        )
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED

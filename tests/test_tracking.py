@@ -61,3 +61,18 @@ def test_unreachable_server_fails_fast_with_a_clear_message(store: Path, monkeyp
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     with pytest.raises(tracking.TrackingError, match=r"http://127.0.0.1:9 is not usable"):
         tracking.connect()
+
+
+def test_registered_models_are_found_by_mlflow_uri_alias_or_name(store: Path):
+    client = mlflow.MlflowClient(tracking.tracking_uri())
+    tracking.connect()
+    client.create_registered_model("g")
+    runs = [tracking.new_run({"lr": lr}, f"r{lr}") for lr in (0.1, 0.2)]
+    for run_id in runs:
+        client.create_model_version("g", f"runs:/{run_id}/model", run_id=run_id)
+    client.set_registered_model_alias("g", "best", "1")
+    assert tracking.model_run("models:/g/1") == runs[0]
+    assert tracking.model_run("models:/g@best") == runs[0]
+    assert tracking.model_run("g/2") == tracking.model_run("g") == runs[1]  # latest version
+    with pytest.raises(tracking.TrackingError, match="models:/g/7"):
+        tracking.model_run("models:/g/7")

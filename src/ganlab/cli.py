@@ -24,7 +24,10 @@ def _add_source(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", type=Path, help="a generator.pt written by the train stage")
     source.add_argument("--run", help="an MLflow run id")
-    source.add_argument("--model", help="a registered model: NAME, NAME/VERSION or NAME@ALIAS")
+    source.add_argument(
+        "--model",
+        help="a registered model: models:/NAME/VERSION, models:/NAME@ALIAS or NAME (latest)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the latent draw")
     parser.add_argument("--nrow", type=int, default=8, help="images per grid row")
     parser.add_argument(

@@ -205,9 +205,14 @@ def log_translator(net: Any, image_shape: tuple[int, ...], registered_name: str)
     _log_registered_model(net, np.zeros((2, *image_shape), dtype=np.float32), registered_name)
 
 
+MODELS_URI = "models:/"
+
+
 def model_run(source: str) -> str:
-    """The run behind a registered model: `name` (latest version), `name/3` or `name@alias`."""
+    """The run behind a registered model: MLflow's `models:/name/3` or `models:/name@alias`
+    URIs, or the same without the scheme; a bare `name` means its latest version."""
     client = mlflow.MlflowClient()
+    given, source = source, source.removeprefix(MODELS_URI)
     try:
         if "@" in source:
             name, alias = source.split("@", 1)
@@ -221,7 +226,7 @@ def model_run(source: str) -> str:
                 raise TrackingError(f"no registered model named {source!r} in {tracking_uri()}")
             version = max(versions, key=lambda v: int(v.version))
     except mlflow.exceptions.MlflowException as error:
-        raise TrackingError(f"registered model {source!r}: {error}") from error
+        raise TrackingError(f"registered model {given!r}: {error}") from error
     return version.run_id
 
 

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from ganlab.errors import GanlabError
 from ganlab.metrics import fid, inception
 
 
@@ -135,3 +136,10 @@ def test_reference_statistics_are_byte_identical_across_reruns_and_load_in_pytor
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
     with np.load(tmp_path / "a.npz") as stats:  # pytorch-fid's own reader: f["mu"], f["sigma"]
         assert calculate_frechet_distance(stats["mu"], stats["sigma"], mu, sigma) == 0
+
+
+def test_a_fid_with_no_real_value_is_a_clear_error_not_a_traceback():
+    """A covariance with a negative eigenvalue: sqrtm has an imaginary diagonal of 1."""
+    with pytest.raises(fid.MetricError, match=r"imaginary part of .* above pytorch-fid's bound"):
+        fid.frechet_distance(np.zeros(2), np.diag([1.0, -1.0]), np.zeros(2), np.eye(2))
+    assert issubclass(fid.MetricError, GanlabError)  # stages print it as one line, exit code 2

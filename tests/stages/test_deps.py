@@ -169,3 +169,16 @@ def test_editing_any_imported_file_makes_dvc_status_report_its_stage(tmp_path):
                 relative == Path(dep) or Path(dep) in relative.parents
                 for dep in report.get(stage, set())
             ), f"editing {relative} does not rerun stage {stage}: {sorted(report.get(stage, []))}"
+
+
+def test_the_generator_artifact_is_what_the_train_stage_writes():
+    from dvc.repo import Repo
+
+    [(_, artifacts)] = Repo(str(REPO)).artifacts.read().items()
+    generator = artifacts["generator"]
+    assert generator.type == "model"
+    pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["train"]
+    assert f"--generator {generator.path}" in pipeline["cmd"]
+    assert any(
+        Path(generator.path).is_relative_to(out) for out in pipeline["outs"] if isinstance(out, str)
+    )

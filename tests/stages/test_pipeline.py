@@ -151,7 +151,7 @@ def test_cli_uses_the_runs_the_pipeline_made(repo, tmp_path: Path):
             "ganlab",
             "sample",
             "--model",
-            f"{model}/2",
+            f"models:/{model}/2",
             "-n",
             "16",
             "--out",

@@ -22,6 +22,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from tqdm import tqdm
 
 from ganlab.device import Precision
+from ganlab.errors import GanlabError
 from ganlab.io import atomic_path
 from ganlab.metrics.inception import FIDInception
 
@@ -85,11 +86,25 @@ def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.mean(features, axis=0), np.cov(features, rowvar=False)
 
 
+class MetricError(GanlabError, ValueError):
+    """A score can't be computed from these features; the message says why."""
+
+
 def frechet_distance(
     mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
 ) -> float:
     """pytorch-fid's Frechet distance between two Gaussians."""
-    return float(calculate_frechet_distance(mu1, sigma1, mu2, sigma2))
+    try:
+        return float(calculate_frechet_distance(mu1, sigma1, mu2, sigma2))
+    except ValueError as error:
+        if "Imaginary component" not in str(error):
+            raise
+        raise MetricError(
+            f"FID: the square root of the covariance product has an imaginary part of "
+            f"{str(error).split()[-1]} on its diagonal, above pytorch-fid's bound of 1e-3, so no "
+            "real distance exists; expected features of many distinct, finite images (too few "
+            "samples, identical images or NaNs in the generator's output cause this)"
+        ) from error
 
 
 def inception_score(logits: np.ndarray, splits: int = 10) -> tuple[float, float]:
