@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from ganlab.metrics.scores import kernel_inception_distance, mmd2_unbiased, precision_recall
 
@@ -42,3 +43,53 @@ def test_precision_recall_known_answers():
     assert precision_recall(real, half) == (1.0, 0.5)
     # Far away from everything real: no precision, no recall.
     assert precision_recall(real, half + 1000.0) == (0.0, 0.0)
+
+
+def _feature_sets(n_real: int = 300, n_fake: int = 200, dims: int = 16):
+    """Two overlapping Gaussian clouds: precision, recall and KID all strictly inside (0, 1)."""
+    rng = np.random.default_rng(7)
+    real = rng.normal(size=(n_real, dims))
+    fake = rng.normal(loc=0.4, scale=1.3, size=(n_fake, dims))
+    return real, fake
+
+
+def test_kid_matches_torch_fidelity_on_the_same_features():
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
+    real, fake = _feature_sets(n_real=250, n_fake=250)
+    # subsets of every sample: the MMD no longer depends on which random subsets are drawn
+    ours, _ = kernel_inception_distance(real, fake, subsets=3, subset_size=len(fake))
+    reference = kid_features_to_metric(
+        torch.from_numpy(real),
+        torch.from_numpy(fake),
+        kid_subsets=3,
+        kid_subset_size=len(fake),
+        kid_degree=3,
+        kid_gamma=None,
+        kid_coef0=1,
+        kid_kernel="poly",
+        rng_seed=0,
+        verbose=False,
+    )
+    assert reference["kernel_inception_distance_mean"] > 0
+    assert ours == pytest.approx(reference["kernel_inception_distance_mean"], abs=1e-4, rel=1e-6)
+
+
+def test_precision_recall_match_torch_fidelity_on_the_same_features():
+    from torch_fidelity.metric_prc import prc_features_to_metric
+
+    real, fake = _feature_sets()
+    precision, recall = precision_recall(real, fake, k=3)
+    # torch-fidelity's convention: features_1 are the generated samples, features_2 the real ones;
+    # float64 on both sides (in float32, cdist's matmul shortcut moves samples across radii)
+    reference = prc_features_to_metric(
+        torch.from_numpy(fake),
+        torch.from_numpy(real),
+        prc_neighborhood=3,
+        prc_batch_size=1000,
+        save_cpu_ram=False,
+        verbose=False,
+    )
+    assert 0 < precision < 1 and 0 < recall < 1
+    assert precision == pytest.approx(reference["precision"], abs=1e-4)
+    assert recall == pytest.approx(reference["recall"], abs=1e-4)
