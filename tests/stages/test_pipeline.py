@@ -93,7 +93,7 @@ def test_dvc_repro_then_exp_run_make_two_comparable_mlflow_runs(repo):
     # offline, the Inception weights have no classifier: IS is absent and the reason recorded
     assert "inception_score" not in evaluation
     assert "no classifier" in info["inception_score_unavailable"]
-    assert 0 <= evaluation["precision"] <= 1 and 0 <= evaluation["recall"] <= 1
+    assert 0 <= evaluation["inception_precision"] <= 1 and 0 <= evaluation["inception_recall"] <= 1
     assert evaluation["classifier_n_real"] == 10000  # the Fashion-MNIST test split
     assert 1 <= evaluation["classes_covered"] <= 10
     assert json.loads((root / "metrics/classifier.json").read_text())["test_accuracy"] > 0.5
@@ -105,9 +105,13 @@ def test_dvc_repro_then_exp_run_make_two_comparable_mlflow_runs(repo):
 
     [first] = runs(root)
     assert first.data.metrics["fid"] == pytest.approx(evaluation["fid"])
-    assert {"kid", "precision", "recall", "classifier_fid", "classes_covered"} <= set(
-        first.data.metrics
-    )
+    assert {
+        "kid",
+        "inception_precision",
+        "inception_recall",
+        "classifier_fid",
+        "classes_covered",
+    } <= set(first.data.metrics)
     assert first.data.params["lr"] == "0.0002"
     assert {"d_loss", "g_loss", "d_real", "d_fake_d_step", "d_fake_g_step"} <= set(
         first.data.metrics

@@ -35,8 +35,9 @@ def _kid(f: Features) -> dict[str, float]:
 
 
 def _precision_recall(f: Features) -> dict[str, float]:
+    """Kynkaanniemi et al.'s metric on Inception pool3 features (the paper uses VGG-16's)."""
     precision, recall = scores.precision_recall(f.real_inception, f.fake_inception)
-    return {"precision": precision, "recall": recall}
+    return {"inception_precision": precision, "inception_recall": recall}
 
 
 def _inception_score(f: Features) -> dict[str, float]:
@@ -85,7 +86,7 @@ METRICS: dict[str, Metric] = {
         Metric("kid", {"kid": "lower"}, ("fake_inception", "real_inception"), _kid),
         Metric(
             "precision_recall",
-            {"precision": "higher", "recall": "higher"},
+            {"inception_precision": "higher", "inception_recall": "higher"},
             ("fake_inception", "real_inception"),
             _precision_recall,
         ),
