@@ -50,3 +50,17 @@ def test_translation_runs_rank_within_their_own_task_after_generation():
 
 def test_no_runs_gives_an_empty_table():
     assert leaderboard_table(pd.DataFrame()).empty
+
+
+def test_a_rescored_run_replaces_its_trainers_row():
+    runs = runs_frame()
+    rescored = runs.iloc[[0]].assign(
+        run_id="a2", end_time=runs["end_time"].max() + pd.Timedelta(minutes=1)
+    )
+    rescored["tags.mlflow.runName"] = "base-rescored"
+    rescored["metrics.fid"] = 50.0
+    runs["tags.mlflow.parentRunId"] = None
+    rescored["tags.mlflow.parentRunId"] = "a"  # nested under the run that trained the model
+    table = leaderboard_table(pd.concat([runs, rescored], ignore_index=True))
+    assert table["run"].tolist() == ["fast-lr", "base-rescored"]  # one row per trained model
+    assert table["fid"].tolist() == [41.0, 50.0]

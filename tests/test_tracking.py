@@ -27,6 +27,35 @@ def test_default_store_is_sqlite_under_the_repo_root_with_absolute_artifacts(
     assert run.info.run_name == "a-run"
 
 
+def test_runs_carry_mlflows_own_git_commit_tag(store: Path):
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(store)], check=True)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(store),
+            "-c",
+            "user.email=a@b",
+            "-c",
+            "user.name=a",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "x",
+        ],
+        check=True,
+    )
+    head = subprocess.run(
+        ["git", "-C", str(store), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    tags = mlflow.get_run(tracking.new_run({"lr": 0.1}, "r")).data.tags
+    assert tags["mlflow.source.git.commit"] == head and "git_commit" not in tags
+    assert "mlflow.parentRunId" not in tags  # a training run is a top-level run
+
+
 def test_run_is_named_after_the_dvc_experiment(store: Path, monkeypatch):
     monkeypatch.setenv("DVC_EXP_NAME", "sunny-lark")
     monkeypatch.setenv("DVC_EXP_BASELINE_REV", "abc123")
@@ -54,7 +83,7 @@ def test_changed_params_get_a_new_run_pointing_at_the_trained_one(store: Path):
     assert tracking.run_for_params(run_id, {"lr": 0.1, "fid.n_fake": 100}, "x") == run_id
     forked = tracking.run_for_params(run_id, {"lr": 0.1, "fid.n_fake": 50}, "x")
     assert forked != run_id
-    assert mlflow.get_run(forked).data.tags["ganlab.trained_in_run"] == run_id
+    assert mlflow.get_run(forked).data.tags["mlflow.parentRunId"] == run_id  # nested in the UI
 
 
 def test_unreachable_server_fails_fast_with_a_clear_message(store: Path, monkeypatch):

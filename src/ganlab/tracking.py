@@ -83,11 +83,18 @@ def _run_name(default: str) -> str:
     return os.environ.get("DVC_EXP_NAME") or default
 
 
-def new_run(params: Mapping[str, Any], default_name: str) -> str:
-    """Create the pipeline's run with every param and its provenance tags; return its id."""
+PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tags: the UI nests and links by them
+GIT_COMMIT_TAG = "mlflow.source.git.commit"
+
+
+def new_run(params: Mapping[str, Any], default_name: str, parent: str | None = None) -> str:
+    """Create the pipeline's run with every param and its provenance tags; return its id.
+
+    A `parent` run (the one that trained the model a re-scoring uses) nests this one."""
     experiment_id = connect()
     tags = {
-        "git_commit": _git_commit(),
+        PARENT_TAG: parent,
+        GIT_COMMIT_TAG: _git_commit(),
         "dvc_exp_name": os.environ.get("DVC_EXP_NAME"),
         "dvc_exp_baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV"),
     }
@@ -111,9 +118,7 @@ def run_for_params(run_id: str, params: Mapping[str, Any], default_name: str) ->
         raise TrackingError(f"MLflow run {run_id} is not in {tracking_uri()}: {error}") from error
     if logged == {key: str(value) for key, value in params.items()}:
         return run_id
-    new_id = new_run(params, default_name)
-    mlflow.MlflowClient().set_tag(new_id, "ganlab.trained_in_run", run_id)
-    return new_id
+    return new_run(params, default_name, parent=run_id)
 
 
 @contextlib.contextmanager
@@ -198,6 +203,17 @@ def _log_registered_model(net: Any, example: Any, registered_name: str) -> None:
     )
 
 
+def tag_model_versions(trained_run_id: str, metrics: Mapping[str, float]) -> list[str]:
+    """Put the scores on the registered model versions the run trained; their names/versions."""
+    client = mlflow.MlflowClient()
+    tagged = []
+    for version in client.search_model_versions(f"run_id = '{trained_run_id}'"):
+        for key, value in metrics.items():
+            client.set_model_version_tag(version.name, version.version, key, str(value))
+        tagged.append(f"{version.name}/{version.version}")
+    return tagged
+
+
 def log_translator(net: Any, image_shape: tuple[int, ...], registered_name: str) -> None:
     """Log an image-to-image generator (pt2, images in [-1, 1] in and out) and register it."""
     import numpy as np
@@ -231,9 +247,9 @@ def model_run(source: str) -> str:
 
 
 def download_generator(run_id: str, destination: Path) -> Path:
-    """The run's weights-only generator file; follows `ganlab.trained_in_run` for re-scored runs."""
+    """The run's weights-only generator file; a re-scored run's is its parent's (the trainer)."""
     run = mlflow.get_run(run_id)
-    run_id = run.data.tags.get("ganlab.trained_in_run", run_id)
+    run_id = run.data.tags.get(PARENT_TAG, run_id)
     try:
         path = mlflow.artifacts.download_artifacts(
             run_id=run_id, artifact_path="model/generator.pt", dst_path=str(destination)

@@ -105,6 +105,9 @@ def test_dvc_repro_then_exp_run_make_two_comparable_mlflow_runs(repo):
 
     [first] = runs(root)
     assert first.data.metrics["fid"] == pytest.approx(evaluation["fid"])
+    version = mlflow.MlflowClient().get_model_version("ganlab-fashion_mnist-dcgan", "1")
+    assert version.run_id == first.info.run_id  # the registry links to the run
+    assert float(version.tags["fid"]) == pytest.approx(evaluation["fid"])  # and shows its FID
     assert {
         "kid",
         "inception_precision",
@@ -371,6 +374,9 @@ def test_killed_training_resumes_from_its_checkpoint(repo):
     assert process.poll() is None and checkpoint.exists(), "train ended or wrote no checkpoint"
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+    # the curve so far was written as training went (a row every 2 steps, a checkpoint every 4)
+    streamed = pd.read_csv(root / "metrics/train_history.csv")
+    assert len(streamed) >= 2 and streamed["step"].tolist()[:2] == [2, 4]
     result = run(["dvc", "repro", "train"], root, env)
     assert "resuming from checkpoints/train.pt at step" in result.stdout
     metrics = json.loads((root / "metrics/train.json").read_text())

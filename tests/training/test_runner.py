@@ -156,3 +156,24 @@ def test_time_budget_stops_mid_epoch_with_a_final_frame(tmp_path: Path, cpu):
     )
     assert result.steps == 1 and result.epochs == 1  # one step, then out of time
     assert frames == [1] and len(result.frames) == 1
+
+
+def test_the_history_so_far_is_handed_out_after_every_row_and_on_resume(tmp_path: Path):
+    config = config_from_dict(tiny_params(epochs=2))
+    seen: list[int] = []
+
+    def stop_at_step_7(history):
+        seen.append(len(history))
+        if history[-1][0] >= 7:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_on_cpu(
+            config, tiny_images(), tmp_path / "c.pt", hooks=Hooks(on_history=stop_at_step_7)
+        )
+    assert seen == [1, 2, 3, 4]  # rows at steps 2, 4, 6, 8: the whole curve every time
+    resumed: list[list[float]] = []
+    hooks = Hooks(on_history=lambda history: resumed.append([row[0] for row in history]))
+    train_on_cpu(config, tiny_images(), tmp_path / "c.pt", hooks=hooks)
+    assert resumed[0] == [2.0, 4.0, 6.0]  # the checkpoint's (step 6) rows, before any new one
+    assert resumed[1] == [2.0, 4.0, 6.0, 8.0]

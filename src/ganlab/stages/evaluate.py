@@ -163,9 +163,8 @@ def main() -> None:
     args = arguments.parse_args()
 
     config = load_config(args.params)
-    run_id = tracking.run_for_params(
-        read_run_id(args.train_run), flatten(config), f"{config.model}-evaluate"
-    )
+    trained_run_id = read_run_id(args.train_run)
+    run_id = tracking.run_for_params(trained_run_id, flatten(config), f"{config.model}-evaluate")
     write_run_id(args.run, run_id)
     with tracking.open_run(run_id):
         device = pick_device()
@@ -176,6 +175,8 @@ def main() -> None:
         write_json(args.info, info)
         tracking.set_tags({k: v for k, v in info.items() if isinstance(v, str)})
         tracking.log_metrics(metrics)
+        headline = {k: metrics[k] for k in ("fid", "kid", "n_fake") if k in metrics}
+        tracking.tag_model_versions(trained_run_id, headline)  # the registry shows the scores
         tracking.log_artifact(args.metrics)
         tracking.log_artifact(args.info)
         print(", ".join(f"{name} {value:.4g}" for name, value in metrics.items()))

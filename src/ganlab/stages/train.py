@@ -118,17 +118,8 @@ def _train(args, config: Config, world: distributed.World, device: torch.device)
             {"device": device.type, "precision": precision.name, "processes": world.size}
         )
 
-        def on_log(row: dict[str, float]) -> None:
-            step = int(row["step"])
-            tracking.log_metrics({k: v for k, v in row.items() if k not in ("step", "epoch")}, step)
-
-        def on_epoch(epoch: int, samples: torch.Tensor) -> None:
-            path = args.progress / f"epoch_{epoch:03d}.png"
-            save_grid(samples, path)
-            tracking.log_artifact(path, "progress")
-
         started = time.perf_counter()
-        result = run_training(hooks=Hooks(on_log, on_epoch))
+        result = run_training(hooks=_hooks(args, history_columns(GANStep)))
         spec = model_spec(config, tuple(images.shape[1:]), n_classes)
         generator_path = args.generator
         checkpoint.save(
@@ -196,6 +187,24 @@ def _start_run(config: Config, args) -> str:
     return run_id
 
 
+def _hooks(args, columns: tuple[str, ...], nrow: int = 8) -> Hooks:
+    """Each log row to MLflow (by step) and to the history CSV; each epoch's grid to a PNG."""
+
+    def on_log(row: dict[str, float]) -> None:
+        step = int(row["step"])
+        tracking.log_metrics({k: v for k, v in row.items() if k not in ("step", "epoch")}, step)
+
+    def on_epoch(epoch: int, frame: torch.Tensor) -> None:
+        path = args.progress / f"epoch_{epoch:03d}.png"
+        save_grid(frame, path, nrow=nrow)
+        tracking.log_artifact(path, "progress")
+
+    def on_history(rows: list[list[float]]) -> None:
+        _write_history(pd.DataFrame(rows, columns=list(columns)), args.history)
+
+    return Hooks(on_log, on_epoch, on_history)
+
+
 def _write_history(history: pd.DataFrame, path: Path) -> pd.DataFrame:
     history = history.astype({"step": int, "epoch": int})
     with atomic_path(path) as tmp:
@@ -224,17 +233,6 @@ def _train_translator(args, config: Config, device: torch.device) -> None:
                 "translation": " -> ".join(task.names),
             }
         )
-        columns = translation.n_columns(config.model, task.paired)
-
-        def on_log(row: dict[str, float]) -> None:
-            step = int(row["step"])
-            tracking.log_metrics({k: v for k, v in row.items() if k not in ("step", "epoch")}, step)
-
-        def on_epoch(epoch: int, rows: torch.Tensor) -> None:
-            path = args.progress / f"epoch_{epoch:03d}.png"
-            save_grid(rows, path, nrow=columns)
-            tracking.log_artifact(path, "progress")
-
         print(
             f"{config.model}: {' -> '.join(task.names)}, {len(task.source)} source and "
             f"{len(task.target)} target images ({'paired' if task.paired else 'unpaired'})"
@@ -246,7 +244,11 @@ def _train_translator(args, config: Config, device: torch.device) -> None:
             precision=precision,
             checkpoint_path=args.checkpoint,
             run_id=run_id,
-            hooks=Hooks(on_log, on_epoch),
+            hooks=_hooks(
+                args,
+                history_columns(translation.TranslationStep),
+                nrow=translation.n_columns(config.model, task.paired),
+            ),
         )
         spec = translation.translator_spec(config, tuple(task.source.shape[1:]))
         generator_path = args.generator

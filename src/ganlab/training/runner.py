@@ -37,6 +37,8 @@ class Hooks:
 
     on_log: Callable[[dict[str, float]], None] = lambda row: None
     on_epoch: Callable[[int, torch.Tensor], None] = lambda epoch, frame: None
+    # the whole history so far, after every new row and on resume: a curve survives a kill
+    on_history: Callable[[list[list[float]]], None] = lambda history: None
 
 
 @dataclass
@@ -156,6 +158,8 @@ class Runner:
         self.progress.sums = self.progress.sums.to(self.device)
         for epoch, frame in enumerate(self.progress.frames, start=1):  # replay saved grids
             self.hooks.on_epoch(epoch, frame)
+        if saved:
+            self.hooks.on_history(self.progress.history)
         self.started = self.last_checkpoint = time.perf_counter()
         bar = tqdm(
             total=self.step.steps_per_epoch * self.config.epochs,
@@ -219,6 +223,7 @@ class Runner:
         row = [float(progress.step), float(progress.epoch + 1), *means, *self.step.log_extras()]
         progress.history.append(row)
         self.hooks.on_log(dict(zip(history_columns(self.step), row, strict=True)))
+        self.hooks.on_history(progress.history)
         progress.sums.zero_()
         progress.d_updates = progress.g_updates = 0
 
