@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Install everything ganlab needs into ./.venv: Debian's Fashion-MNIST, PyTorch, the package.
-# Set GANLAB_BROWSER=1 to also install Debian's Chromium for the MLflow UI browser test, and
-# GANLAB_TEAM=1 for PostgreSQL and psycopg (the team MLflow server test); CI sets both.
+# Install everything ganlab and its tests need: Debian's Fashion-MNIST, npm (offline plots),
+# Chromium (the browser tests) and PostgreSQL (the team MLflow server test), then ./.venv with
+# PyTorch and the package. The test suite fails on a skipped test, so nothing here is optional.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,10 +9,9 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PACKAGES=()
 [ -d /usr/share/datasets/fashion-mnist ] || PACKAGES+=(dataset-fashion-mnist)
-if [ "${GANLAB_BROWSER:-0}" = "1" ] && ! command -v chromium >/dev/null; then PACKAGES+=(chromium); fi
-if [ "${GANLAB_TEAM:-0}" = "1" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  PACKAGES+=(postgresql)
-fi
+command -v npm >/dev/null || PACKAGES+=(npm)  # offline `dvc plots show` (scripts/offline_plots.sh)
+command -v chromium >/dev/null || PACKAGES+=(chromium)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || PACKAGES+=(postgresql)
 if [ ${#PACKAGES[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
@@ -24,9 +23,7 @@ PYTHON="${PYTHON:-python3}"
 PIP=".venv/bin/python -m pip"
 # torch first, at the tested version: a bare `torch` requirement could pull a newer release.
 $PIP install -q -c constraints.txt "torch" "torchvision"
-EXTRAS="dev"
-if [ "${GANLAB_TEAM:-0}" = "1" ]; then EXTRAS="dev,team"; fi
 # The tested exact set (constraints.txt) under pyproject.toml's ranges.
-$PIP install -q -c constraints.txt -e ".[$EXTRAS]"
+$PIP install -q -c constraints.txt -e ".[dev,team]"
 bash scripts/offline_plots.sh
 echo "installed; activate with: source .venv/bin/activate"

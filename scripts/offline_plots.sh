@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 VEGA=5.33.1 VEGA_LITE=5.23.0 VEGA_EMBED=6.29.0
 template=.dvc/offline-plots/index.html
 if ! command -v npm >/dev/null 2>&1; then
-  echo "npm not found: 'dvc plots show' will use DVC's default page (vega from a CDN)" >&2
-  exit 0
+  echo "npm not found: install Debian's npm (scripts/install.sh does), else 'dvc plots show'" \
+    "would fall back to vega from a CDN, which this machine can't reach" >&2
+  exit 1
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
