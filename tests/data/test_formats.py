@@ -178,5 +178,20 @@ def test_every_registered_dataset_has_official_urls_and_md5s():
             if name.startswith(unpublished):
                 assert remote.md5 is None
             else:
-                assert len(remote.md5) == 32, (name, remote.name)
+                assert len(remote.md5) == 32 and int(remote.md5, 16) >= 0, (name, remote.name)
             assert all(u.startswith(("http://", "https://")) for u in remote.urls)
+
+
+def test_the_fashion_mnist_checksums_accept_the_real_files_and_nothing_else(tmp_path: Path):
+    """Debian recompressed the original .gz files: the registry accepts exactly those bytes
+    (by their own MD5) besides the publisher's, and a changed byte is refused."""
+    info = datasets.DATASETS["fashion_mnist"]
+    local = Path("/usr/share/datasets/fashion-mnist")
+    for remote in info.files:
+        accepted = info.accepted_md5(remote.name, remote.md5)
+        assert md5(local / remote.name) in accepted, remote.name
+        tampered = tmp_path / remote.name
+        data = bytearray((local / remote.name).read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        tampered.write_bytes(bytes(data))
+        assert md5(tampered) not in accepted

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -80,15 +81,27 @@ def runs(root: Path) -> list:
     )
 
 
-def test_dvc_repro_then_exp_run_make_two_comparable_mlflow_runs(repo):
+@pytest.fixture(scope="module")
+def two_runs(repo) -> dict:
+    """`dvc repro` on the tiny params, then `dvc exp run -S lr=0.0005 -n faster-lr`: what
+    the tests of the CLI and the MLflow pages need, whichever of them runs first."""
     root, env = repo
     run(["dvc", "repro"], root, env)
+    after_repro = {
+        name: json.loads((root / name).read_text())
+        for name in ("metrics/eval.json", "reports/eval_info.json", "metrics/classifier.json")
+    }
+    experiment = run(["dvc", "exp", "run", "-S", "lr=0.0005", "-n", "faster-lr"], root, env)
+    return {"root": root, "env": env, "after_repro": after_repro, "experiment": experiment}
 
-    evaluation = json.loads((root / "metrics/eval.json").read_text())
+
+def test_dvc_repro_then_exp_run_make_two_comparable_mlflow_runs(two_runs):
+    root = two_runs["root"]
+    evaluation = two_runs["after_repro"]["metrics/eval.json"]
     assert next(iter(evaluation)) == "fid"  # dvc exp show lists FID first
     assert all(isinstance(value, int | float) for value in evaluation.values())  # numbers only
     assert evaluation["fid"] > 0 and evaluation["n_fake"] == 32 and evaluation["n_real"] == 32
-    info = json.loads((root / "reports/eval_info.json").read_text())
+    info = two_runs["after_repro"]["reports/eval_info.json"]
     assert info["feature_dims"] == 2048 and info["feature_extractor"].startswith("pytorch-fid")
     # offline, the Inception weights have no classifier: IS is absent and the reason recorded
     assert "inception_score" not in evaluation
@@ -96,14 +109,14 @@ def test_dvc_repro_then_exp_run_make_two_comparable_mlflow_runs(repo):
     assert 0 <= evaluation["inception_precision"] <= 1 and 0 <= evaluation["inception_recall"] <= 1
     assert evaluation["classifier_n_real"] == 10000  # the Fashion-MNIST test split
     assert 1 <= evaluation["classes_covered"] <= 10
-    assert json.loads((root / "metrics/classifier.json").read_text())["test_accuracy"] > 0.5
+    assert two_runs["after_repro"]["metrics/classifier.json"]["test_accuracy"] > 0.5
     for name in ("samples.png", "progress.png", "progress.gif", "losses.png", "d_outputs.png"):
         assert (root / "reports/figures" / name).stat().st_size > 0
     history = (root / "metrics/train_history.csv").read_text().splitlines()
     assert history[0] == "step,epoch,d_loss,g_loss,d_real,d_fake_d_step,d_fake_g_step"
     assert not (root / "checkpoints/train.pt").exists()  # removed once training completed
 
-    [first] = runs(root)
+    first = runs(root)[0]
     assert first.data.metrics["fid"] == pytest.approx(evaluation["fid"])
     version = mlflow.MlflowClient().get_model_version("ganlab-fashion_mnist-dcgan", "1")
     assert version.run_id == first.info.run_id  # the registry links to the run
@@ -125,11 +138,11 @@ def test_dvc_repro_then_exp_run_make_two_comparable_mlflow_runs(repo):
         "model/generator.pt"
     }
 
-    result = run(["dvc", "exp", "run", "-S", "lr=0.0005", "-n", "faster-lr"], root, env)
+    result = two_runs["experiment"]
     assert "Stage 'download' didn't change, skipping" in result.stdout
     assert "Stage 'fid_stats' didn't change, skipping" in result.stdout
     assert "Stage 'classifier' didn't change, skipping" in result.stdout
-    first_again, second = runs(root)
+    first_again, second = runs(root)[:2]
     assert first_again.info.run_id == first.info.run_id
     assert second.info.run_name == "faster-lr"
     assert second.data.params["lr"] == "0.0005"
@@ -138,8 +151,8 @@ def test_dvc_repro_then_exp_run_make_two_comparable_mlflow_runs(repo):
     assert second.info.status == "FINISHED"
 
 
-def test_cli_uses_the_runs_the_pipeline_made(repo, tmp_path: Path):
-    root, env = repo
+def test_cli_uses_the_runs_the_pipeline_made(two_runs, tmp_path: Path):
+    root, env = two_runs["root"], two_runs["env"]
     board = run(["ganlab", "leaderboard", "--csv", str(tmp_path / "board.csv")], root, env)
     table = pd.read_csv(tmp_path / "board.csv")
     assert "faster-lr" in set(table["run"]) and len(table) == 2
@@ -204,8 +217,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package chromium)")
-def test_mlflow_compare_page_shows_fid_and_both_runs(repo, tmp_path: Path):
-    root, env = repo
+def test_mlflow_compare_page_shows_fid_and_both_runs(two_runs, tmp_path: Path):
+    root, env = two_runs["root"], two_runs["env"]
     first, second = runs(root)[:2]
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -237,6 +250,8 @@ def test_mlflow_compare_page_shows_fid_and_both_runs(repo, tmp_path: Path):
                         break
             except OSError:
                 time.sleep(0.5)
+        else:
+            pytest.fail(f"mlflow ui answered no /health on {base} within 90 s")
         experiment = first.info.experiment_id
         ids = json.dumps([first.info.run_id, second.info.run_id])
         runs_query = urllib.parse.quote(ids)
@@ -260,13 +275,16 @@ def test_mlflow_compare_page_shows_fid_and_both_runs(repo, tmp_path: Path):
         ).stdout
         screenshot = ARTIFACTS / "mlflow_compare.png"
         screenshot.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
+        shot = subprocess.run(
             [CHROMIUM, *flags, f"--screenshot={screenshot}", url], capture_output=True, timeout=180
         )
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-    assert "fid" in dom
+    assert shot.returncode == 0, shot.stderr
+    assert Image.open(screenshot).size == (1600, 1200)
+    # the metric's own row (a cell whose text is exactly "fid"), not any word containing "fid"
+    assert re.search(r">\s*fid\s*<", dom), "no fid row on the compare page"
     assert first.info.run_name in dom and second.info.run_name in dom
     assert screenshot.stat().st_size > 10_000
 

@@ -73,17 +73,30 @@ def test_every_model_and_loss_trains_with_finite_losses(
     assert any(changed)
 
 
-def test_bf16_autocast_training_runs_on_cpu(tmp_path: Path, cpu):
-    config = config_from_dict(tiny_params(epochs=1, precision="bf16"))
-    result = train(
-        config,
-        tiny_images(),
-        device=cpu,
-        precision=resolve_precision("bf16", cpu),
-        checkpoint_path=tmp_path / "ckpt.pt",
-        run_id="run",
-    )
+def test_bf16_autocast_training_runs_on_cpu_in_bf16(tmp_path: Path, cpu):
+    config = config_from_dict(tiny_params(epochs=1, model="dcgan", precision="bf16"))
+    precision = resolve_precision("bf16", cpu)
+    seen = set()
+
+    def probe(module, inputs, output):
+        if isinstance(output, torch.Tensor):
+            seen.add(output.dtype)
+
+    with torch.nn.modules.module.register_module_forward_hook(probe):
+        result = train(
+            config,
+            tiny_images(),
+            device=cpu,
+            precision=precision,
+            checkpoint_path=tmp_path / "ckpt.pt",
+            run_id="run",
+        )
+    assert torch.bfloat16 in seen  # the layers really ran in bf16
     assert all(math.isfinite(v) for row in result.history for v in row)
+    exact = train_on_cpu(config, tiny_images(), tmp_path / "fp32.pt")
+    assert not torch.equal(  # and it is not fp32 under another name
+        next(iter(result.netG.state_dict().values())), next(iter(exact.netG.state_dict().values()))
+    )
 
 
 class Interrupt(Exception):
