@@ -83,3 +83,25 @@ def test_every_command_has_help(command, capsys):
         main([command, "--help"])
     assert exit_info.value.code == 0
     assert "usage: ganlab " + command in capsys.readouterr().out
+
+
+def test_unknown_registered_model_and_run_are_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))  # an empty MLflow store of its own
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["sample", "--model", "models:/nobody/1", "-n", "4"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "mlflow" not in line[:40]]
+    assert errors == [errors[0]] and "Traceback" not in errors[0]  # one line, no traceback
+    assert errors[0].startswith("ganlab: error: registered model 'models:/nobody/1'")
+    assert main(["sample", "--run", "0123456789abcdef", "-n", "4"]) == 2
+    assert "ganlab: error: " in capsys.readouterr().err
+
+
+def test_a_class_for_an_unconditional_generator_is_refused_by_name(
+    generator_file: Path, tmp_path: Path, capsys
+):
+    args = ["sample", "--checkpoint", str(generator_file), "--class", "3"]
+    assert main([*args, "--out", str(tmp_path / "x.png")]) == 2
+    assert "--class" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()

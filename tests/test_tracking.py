@@ -105,3 +105,26 @@ def test_registered_models_are_found_by_mlflow_uri_alias_or_name(store: Path):
     assert tracking.model_run("g/2") == tracking.model_run("g") == runs[1]  # latest version
     with pytest.raises(tracking.TrackingError, match="models:/g/7"):
         tracking.model_run("models:/g/7")
+
+
+def test_sigterm_ends_a_stages_mlflow_run_as_killed(store: Path):
+    import os
+    import signal
+    import time
+
+    from ganlab.stages import run_stage
+
+    run_id = tracking.new_run({"lr": 0.1}, "r")
+
+    def main() -> None:
+        with tracking.open_run(run_id):
+            os.kill(os.getpid(), signal.SIGTERM)  # as `dvc exp` or a scheduler stops a stage
+            time.sleep(10)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="signal 15"):
+            run_stage(main)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert mlflow.get_run(run_id).info.status == "KILLED"

@@ -248,7 +248,10 @@ def model_run(source: str) -> str:
 
 def download_generator(run_id: str, destination: Path) -> Path:
     """The run's weights-only generator file; a re-scored run's is its parent's (the trainer)."""
-    run = mlflow.get_run(run_id)
+    try:
+        run = mlflow.get_run(run_id)
+    except mlflow.exceptions.MlflowException as error:
+        raise TrackingError(f"MLflow run {run_id} is not in {tracking_uri()}: {error}") from error
     run_id = run.data.tags.get(PARENT_TAG, run_id)
     try:
         path = mlflow.artifacts.download_artifacts(

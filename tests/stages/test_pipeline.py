@@ -392,6 +392,8 @@ def test_killed_training_resumes_from_its_checkpoint(repo):
     assert process.poll() is None and checkpoint.exists(), "train ended or wrote no checkpoint"
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+    interrupted_run = torch.load(checkpoint, weights_only=True)["run_id"]
+    before = {r.info.run_id for r in runs(root)}
     # the curve so far was written as training went (a row every 2 steps, a checkpoint every 4)
     streamed = pd.read_csv(root / "metrics/train_history.csv")
     assert len(streamed) >= 2 and streamed["step"].tolist()[:2] == [2, 4]
@@ -400,6 +402,13 @@ def test_killed_training_resumes_from_its_checkpoint(repo):
     metrics = json.loads((root / "metrics/train.json").read_text())
     assert metrics["resumed_from_step"] > 0
     assert metrics["steps"] == 60 * (256 // 16)
+    # the resumed training logged into the interrupted run: no second run, one unbroken curve
+    assert (
+        json.loads((root / "models/train_run.json").read_text())["mlflow_run_id"] == interrupted_run
+    )
+    assert {r.info.run_id for r in runs(root)} == before
+    losses = mlflow.MlflowClient().get_metric_history(interrupted_run, "d_loss")
+    assert sorted({m.step for m in losses}) == list(range(2, 60 * 16 + 1, 2))
     resumed = torch.load(root / "models/generator.pt", weights_only=True)["state_dict"]
 
     run(["dvc", "repro", "--force", "--single-item", "train"], root, env)  # uninterrupted
