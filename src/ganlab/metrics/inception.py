@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from unittest import mock
 
 import torch
 import torchvision
@@ -57,12 +56,50 @@ def _basic_convs(net: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def _fid_inception_skeleton() -> nn.Module:
-    """pytorch-fid's FID Inception architecture with untrained weights (no download)."""
-    with (
-        mock.patch.object(fid_inception, "load_state_dict_from_url", lambda *a, **k: None),
-        mock.patch.object(torchvision.models.inception.Inception3, "load_state_dict"),
-    ):
-        return fid_inception.fid_inception_v3()
+    """pytorch-fid's FID Inception architecture (its fid_inception_v3) with untrained weights:
+    built here because pytorch-fid's own builder fetches the weights with a full unpickle."""
+    fid = fid_inception
+    inception = fid._inception_v3(num_classes=1008, aux_logits=False, weights=None)
+    inception.Mixed_5b = fid.FIDInceptionA(192, pool_features=32)
+    inception.Mixed_5c = fid.FIDInceptionA(256, pool_features=64)
+    inception.Mixed_5d = fid.FIDInceptionA(288, pool_features=64)
+    inception.Mixed_6b = fid.FIDInceptionC(768, channels_7x7=128)
+    inception.Mixed_6c = fid.FIDInceptionC(768, channels_7x7=160)
+    inception.Mixed_6d = fid.FIDInceptionC(768, channels_7x7=160)
+    inception.Mixed_6e = fid.FIDInceptionC(768, channels_7x7=192)
+    inception.Mixed_7b = fid.FIDInceptionE_1(1280)
+    inception.Mixed_7c = fid.FIDInceptionE_2(2048)
+    return inception
+
+
+class _Pool3(fid_inception.InceptionV3):
+    """pytorch-fid's InceptionV3([pool3]) (its forward: resize to 299, scale to [-1, 1]) around
+    an Inception whose weights were loaded weights-only."""
+
+    def __init__(self, inception: nn.Module) -> None:
+        nn.Module.__init__(self)
+        self.resize_input, self.normalize_input = True, True
+        self.output_blocks, self.last_needed_block = [3], 3
+        pool = nn.MaxPool2d(kernel_size=3, stride=2)
+        i = inception
+        self.blocks = nn.ModuleList(
+            [
+                nn.Sequential(i.Conv2d_1a_3x3, i.Conv2d_2a_3x3, i.Conv2d_2b_3x3, pool),
+                nn.Sequential(i.Conv2d_3b_1x1, i.Conv2d_4a_3x3, pool),
+                nn.Sequential(
+                    i.Mixed_5b,
+                    i.Mixed_5c,
+                    i.Mixed_5d,
+                    i.Mixed_6a,
+                    i.Mixed_6b,
+                    i.Mixed_6c,
+                    i.Mixed_6d,
+                    i.Mixed_6e,
+                ),
+                nn.Sequential(i.Mixed_7a, i.Mixed_7b, i.Mixed_7c, nn.AdaptiveAvgPool2d((1, 1))),
+            ]
+        )
+        self.requires_grad_(False)
 
 
 def build_from_torchscript(dest: Path, source: Path | None = None) -> None:
@@ -101,9 +138,10 @@ def build_from_torchscript(dest: Path, source: Path | None = None) -> None:
 
 
 def _pool3_model(state: dict[str, torch.Tensor]) -> fid_inception.InceptionV3:
-    """pytorch-fid's InceptionV3([pool3]) loaded from a state dict, never unpickling code."""
-    with mock.patch.object(fid_inception, "load_state_dict_from_url", lambda *a, **k: state):
-        return fid_inception.InceptionV3([fid_inception.InceptionV3.BLOCK_INDEX_BY_DIM[2048]])
+    """pytorch-fid's InceptionV3([pool3]) with these weights, never unpickling code."""
+    inception = _fid_inception_skeleton()
+    inception.load_state_dict(state)
+    return _Pool3(inception)
 
 
 def ensure_weights() -> str:
