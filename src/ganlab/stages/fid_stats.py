@@ -31,7 +31,8 @@ def main() -> None:
     arguments.add_argument(
         "--features", type=Path, required=True, help="real features .npy (KID, P/R)"
     )
-    arguments.add_argument("--info", type=Path, required=True, help="JSON with counts and timing")
+    arguments.add_argument("--metrics", type=Path, required=True, help="counts and timing JSON")
+    arguments.add_argument("--info", type=Path, required=True, help="provenance JSON")
     args = arguments.parse_args()
     config = load_config(args.params)
     datasets.verify(config.dataset, args.data)
@@ -55,16 +56,17 @@ def main() -> None:
     fid.save_stats(args.out, mu, sigma)
     fid.save_features(args.features, features)
     write_json(
-        args.info,
+        args.metrics,
         {
             "n_real": len(images),
             "feature_dims": int(features.shape[1]),
-            "precision": precision.name,
-            "device": device.type,
             "seconds": round(seconds, 1),
             "images_per_second": round(len(images) / seconds, 1),
-            "inception_weights": weights_source,
         },
+    )
+    write_json(
+        args.info,
+        {"precision": precision.name, "device": device.type, "inception_weights": weights_source},
     )
     print(f"FID reference statistics of {len(images)} images -> {args.out} ({seconds:.0f} s)")
 

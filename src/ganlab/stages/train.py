@@ -135,7 +135,7 @@ def _train(args, config: Config, world: distributed.World, device: torch.device)
         history = _write_history(
             pd.DataFrame(result.history, columns=list(history_columns(GANStep))), args.history
         )
-        _record_metrics(args, result, len(images), result.netG, history, device, precision)
+        _record_metrics(args, result, len(images), result.netG, history)
         tracking.log_artifact(generator_path, "model")
         tracking.log_generator(
             copy.deepcopy(result.netG).cpu().float(), config.z_dim, registered_model_name(config)
@@ -152,11 +152,10 @@ def _record_metrics(
     train_images: int,
     generator: torch.nn.Module,
     history: pd.DataFrame,
-    device: torch.device,
-    precision,
     extra: dict | None = None,
 ) -> None:
-    """metrics/train.json from any loop's result, and its numbers in MLflow."""
+    """metrics/train.json (numbers only: device and precision are the run's MLflow tags) from
+    any family's result, and the same numbers in MLflow."""
     metrics = {
         "steps": result.steps,
         "epochs": result.epochs,
@@ -167,15 +166,11 @@ def _record_metrics(
         "generator_parameters": count_parameters(generator),
         "final_d_loss": history["d_loss"].iloc[-1],
         "final_g_loss": history["g_loss"].iloc[-1],
-        "device": device.type,
-        "precision": precision.name,
-        "resumed_from_step": result.resumed_from_step,
+        "resumed_from_step": result.resumed_from_step or 0,  # 0: trained without a break
         **(extra or {}),
     }
     write_json(args.metrics, metrics)
-    tracking.log_metrics(
-        {k: v for k, v in metrics.items() if isinstance(v, int | float) and v is not None}
-    )
+    tracking.log_metrics(metrics)
 
 
 def _start_run(config: Config, args) -> str:
@@ -265,8 +260,6 @@ def _train_translator(args, config: Config, device: torch.device) -> None:
             len(task.source),
             result.nets["G"],
             history,
-            device,
-            precision,
             {"final_recon_l1": history["recon_l1"].iloc[-1]},
         )
         tracking.log_artifact(generator_path, "model")
