@@ -57,7 +57,7 @@ def test_a_translation_domain_smaller_than_a_batch_stops_before_any_run(
             {"dataset": "tiny", "model": "cyclegan", "batch_size": 64, "translation": translation}
         )
     )
-    names = ("generator", "run", "progress", "history", "metrics")
+    names = ("generator", "mlflow-run", "progress", "history", "metrics")
     outputs = {name: tmp_path / name for name in names}
     argv = ["train", "--params", str(params_file), "--data", str(tiny_root)]
     argv += [arg for name, path in outputs.items() for arg in (f"--{name}", str(path))]

@@ -159,13 +159,15 @@ def main() -> None:
     arguments.add_argument("--classifier", type=Path, required=True, help="domain classifier")
     arguments.add_argument("--metrics", type=Path, required=True, help="eval.json to write")
     arguments.add_argument("--info", type=Path, required=True, help="provenance JSON to write")
-    arguments.add_argument("--run", type=Path, required=True, help="MLflow run id JSON to write")
+    arguments.add_argument(
+        "--mlflow-run", type=Path, required=True, help="MLflow run id JSON to write"
+    )
     args = arguments.parse_args()
 
     config = load_config(args.params)
     trained_run_id = read_run_id(args.train_run)
     run_id = tracking.run_for_params(trained_run_id, flatten(config), f"{config.model}-evaluate")
-    write_run_id(args.run, run_id)
+    write_run_id(args.mlflow_run, run_id)
     with tracking.open_run(run_id):
         device = pick_device()
         score = score_translations if config.translates else score_generated

@@ -107,14 +107,14 @@ def main() -> None:
     arguments.add_argument("--generator", type=Path, required=True, help="generator from train")
     arguments.add_argument("--progress", type=Path, required=True, help="epoch grids from train")
     arguments.add_argument("--history", type=Path, required=True, help="loss history CSV")
-    arguments.add_argument("--run", type=Path, required=True, help="MLflow run id JSON")
+    arguments.add_argument("--mlflow-run", type=Path, required=True, help="MLflow run id JSON")
     arguments.add_argument("--out", type=Path, required=True, help="folder for the pictures")
     arguments.add_argument("--data", type=Path, help="data root (translation models' test inputs)")
     args = arguments.parse_args()
 
     config = load_config(args.params)
     run_id = tracking.run_for_params(
-        read_run_id(args.run), flatten(config), f"{config.model}-render"
+        read_run_id(args.mlflow_run), flatten(config), f"{config.model}-render"
     )
     grids = _epoch_grids(args.progress)
     history = pd.read_csv(args.history)

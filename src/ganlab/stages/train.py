@@ -51,7 +51,10 @@ def main() -> None:
     arguments = parser(__doc__)
     arguments.add_argument("--data", type=Path, required=True, help="data root from download")
     arguments.add_argument("--generator", type=Path, required=True, help="generator file to write")
-    arguments.add_argument("--run", type=Path, required=True, help="MLflow run id JSON to write")
+    # not --run: torchrun (train.nproc > 1) would take it for an abbreviation of its --run-path
+    arguments.add_argument(
+        "--mlflow-run", type=Path, required=True, help="MLflow run id JSON to write"
+    )
     arguments.add_argument("--progress", type=Path, required=True, help="folder for epoch grids")
     arguments.add_argument("--history", type=Path, required=True, help="loss history CSV")
     arguments.add_argument("--metrics", type=Path, required=True, help="training metrics JSON")
@@ -178,7 +181,7 @@ def _start_run(config: Config, args) -> str:
     if run_id is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         run_id = tracking.new_run(flatten(config), f"{config.model}-{config.dataset}-{stamp}")
-    write_run_id(args.run, run_id)
+    write_run_id(args.mlflow_run, run_id)
     return run_id
 
 
