@@ -169,9 +169,6 @@ def build_nets(
     )
 
 
-Update = "TranslationStep"  # what an update reads: nets, config, loss, precision, device
-
-
 def _optimize(tn: TranslationNets, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     optimizer.zero_grad(set_to_none=True)
     tn.scaler.scale(loss).backward()
@@ -179,16 +176,15 @@ def _optimize(tn: TranslationNets, optimizer: torch.optim.Optimizer, loss: torch
 
 
 def _stats(*values: torch.Tensor) -> torch.Tensor:
-    """One row of statistics, in TranslationStep.columns order."""
-    with torch.no_grad():
-        return torch.stack([value.detach() for value in values])
+    """One row of statistics, in TranslationStep.columns order (call it under no_grad)."""
+    return torch.stack([value.detach() for value in values])
 
 
 def _l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a.float() - b.float()).abs().mean()
 
 
-def pix2pix_step(s: Update, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def pix2pix_step(s: TranslationStep, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """G: fool D on (x, G(x)) plus lambda * |G(x) - y|; then D: (x, y) real, (x, G(x)) fake."""
     tn, config, loss, precision, device = s.tn, s.config, s.loss, s.precision, s.device
     G, D = tn.nets["G"], tn.nets["D"]
@@ -207,18 +203,19 @@ def pix2pix_step(s: Update, source: torch.Tensor, target: torch.Tensor) -> torch
     errD = 0.5 * loss.d_loss(real_out, fake_out_d, 1.0)  # halved, as pix2pix slows D down
     _optimize(tn, tn.optD, errD)
     tn.scaler.update()
-    return _stats(
-        errD,
-        adversarial,
-        loss.shown(real_out).mean(),
-        loss.shown(fake_out_d).mean(),
-        loss.shown(fake_out).mean(),
-        recon,
-        torch.zeros((), device=source.device),
-    )
+    with torch.no_grad():
+        return _stats(
+            errD,
+            adversarial,
+            loss.shown(real_out).mean(),
+            loss.shown(fake_out_d).mean(),
+            loss.shown(fake_out).mean(),
+            recon,
+            torch.zeros((), device=source.device),
+        )
 
 
-def cyclegan_step(s: Update, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def cyclegan_step(s: TranslationStep, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """G and F together: adversarial + cycle + identity terms; then both Ds on pooled fakes."""
     tn, config, loss, precision, device = s.tn, s.config, s.loss, s.precision, s.device
     G, F_, D, D_source = (tn.nets[k] for k in ("G", "F", "D", "D_source"))
@@ -252,15 +249,16 @@ def cyclegan_step(s: Update, source: torch.Tensor, target: torch.Tensor) -> torc
     errD = 0.5 * (loss.d_loss(real_t, fake_t, 1.0) + loss.d_loss(real_s, fake_s, 1.0))
     _optimize(tn, tn.optD, errD)
     tn.scaler.update()
-    return _stats(
-        errD,
-        adversarial,
-        0.5 * (loss.shown(real_t).mean() + loss.shown(real_s).mean()),
-        0.5 * (loss.shown(fake_t).mean() + loss.shown(fake_s).mean()),
-        0.5 * (loss.shown(out_target).mean() + loss.shown(out_source).mean()),
-        cycle,
-        identity,
-    )
+    with torch.no_grad():
+        return _stats(
+            errD,
+            adversarial,
+            0.5 * (loss.shown(real_t).mean() + loss.shown(real_s).mean()),
+            0.5 * (loss.shown(fake_t).mean() + loss.shown(fake_s).mean()),
+            0.5 * (loss.shown(out_target).mean() + loss.shown(out_source).mean()),
+            cycle,
+            identity,
+        )
 
 
 @dataclass
