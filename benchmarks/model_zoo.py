@@ -16,7 +16,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from ganlab.presets import PRESETS
+from ganlab.presets import PRESETS, flat_overrides, yaml_value
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,8 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 def run_preset(repo: Path, name: str, minutes: float, n_fake: int) -> bool:
     """One `dvc exp run` of a preset under the time budget; False if it failed."""
     budget = {"epochs": 1000, "train.max_minutes": minutes, "fid.n_fake": n_fake}
-    overrides = {**PRESETS[name], **budget}
-    sets = [arg for k, v in overrides.items() for arg in ("-S", f"{k}={_yaml(v)}")]
+    overrides = {**flat_overrides(name), **budget}
+    sets = [arg for k, v in overrides.items() for arg in ("-S", f"{k}={yaml_value(v)}")]
     # `dvc exp run -S` edits the workspace's params.yaml, which keeps the last experiment's
     # values: start every preset from the committed params, or it inherits the previous one's.
     restore_from_head(repo, ["params.yaml"])
@@ -48,10 +48,6 @@ def restore_from_head(repo: Path, paths: list[str]) -> None:
 
 def run_name(preset: str) -> str:
     return f"zoo-{preset.replace('_', '-')}"
-
-
-def _yaml(value) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def table_from_mlflow(repo: Path, presets: list[str]) -> list[dict]:

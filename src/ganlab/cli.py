@@ -103,6 +103,7 @@ def interpolate(args: argparse.Namespace) -> None:
     from ganlab.device import pick_device, resolve_precision
     from ganlab.images import grid, save_gif, save_grid, to_uint8
     from ganlab.interpolation import latent_path
+    from ganlab.models import pixel_low
     from ganlab.models.conditional import forward_generator
 
     if len(args.seeds) < 2:
@@ -114,7 +115,8 @@ def interpolate(args: argparse.Namespace) -> None:
     labels = _class_labels(netG, len(z), args, default=0)
     with torch.no_grad(), resolve_precision("auto", device).autocast(device):
         images = to_uint8(
-            forward_generator(netG, z.to(device), None if labels is None else labels.to(device))
+            forward_generator(netG, z.to(device), None if labels is None else labels.to(device)),
+            pixel_low(netG),
         ).cpu()
     save_grid(images, args.out, nrow=args.steps)
     print(f"{len(args.seeds) - 1} walks of {args.steps} steps ({args.method}) -> {args.out}")

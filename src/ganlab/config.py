@@ -27,6 +27,7 @@ from ganlab.errors import GanlabError
 from ganlab.models import INITS, MODELS, TRANSLATORS
 from ganlab.models.conditional import CONDITIONINGS
 from ganlab.models.layers import D_NORMS
+from ganlab.models.mlp import ACTIVATIONS, OUTPUTS
 from ganlab.training.augment import AUGMENTATIONS
 from ganlab.training.losses import LOSSES
 
@@ -34,6 +35,7 @@ PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 IMAGE_SIZES = (28, 32, 64)  # what DCGAN builds natively (see models.dcgan)
 LATENTS = ("normal", "uniform")
+G_FAKES = ("reuse", "fresh")  # what G's step scores: D's step's fakes, or fakes of fresh z
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 TASKS = ("auto", "edges", "classes")  # see ganlab.data.domains
 TRANSLATION_LOSSES = ("auto", "bce", "lsgan", "hinge")
@@ -77,9 +79,30 @@ class TrainSection:
     checkpoint_every: int = at_least(1, 500)  # steps between resume checkpoints
     checkpoint_minutes: float | None = positive(None)  # and/or minutes between them
     max_minutes: float | None = positive(None)  # stop training after this many minutes
+    max_steps: int | None = at_least(1, None)  # train this many steps; epochs is then ignored
     compile: bool = False  # torch.compile G and D (pays a compile at start; see README)
     nproc: int = at_least(1, 1)  # processes on this machine, under torchrun (DDP)
     sync_batchnorm: bool = False  # BatchNorm statistics over all processes (CUDA only)
+    # quality during training (ganlab.training.monitor): classifier FID every eval_every steps
+    eval_every: int | None = at_least(1, None)  # None = no scoring while training
+    eval_samples: int = at_least(2, 1000)  # fakes per classifier-FID point
+    fid_every: int | None = at_least(1, None)  # Inception FID every N steps and at the end
+    fid_samples: int = at_least(2, 500)  # fakes per in-training Inception FID point
+
+
+def widths(default: tuple[int, ...]) -> Any:
+    return _rule(default, lambda v: len(v) > 0 and min(v) > 0, "a list of widths > 0")
+
+
+@dataclass(frozen=True)
+class MLPSection:
+    """model: mlp, shaped as each classic lesson has it (see ganlab.presets)."""
+
+    g_hidden: tuple[int, ...] = widths((32, 64, 128))  # G: z -> these -> pixels
+    d_hidden: tuple[int, ...] = widths((128, 64, 32))  # D: pixels -> these -> 1 logit
+    g_activation: str = one_of(ACTIVATIONS, "leaky_relu")
+    d_activation: str = one_of(ACTIVATIONS, "leaky_relu")
+    output: str = one_of(OUTPUTS, "tanh")  # tanh: data in [-1, 1] | sigmoid: in [0, 1]
 
 
 @dataclass(frozen=True)
@@ -94,7 +117,7 @@ class FidSection:
     n_real: int = at_least(2, 5000)
     n_fake: int = at_least(2, 5000)
     batch_size: int = at_least(1, 100)
-    precision: str = one_of(("bf16", "fp32"), "bf16")  # fp32 = exact, as the pytorch-fid CLI
+    precision: str = one_of(("bf16", "fp32"), "fp32")  # fp32 = exact, as the pytorch-fid CLI
     channels_last: bool = True
 
 
@@ -104,6 +127,11 @@ class ClassifierSection:
     batch_size: int = at_least(1, 128)
     lr: float = positive(1e-3)
     seed: int = at_least(0, 0)
+
+
+@dataclass(frozen=True)
+class EvaluateSection:
+    checkpoint: str = one_of(("best", "last"), "best")  # which generator evaluate and render use
 
 
 @dataclass(frozen=True)
@@ -153,6 +181,8 @@ class Config:
     d_optimizer: str = one_of(OPTIMIZERS, "adam")
     d_lr: float | None = positive(None)  # None = same as lr
     n_critic: int = at_least(1, 1)  # D updates per G update
+    n_gen: int = at_least(1, 1)  # G updates per G turn (k generator steps)
+    g_fakes: str = one_of(G_FAKES, "reuse")  # G's step: D's fakes again, or fresh noise
     clip_value: float | None = positive(None)  # WGAN weight clipping
     gp_weight: float = _rule(0.0, lambda v: v >= 0, "a number >= 0")  # WGAN-GP lambda
     r1_weight: float = _rule(0.0, lambda v: v >= 0, "a number >= 0")  # R1 gamma
@@ -161,6 +191,7 @@ class Config:
     minibatch_std: bool = False
     instance_noise: float = _rule(0.0, lambda v: v >= 0, "a number >= 0")  # std, annealed to 0
     ema_decay: float | None = _rule(None, lambda v: 0 < v < 1, "a number in (0, 1) or null")
+    ema_warmup: bool = False  # decay min(ema_decay, (1 + step) / (10 + step)), as TensorFlow's
     diffaugment: tuple[str, ...] = _rule(
         (),
         lambda v: all(name in AUGMENTATIONS for name in v),
@@ -174,10 +205,12 @@ class Config:
     ngf: int = at_least(1, 64)
     ndf: int = at_least(1, 64)
     precision: str = one_of(PRECISIONS, "auto")
+    mlp: MLPSection = field(default_factory=MLPSection)
     train: TrainSection = field(default_factory=TrainSection)
     download: DownloadSection = field(default_factory=DownloadSection)
     fid: FidSection = field(default_factory=FidSection)
     classifier: ClassifierSection = field(default_factory=ClassifierSection)
+    evaluate: EvaluateSection = field(default_factory=EvaluateSection)
     render: RenderSection = field(default_factory=RenderSection)
     translation: TranslationSection = field(default_factory=TranslationSection)
 
@@ -189,12 +222,14 @@ class Config:
     def training_fingerprint(self) -> str:
         """Hash of everything that shapes training; a checkpoint resumes only under the same one."""
         relevant = {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_TRAINING}
-        shaping = ("subset", "nproc")  # nproc: the global batch and the data order per step
+        # nproc: the global batch and the data order per step; the eval keys: the best generator
+        shaping = ("subset", "nproc", "max_steps", *EVAL_KEYS)
         relevant["train"] = {k: v for k, v in relevant["train"].items() if k in shaping}
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
-_NOT_TRAINING = {"download", "fid", "classifier", "render"}
+EVAL_KEYS = ("eval_every", "eval_samples", "fid_every", "fid_samples")
+_NOT_TRAINING = {"download", "fid", "classifier", "evaluate", "render"}
 
 
 def _describe(annotation: Any) -> str:
@@ -203,7 +238,8 @@ def _describe(annotation: Any) -> str:
         inner = [a for a in typing.get_args(annotation) if a is not type(None)]
         return " or ".join(_describe(a) for a in inner) + " or null"
     if typing.get_origin(annotation) is tuple:
-        return "a list of strings"
+        item = typing.get_args(annotation)[0]
+        return "a list of integers" if item is int else "a list of strings"
     return names.get(annotation, str(annotation))
 
 
@@ -216,7 +252,10 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
         inner = [a for a in typing.get_args(annotation) if a is not type(None)]
         return _coerce(key, value, inner[0])
     if origin is tuple:
-        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        item = typing.get_args(annotation)[0]
+        if isinstance(value, list | tuple) and all(
+            isinstance(v, item) and not isinstance(v, bool) for v in value
+        ):
             return tuple(value)
     elif annotation is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -267,6 +306,8 @@ NOISE_ONLY = (
     "loss",
     "latent",
     "n_critic",
+    "n_gen",
+    "g_fakes",
     "clip_value",
     "gp_weight",
     "r1_weight",
@@ -274,6 +315,7 @@ NOISE_ONLY = (
     "minibatch_std",
     "instance_noise",
     "ema_decay",
+    "ema_warmup",
     "diffaugment",
     "conditional",
     "dropout",
@@ -290,6 +332,11 @@ def _check_translation(config: Config) -> None:
                 f"not model = {config.model!r}: expected the default "
                 f"{getattr(defaults, key)!r}{hint}"
             )
+    if config.train.max_steps is not None:
+        raise ConfigError(
+            f"params.yaml: train.max_steps = {config.train.max_steps} with model = "
+            f"{config.model!r}: translators' lr schedules run by epochs; expected null"
+        )
     if config.train.nproc > 1:
         raise ConfigError(
             f"params.yaml: train.nproc = {config.train.nproc} with model = {config.model!r}: "
@@ -311,6 +358,17 @@ def _check_combinations(config: Config) -> None:
             "params.yaml: loss = 'wasserstein' needs a Lipschitz critic: expected clip_value "
             "(WGAN), gp_weight > 0 (WGAN-GP) or spectral_norm: true"
         )
+    if config.model != "mlp" and config.mlp != MLPSection():
+        changed = next(
+            f.name
+            for f in dataclasses.fields(MLPSection)
+            if getattr(config.mlp, f.name) != getattr(MLPSection(), f.name)
+        )
+        raise ConfigError(
+            f"params.yaml: mlp.{changed} = {getattr(config.mlp, changed)!r} shapes model 'mlp', "
+            f"not model = {config.model!r}: expected model 'mlp' or the default "
+            f"{getattr(MLPSection(), changed)!r}"
+        )
     if config.clip_value is not None and config.gp_weight > 0:
         raise ConfigError(
             f"params.yaml: clip_value = {config.clip_value} and gp_weight = {config.gp_weight} "
@@ -331,6 +389,21 @@ def _check_combinations(config: Config) -> None:
         raise ConfigError(
             f"params.yaml: train.subset = {subset} is smaller than batch_size = "
             f"{config.batch_size}: expected train.subset >= batch_size (or null for all images)"
+        )
+    _check_evaluation(config.train)
+
+
+def _check_evaluation(train: TrainSection) -> None:
+    if train.fid_every is not None and train.eval_every is None:
+        raise ConfigError(
+            f"params.yaml: train.fid_every = {train.fid_every} needs train.eval_every: expected "
+            "eval_every set (fid_every a multiple of it) or fid_every null"
+        )
+    if train.fid_every is not None and train.fid_every % train.eval_every:
+        raise ConfigError(
+            f"params.yaml: train.fid_every = {train.fid_every} is not a multiple of "
+            f"train.eval_every = {train.eval_every}: expected a multiple, so both scores "
+            "share a row"
         )
 
 

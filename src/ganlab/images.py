@@ -26,14 +26,15 @@ def sample_latent(
     return torch.randn(n, z_dim, device=device, generator=generator)
 
 
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] floats -> uint8 pixels, rounded as torchvision's save_image does."""
-    return ((images.float() + 1) * 127.5 + 0.5).clamp(0, 255).to(torch.uint8)
+def to_uint8(images: torch.Tensor, low: float = -1.0) -> torch.Tensor:
+    """[low, 1] floats (G's tanh: -1, sigmoid: 0) -> uint8 pixels, rounded as torchvision's
+    save_image does."""
+    return ((images.float() - low) * (255 / (1 - low)) + 0.5).clamp(0, 255).to(torch.uint8)
 
 
-def scale_batch(batch: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels -> floats in [-1, 1], the range of G's tanh output."""
-    return batch.float().div_(127.5).sub_(1.0)
+def scale_batch(batch: torch.Tensor, low: float = -1.0) -> torch.Tensor:
+    """uint8 pixels -> floats in [low, 1]: [-1, 1] for G's tanh output, [0, 1] for sigmoid."""
+    return batch.float().div_(255 / (1 - low)).add_(low)
 
 
 def grid(images: torch.Tensor, nrow: int = 8) -> torch.Tensor:

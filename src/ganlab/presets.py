@@ -8,20 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-PRESETS: dict[str, dict[str, Any]] = {
+PAPERS: dict[str, dict[str, Any]] = {
     # Radford et al. (2016): the defaults in params.yaml.
     "dcgan": {},
-    # The classic fully-connected lab GAN (Goodfellow et al., 2014, as taught on Fashion-MNIST):
-    # uniform noise, dropout 0.3, SGD for D, one-sided label smoothing.
-    "mlp_lab": {
-        "model": "mlp",
-        "latent": "uniform",
-        "dropout": 0.3,
-        "d_optimizer": "sgd",
-        "d_lr": 0.02,
-        "real_label": 0.9,
-        "init": "default",
-    },
     # Arjovsky et al. (2017): RMSprop 5e-5, clipping 0.01, five critic steps per G step.
     "wgan_clip": {
         "loss": "wasserstein",
@@ -58,14 +47,186 @@ PRESETS: dict[str, dict[str, Any]] = {
     "acgan": {"conditional": "acgan"},
 }
 
+# The classic teaching setups, each exactly as its material has it (issue 17's table). Adam's
+# betas are PyTorch's and TensorFlow's defaults (0.9, 0.999) unless the material sets them.
+DEFAULT_BETAS = {"beta1": 0.9, "beta2": 0.999}
+LESSONS: dict[str, dict[str, Any]] = {
+    # The Fashion-MNIST MLP lab: D 784-128-64-32-1, G 100-32-64-128-784, LeakyReLU 0.2,
+    # dropout 0.3 in both, z ~ U(-1, 1); D: SGD 0.02, G: Adam 0.002; batch 64, 20 epochs;
+    # no label smoothing; G's step scores the fakes of D's step.
+    "fashion_mlp_lab": {
+        "dataset": "fashion_mnist",
+        "model": "mlp",
+        "z_dim": 100,
+        "latent": "uniform",
+        "dropout": 0.3,
+        "g_optimizer": "adam",
+        "lr": 0.002,
+        **DEFAULT_BETAS,
+        "d_optimizer": "sgd",
+        "d_lr": 0.02,
+        "batch_size": 64,
+        "epochs": 20,
+        "real_label": 1.0,
+        "g_fakes": "reuse",
+        "init": "default",
+    },
+    # The Udacity GAN notes, MLP on MNIST: the same shapes; Adam 0.002 for both; batch 64,
+    # 100 epochs; real labels smoothed to 0.9; fresh z for G's step.
+    "udacity_mlp_mnist": {
+        "dataset": "mnist",
+        "model": "mlp",
+        "z_dim": 100,
+        "latent": "uniform",
+        "dropout": 0.3,
+        "lr": 0.002,
+        **DEFAULT_BETAS,
+        "batch_size": 64,
+        "epochs": 100,
+        "real_label": 0.9,
+        "g_fakes": "fresh",
+        "init": "default",
+    },
+    # The Udacity DCGAN on SVHN: conv_dim 32 (G: z -> 4x4x128 -> 8x8x64 -> 16x16x32 ->
+    # 32x32x3), BatchNorm, LeakyReLU in D; Adam 2e-4 (0.5, 0.999); batch 128, 50 epochs.
+    "udacity_dcgan_svhn": {
+        "dataset": "svhn",
+        "model": "dcgan",
+        "ngf": 32,
+        "ndf": 32,
+        "z_dim": 100,
+        "lr": 0.0002,
+        "beta1": 0.5,
+        "beta2": 0.999,
+        "batch_size": 128,
+        "epochs": 50,
+        "g_fakes": "fresh",
+        "init": "default",
+    },
+    # The MNIST MLP tutorial: D 784-256-256-1 (LeakyReLU 0.2), G 64-256-256-784 (ReLU, tanh),
+    # no dropout, z ~ N(0, 1) 64-d; Adam 2e-4; batch 100, 20 epochs.
+    "mnist_mlp_tutorial": {
+        "dataset": "mnist",
+        "model": "mlp",
+        "mlp": {
+            "g_hidden": [256, 256],
+            "d_hidden": [256, 256],
+            "g_activation": "relu",
+            "d_activation": "leaky_relu",
+            "output": "tanh",
+        },
+        "z_dim": 64,
+        "latent": "normal",
+        "dropout": 0.0,
+        "lr": 0.0002,
+        **DEFAULT_BETAS,
+        "batch_size": 100,
+        "epochs": 20,
+        "g_fakes": "fresh",
+        "init": "default",
+    },
+    # The TensorFlow MLP tutorial: one hidden layer of 256 in each, ReLU, Glorot init, G's
+    # output a sigmoid with data in [0, 1]; z ~ U(-1, 1) 100-d; Adam 2e-4; batch 128; 70,000
+    # steps; D and G step on the same z.
+    "tf_mlp_mnist": {
+        "dataset": "mnist",
+        "model": "mlp",
+        "mlp": {
+            "g_hidden": [256],
+            "d_hidden": [256],
+            "g_activation": "relu",
+            "d_activation": "relu",
+            "output": "sigmoid",
+        },
+        "z_dim": 100,
+        "latent": "uniform",
+        "dropout": 0.0,
+        "lr": 0.0002,
+        **DEFAULT_BETAS,
+        "batch_size": 128,
+        "train": {"max_steps": 70000},
+        "g_fakes": "reuse",
+        "init": "xavier",
+    },
+    # The DCGAN/WGAN study, DCGAN on CelebA at 64x64: G from 4x4x(16 x 64 features) = 1024
+    # channels (ngf 128 here, whose G starts at 8 x ngf), D 64 features; Adam 2e-4 (0.5, 0.999);
+    # batch 128, 5 epochs.
+    "dcgan_celeba": {
+        "dataset": "celeba",
+        "image_size": 64,
+        "model": "dcgan",
+        "ngf": 128,
+        "ndf": 64,
+        "z_dim": 100,
+        "lr": 0.0002,
+        "beta1": 0.5,
+        "beta2": 0.999,
+        "batch_size": 128,
+        "epochs": 5,
+        "g_fakes": "reuse",
+    },
+    # The same study's DCGAN on MNIST at 32x32 with batch 32.
+    "dcgan_mnist32": {
+        "dataset": "mnist",
+        "image_size": 32,
+        "model": "dcgan",
+        "ngf": 64,
+        "ndf": 64,
+        "z_dim": 100,
+        "lr": 0.0002,
+        "beta1": 0.5,
+        "beta2": 0.999,
+        "batch_size": 32,
+        "epochs": 5,
+        "g_fakes": "reuse",
+    },
+    # The same study's WGAN: RMSprop 5e-4, batch 64, 3 epochs, 5 critic steps, clipping 0.01.
+    "wgan_clip_study": {
+        "dataset": "mnist",
+        "image_size": 64,
+        "model": "dcgan",
+        "ngf": 128,
+        "ndf": 64,
+        "z_dim": 100,
+        "loss": "wasserstein",
+        "clip_value": 0.01,
+        "n_critic": 5,
+        "g_optimizer": "rmsprop",
+        "d_optimizer": "rmsprop",
+        "lr": 0.0005,
+        "batch_size": 64,
+        "epochs": 3,
+    },
+}
+PRESETS: dict[str, dict[str, Any]] = {**PAPERS, **LESSONS}
+
+
+def flat_overrides(name: str) -> dict[str, Any]:
+    """A preset as `-S` keys: sections dotted (train.max_steps, mlp.g_hidden)."""
+    flat: dict[str, Any] = {}
+    for key, value in PRESETS[name].items():
+        if isinstance(value, dict):
+            flat |= {f"{key}.{inner}": v for inner, v in value.items()}
+        else:
+            flat[key] = value
+    return flat
+
+
+def yaml_value(value: Any) -> str:
+    """How `dvc exp run -S` wants a value: YAML booleans and flow lists."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(yaml_value(v) for v in value) + "]"
+    return str(value)
+
 
 def exp_run_line(name: str) -> str:
     """The `dvc exp run` command that reproduces a preset."""
 
-    def value(v: Any) -> str:
-        return str(v).lower() if isinstance(v, bool) else str(v)
-
-    sets = " ".join(f"-S {key}={value(v)}" for key, v in PRESETS[name].items())
+    sets = " ".join(f"-S {key}={yaml_value(v)}" for key, v in flat_overrides(name).items())
     return f"dvc exp run -n {name.replace('_', '-')} {sets}".rstrip()
 
 

@@ -11,7 +11,7 @@ from torch import nn
 from ganlab import checkpoint
 from ganlab.device import Precision
 from ganlab.images import sample_latent, scale_batch, to_uint8
-from ganlab.models import ModelSpec, TranslatorSpec, build_models, build_translator
+from ganlab.models import ModelSpec, TranslatorSpec, build_models, build_translator, pixel_low
 from ganlab.models.conditional import ConditionalGenerator, forward_generator
 
 
@@ -28,7 +28,9 @@ def load_generator(path: str | Path, device: torch.device) -> tuple[nn.Module, d
             "expected a noise-to-image generator (its translations are in reports/figures)"
         )
     spec_values = dict(saved["spec"])
-    spec_values["image_shape"] = tuple(spec_values["image_shape"])
+    for key in ("image_shape", "g_hidden", "d_hidden"):
+        if key in spec_values:
+            spec_values[key] = tuple(spec_values[key])
     netG, _ = build_models(saved["model"], ModelSpec(**spec_values), init="default")
     netG.load_state_dict(saved["state_dict"])
     return netG.to(device).eval(), saved
@@ -58,7 +60,8 @@ def generate(
         z = sample_latent(min(batch_size, n - start), z_dim, latent, torch.device("cpu"), noise)
         batch_labels = None if labels is None else labels[start : start + len(z)].to(device)
         with precision.autocast(device):
-            images.append(to_uint8(forward_generator(netG, z.to(device), batch_labels)).cpu())
+            fake = forward_generator(netG, z.to(device), batch_labels)
+            images.append(to_uint8(fake, pixel_low(netG)).cpu())
     return torch.cat(images)
 
 

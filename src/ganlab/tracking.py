@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -122,11 +124,13 @@ def run_for_params(run_id: str, params: Mapping[str, Any], default_name: str) ->
 
 
 @contextlib.contextmanager
-def open_run(run_id: str) -> Iterator[None]:
-    """Reopen the pipeline's run; close it FINISHED, FAILED on error, KILLED on interrupt."""
+def open_run(run_id: str, system_metrics: bool = False) -> Iterator[None]:
+    """Reopen the pipeline's run; close it FINISHED, FAILED on error, KILLED on interrupt.
+
+    system_metrics: MLflow samples CPU, memory (and GPU) use into system/* metrics."""
     connect()
     try:
-        mlflow.start_run(run_id=run_id)
+        mlflow.start_run(run_id=run_id, log_system_metrics=system_metrics)
     except mlflow.exceptions.MlflowException as error:
         raise TrackingError(f"MLflow run {run_id} is not in {tracking_uri()}: {error}") from error
     try:
@@ -140,12 +144,30 @@ def open_run(run_id: str) -> Iterator[None]:
     mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
 
 
+def log_dataset(name: str, digest: str, source: str, context: str = "training") -> None:
+    """The data a run used, in MLflow's Datasets: its name, a digest of the pixels, its source."""
+    from mlflow.data.http_dataset_source import HTTPDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+
+    dataset = MetaDataset(HTTPDatasetSource(source), name=name, digest=digest)
+    mlflow.log_input(dataset, context=context)
+
+
 def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
     mlflow.log_metrics(dict(metrics), step=step, timestamp=int(time.time() * 1000))
 
 
 def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
     mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def log_file_as(path: str | Path, artifact_file: str) -> None:
+    """Log a file under another artifact name: models/generator_best.pt as model/generator.pt."""
+    folder, name = artifact_file.rpartition("/")[::2]
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / name
+        shutil.copyfile(path, copy)
+        mlflow.log_artifact(str(copy), artifact_path=folder or None)
 
 
 def log_artifacts(directory: str | Path, artifact_path: str | None = None) -> None:

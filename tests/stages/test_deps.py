@@ -178,7 +178,7 @@ def test_the_generator_artifact_is_what_the_train_stage_writes():
     generator = artifacts["generator"]
     assert generator.type == "model"
     pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["train"]
-    assert f"--generator {generator.path}" in pipeline["cmd"]
+    assert f"--best-generator {generator.path}" in pipeline["cmd"]  # the one evaluate scores
     assert any(
         Path(generator.path).is_relative_to(out) for out in pipeline["outs"] if isinstance(out, str)
     )

@@ -53,7 +53,16 @@ def repo(tmp_path_factory) -> tuple[Path, dict]:
     )
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     tiny = tiny_params(
-        precision="auto", train={"subset": 256, "log_every": 2, "checkpoint_every": 4}
+        precision="auto",
+        train={
+            "subset": 256,
+            "log_every": 2,
+            "checkpoint_every": 4,
+            "eval_every": 8,
+            "eval_samples": 32,
+            "fid_every": 16,
+            "fid_samples": 20,
+        },
     )
     params.update(
         {k: v for k, v in tiny.items() if k not in ("train", "fid", "render", "classifier")}
@@ -63,6 +72,7 @@ def repo(tmp_path_factory) -> tuple[Path, dict]:
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"] = "1"  # tiny runs last seconds
     env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "test"
     env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "test@example.org"
     run(["git", "init", "-q"], root, env)
@@ -123,9 +133,33 @@ def test_dvc_repro_then_exp_run_make_two_comparable_mlflow_runs(two_runs):
     history = (root / "metrics/train_history.csv").read_text().splitlines()
     assert history[0] == "step,epoch,d_loss,g_loss,d_real,d_fake_d_step,d_fake_g_step"
     assert not (root / "checkpoints/train.pt").exists()  # removed once training completed
+    # scored while it trained: classifier FID every 8 steps, Inception FID every 16 and at the end
+    quality = pd.read_csv(root / "metrics/train_quality.csv")
+    assert quality.columns.tolist() == ["step", "epoch", "minutes", "classifier_fid"]
+    assert quality["step"].tolist() == [8, 16, 24, 32] and quality["epoch"].tolist() == [1, 1, 2, 2]
+    assert quality["classifier_fid"].notna().all() and quality["minutes"].is_monotonic_increasing
+    fid_curve = pd.read_csv(root / "metrics/train_fid.csv")
+    assert fid_curve["step"].tolist() == [16, 32] and (fid_curve["fid"] > 0).all()
+    trained = two_runs["after_repro"]["metrics/train.json"]
+    best_row = quality.loc[quality["classifier_fid"].idxmin()]
+    assert trained["best_step"] == best_row["step"]
+    assert trained["best_classifier_fid"] == pytest.approx(best_row["classifier_fid"], abs=1e-4)
+    # evaluate scored the best generator (params: evaluate.checkpoint: best) and says so
+    assert evaluation["checkpoint_step"] == trained["best_step"]
+    assert info["checkpoint"] == "best"
+    best = torch.load(root / "models/generator_best.pt", weights_only=True)
+    assert best["step"] == trained["best_step"]
 
     first = runs(root)[0]
     assert first.data.metrics["fid"] == pytest.approx(evaluation["fid"])
+    curve = mlflow.MlflowClient().get_metric_history(first.info.run_id, "eval/classifier_fid")
+    assert sorted(m.step for m in curve) == [8, 16, 24, 32]
+    fid_points = mlflow.MlflowClient().get_metric_history(first.info.run_id, "eval/fid")
+    assert sorted(m.step for m in fid_points) == [16, 32]
+    [dataset] = [i.dataset for i in first.inputs.dataset_inputs]
+    assert dataset.name == "fashion_mnist" and len(dataset.digest) == 16
+    assert dataset.source_type == "http" and "fashion" in dataset.source.lower()
+    assert any(name.startswith("system/cpu_utilization") for name in first.data.metrics)
     version = mlflow.MlflowClient().get_model_version("ganlab-fashion_mnist-dcgan", "1")
     assert version.run_id == first.info.run_id  # the registry links to the run
     assert float(version.tags["fid"]) == pytest.approx(evaluation["fid"])  # and shows its FID
@@ -202,13 +236,13 @@ def test_cli_uses_the_runs_the_pipeline_made(two_runs, tmp_path: Path):
         root,
         env,
     )
-    # version 2 is the generator the latest run (the experiment) trained: the same file as models/
+    # version 2 is the best generator the latest run (the experiment) trained, as in models/
     run(
         [
             "ganlab",
             "sample",
             "--checkpoint",
-            "models/generator.pt",
+            "models/generator_best.pt",
             "-n",
             "16",
             "--out",
@@ -297,6 +331,44 @@ def test_mlflow_compare_page_shows_fid_and_both_runs(two_runs, tmp_path: Path):
     assert screenshot.stat().st_size > 10_000
 
 
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package chromium)")
+def test_dvc_plots_page_draws_every_curve_offline(two_runs, tmp_path: Path):
+    """`dvc plots show` with the template scripts/offline_plots.sh builds (which install.sh
+    runs): the page draws its vega plots with no network at all, not from a CDN."""
+    root, env = two_runs["root"], two_runs["env"]
+    template = REPO / ".dvc/offline-plots/index.html"
+    assert template.is_file(), "run scripts/offline_plots.sh (scripts/install.sh does)"
+    (root / ".dvc/offline-plots").mkdir(exist_ok=True)
+    shutil.copy(template, root / ".dvc/offline-plots/index.html")
+    run(["dvc", "config", "--local", "plots.html_template", "offline-plots/index.html"], root, env)
+    run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], root, env)
+    page = (tmp_path / "plots/index.html").read_text()
+    assert "cdn.jsdelivr" not in page and "<script src=" not in page
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+    offline = ["--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>"]  # no network
+    dom = subprocess.run(
+        [
+            CHROMIUM,
+            *flags,
+            *offline,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            (tmp_path / "plots/index.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    ).stdout
+    drawn = len(re.findall(r'class="marks"', dom))  # one vega canvas or SVG per plot
+    curves = [
+        p for p in yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"] if isinstance(p, dict)
+    ]
+    assert drawn == len(curves), f"{drawn} plots drawn, dvc.yaml defines {len(curves)} curves"
+    for curve in curves:
+        assert next(iter(curve.values()))["title"] in dom
+
+
 def test_conditional_experiment_renders_a_class_grid_and_samples_a_class(repo, tmp_path: Path):
     root, env = repo
     acgan = ["-n", "acgan", "-S", "conditional=acgan", "-S", "epochs=1"]
@@ -383,7 +455,7 @@ def test_killed_training_resumes_from_its_checkpoint(repo):
     params = yaml.safe_load((root / "params.yaml").read_text())
     # `exp run -S` leaves its values in the workspace (and a failed one may too)
     params.update(epochs=60, seed=7, lr=0.0002, conditional="none", model="dcgan")
-    params["train"]["nproc"] = 1
+    params["train"].update(nproc=1, fid_every=None)  # classifier FID every 8 steps; FID at the end
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     checkpoint = root / "checkpoints/train.pt"
     process = subprocess.Popen(
@@ -418,12 +490,19 @@ def test_killed_training_resumes_from_its_checkpoint(repo):
     losses = mlflow.MlflowClient().get_metric_history(interrupted_run, "d_loss")
     assert sorted({m.step for m in losses}) == list(range(2, 60 * 16 + 1, 2))
     resumed = torch.load(root / "models/generator.pt", weights_only=True)["state_dict"]
+    resumed_best = (root / "models/generator_best.pt").read_bytes()
+    resumed_quality = pd.read_csv(root / "metrics/train_quality.csv")
+    assert resumed_quality["step"].tolist() == list(range(8, 60 * 16 + 1, 8))  # no gap, no repeat
 
     run(["dvc", "repro", "--force", "--single-item", "train"], root, env)  # uninterrupted
     assert json.loads((root / "metrics/train.json").read_text())["resumed_from_step"] == 0
     whole = torch.load(root / "models/generator.pt", weights_only=True)["state_dict"]
     assert resumed.keys() == whole.keys()
     assert all(torch.equal(resumed[key], whole[key]) for key in whole)  # bit-identical
+    # the best generator and the scores that chose it, too (minutes are timing, not compared)
+    assert (root / "models/generator_best.pt").read_bytes() == resumed_best
+    quality = pd.read_csv(root / "metrics/train_quality.csv")
+    assert quality["classifier_fid"].tolist() == resumed_quality["classifier_fid"].tolist()
 
 
 def test_queued_experiments_land_in_one_mlflow_store_each_under_its_name(repo):

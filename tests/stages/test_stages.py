@@ -45,29 +45,54 @@ def test_corrupt_data_stops_the_download_stage_with_the_file_named(
     assert "t10k-images-idx3-ubyte.gz" in capsys.readouterr().err
 
 
-def test_a_translation_domain_smaller_than_a_batch_stops_before_any_run(
-    tiny_root: Path, tmp_path: Path, monkeypatch, capsys
-):
+def run_train(params: dict, tiny_root: Path, tmp_path: Path, monkeypatch, extra=()) -> dict:
+    """The train stage's main on tiny data with these params; its output paths."""
     from ganlab.stages import train
 
     params_file = tmp_path / "params.yaml"
-    translation = {"source_class": "0", "target_class": "1"}
-    params_file.write_text(
-        yaml.safe_dump(
-            {"dataset": "tiny", "model": "cyclegan", "batch_size": 64, "translation": translation}
-        )
+    params_file.write_text(yaml.safe_dump(params))
+    names = (
+        "generator",
+        "best-generator",
+        "mlflow-run",
+        "progress",
+        "history",
+        "metrics",
+        "quality",
+        "fid-history",
     )
-    names = ("generator", "mlflow-run", "progress", "history", "metrics")
     outputs = {name: tmp_path / name for name in names}
-    argv = ["train", "--params", str(params_file), "--data", str(tiny_root)]
+    argv = ["train", "--params", str(params_file), "--data", str(tiny_root), *extra]
     argv += [arg for name, path in outputs.items() for arg in (f"--{name}", str(path))]
     monkeypatch.setattr(sys, "argv", [*argv, "--checkpoint", str(tmp_path / "train.pt")])
-    store = tmp_path / "mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     with pytest.raises(SystemExit) as exit_info:
         run_stage(train.main)
     assert exit_info.value.code == 2
+    return outputs
+
+
+def test_a_translation_domain_smaller_than_a_batch_stops_before_any_run(
+    tiny_root: Path, tmp_path: Path, monkeypatch, capsys
+):
+    translation = {"source_class": "0", "target_class": "1"}
+    params = {"dataset": "tiny", "model": "cyclegan", "batch_size": 64, "translation": translation}
+    outputs = run_train(params, tiny_root, tmp_path, monkeypatch)
     stderr = capsys.readouterr().err
     assert "batch_size = 64" in stderr and "smaller domain" in stderr
-    assert not store.exists()  # no MLflow run was started
+    assert not (tmp_path / "mlflow.db").exists()  # no MLflow run was started
+    assert not any(path.exists() for path in outputs.values())
+
+
+def test_scoring_while_training_without_the_classifier_stops_before_any_run(
+    tiny_root: Path, tmp_path: Path, monkeypatch, capsys
+):
+    params = {"dataset": "tiny", "batch_size": 8, "train": {"eval_every": 2}}
+    missing = tmp_path / "classifier.pt"
+    extra = ["--classifier", str(missing), "--stats", str(tmp_path / "stats.npz")]
+    outputs = run_train(params, tiny_root, tmp_path, monkeypatch, extra)
+    stderr = capsys.readouterr().err
+    assert "expected --classifier to name an existing file" in stderr and str(missing) in stderr
+    assert "train.eval_every = 2" in stderr
+    assert not (tmp_path / "mlflow.db").exists()
     assert not any(path.exists() for path in outputs.values())

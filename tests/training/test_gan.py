@@ -1,5 +1,6 @@
 """The GAN variants: each loss, regularizer and trick as params of the one training loop."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -13,13 +14,15 @@ from ganlab.models.conditional import forward_generator
 from ganlab.models.layers import MinibatchStdDev, add_spectral_norm_
 from ganlab.training import losses
 from ganlab.training.augment import AUGMENTATIONS, diff_augment
-from ganlab.training.gan import update_ema_
+from ganlab.training.gan import ema_decay_at, update_ema_
 from ganlab.training.regularizers import clip_weights_, gradient_penalty, r1_penalty
+from ganlab.training.runner import Hooks
 from tests.conftest import tiny_images, tiny_params, train_on_cpu
 
-# The classic settings (ganlab.presets, the README's `-S` lines) and two more switches.
+# The papers' settings (ganlab.presets, the README's `-S` lines) and two more switches; the
+# classic lessons' presets, with their own datasets and shapes, are tested in test_presets.py.
 PRESETS = {
-    **presets.PRESETS,
+    **presets.PAPERS,
     "r1": dict(r1_weight=10.0),
     "tricks": dict(
         minibatch_std=True,
@@ -126,6 +129,49 @@ def test_n_critic_updates_g_once_per_n_d_updates(tmp_path: Path, cpu, monkeypatc
     assert int(optG.state_dict()["state"][0]["step"]) == 4
 
 
+def test_n_gen_updates_g_n_times_per_d_update(tmp_path: Path, cpu, monkeypatch):
+    config = config_from_dict(tiny_params(epochs=2, n_gen=3))  # 4 steps an epoch
+    made = []
+    original = ganlab.training.gan.make_optimizers
+    monkeypatch.setattr(
+        ganlab.training.gan, "make_optimizers", lambda *a: made.extend(original(*a)) or made
+    )
+    train_on_cpu(config, tiny_images(), tmp_path / "c.pt")
+    optG, optD = made
+    assert int(optD.state_dict()["state"][0]["step"]) == 8
+    assert int(optG.state_dict()["state"][0]["step"]) == 24
+
+
+@pytest.mark.parametrize("g_fakes", ["reuse", "fresh"])
+def test_g_scores_d_steps_fakes_or_fresh_ones(g_fakes, tmp_path: Path, cpu, monkeypatch):
+    seen: dict[str, list[torch.Tensor]] = {"d": [], "g": []}
+    for name, key in (("d_step", "d"), ("g_step", "g")):
+        original = getattr(ganlab.training.gan, name)
+
+        def recording(nets, batch, *args, original=original, key=key):
+            seen[key].append(batch.fake)
+            return original(nets, batch, *args)
+
+        monkeypatch.setattr(ganlab.training.gan, name, recording)
+    config = config_from_dict(tiny_params(epochs=1, g_fakes=g_fakes))
+    train_on_cpu(config, tiny_images(), tmp_path / "c.pt")
+    same = [d is g for d, g in zip(seen["d"], seen["g"], strict=True)]
+    assert same == [g_fakes == "reuse"] * 4
+
+
+def test_max_steps_trains_that_many_steps_whatever_the_epochs(tmp_path: Path, cpu):
+    frames = []
+    config = config_from_dict(tiny_params(epochs=1, train={"max_steps": 10}))  # 4 an epoch
+    result = train_on_cpu(
+        config,
+        tiny_images(),
+        tmp_path / "c.pt",
+        hooks=Hooks(on_epoch=lambda epoch, frame: frames.append(epoch)),
+    )
+    assert result.steps == 10 and result.epochs == 3  # the third one partial
+    assert frames == [1, 2, 3] and result.history[-1][0] == 10
+
+
 def test_weight_clipping_holds_after_training(tmp_path: Path, cpu):
     config = config_from_dict(tiny_params(epochs=1, **PRESETS["wgan_clip"]))
     train_on_cpu(config, tiny_images(), tmp_path / "c.pt")
@@ -133,6 +179,23 @@ def test_weight_clipping_holds_after_training(tmp_path: Path, cpu):
     assert all(
         v.abs().max() <= 0.01 + 1e-7 for k, v in state.items() if "weight" in k or "bias" in k
     )
+
+
+def test_ema_warmup_follows_g_early_and_reaches_the_decay_later(tmp_path: Path, cpu):
+    warm = config_from_dict(tiny_params(ema_decay=0.999, ema_warmup=True))
+    assert ema_decay_at(warm, 0) == pytest.approx(0.1) and ema_decay_at(warm, 10**6) == 0.999
+    assert ema_decay_at(config_from_dict(tiny_params(ema_decay=0.999)), 0) == 0.999
+
+    def distance_to_g(config) -> float:
+        train_on_cpu(config, tiny_images(), tmp_path / f"{config.ema_warmup}.pt")
+        nets = torch.load(tmp_path / f"{config.ema_warmup}.pt", weights_only=True)["nets"]
+        return sum(
+            (nets["netG_ema"][k].float() - v.float()).abs().sum().item()
+            for k, v in nets["netG"].items()
+        )
+
+    cold = config_from_dict(tiny_params(epochs=2, ema_decay=0.999))
+    assert distance_to_g(dataclasses.replace(cold, ema_warmup=True)) < distance_to_g(cold) / 2
 
 
 def test_ema_generator_is_what_training_returns(tmp_path: Path, cpu):

@@ -10,6 +10,7 @@ A user's own image folder is copied into the data root, so DVC versions a snapsh
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -357,3 +358,16 @@ def load_images(
     if size is not None:
         images = resize(images, size)
     return images.contiguous(), labels.long()
+
+
+def digest(images: torch.Tensor) -> str:
+    """A short hash of the pixels themselves: the same images give the same digest."""
+    return hashlib.sha256(images.contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
+def source_of(name: str, image_folder: str | None = None) -> str:
+    """Where a dataset comes from: its first official URL, or the user's folder as a file URL."""
+    info = DATASETS[name]
+    if info.user_folder:
+        return Path(image_folder or ".").resolve().as_uri()
+    return info.files[0].urls[0]

@@ -37,12 +37,27 @@ class ModelSpec:
     spectral_norm: bool = False
     conditioning: str = "none"  # none | projection | acgan (see models.conditional)
     n_classes: int = 0  # the dataset's classes, for conditional models
+    # the fully-connected model's shape (params' mlp section; see models.mlp)
+    g_hidden: tuple[int, ...] = (32, 64, 128)
+    d_hidden: tuple[int, ...] = (128, 64, 32)
+    g_activation: str = "leaky_relu"
+    d_activation: str = "leaky_relu"
+    output: str = "tanh"  # tanh: pixels in [-1, 1] | sigmoid: in [0, 1]
 
 
 def _mlp(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
     return (
-        MLPGenerator(spec.z_dim, spec.image_shape, spec.dropout),
-        MLPDiscriminator(spec.image_shape, spec.dropout, spec.minibatch_std),
+        MLPGenerator(
+            spec.z_dim,
+            spec.image_shape,
+            spec.dropout,
+            spec.g_hidden,
+            spec.g_activation,
+            spec.output,
+        ),
+        MLPDiscriminator(
+            spec.image_shape, spec.dropout, spec.minibatch_std, spec.d_hidden, spec.d_activation
+        ),
     )
 
 
@@ -124,6 +139,12 @@ INITS: dict[str, Callable[[nn.Module], None]] = {
     "xavier": xavier_init_,
     "default": lambda module: None,
 }
+
+
+def pixel_low(netG: nn.Module) -> float:
+    """The low end of G's pixel range: -1 for tanh outputs (every model's default), 0 for
+    sigmoid ones. Real images are scaled into the same range for D."""
+    return getattr(netG, "pixel_low", -1.0)
 
 
 def build_models(name: str, spec: ModelSpec, init: str = "dcgan") -> tuple[nn.Module, nn.Module]:

@@ -28,6 +28,7 @@ class ConditionalGenerator(nn.Module):
         self.embed = nn.Embedding(n_classes, LABEL_EMBEDDING)
         self.base = base
         self.n_classes = n_classes
+        self.pixel_low = getattr(base, "pixel_low", -1.0)  # the base's output range
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         code = self.embed(labels).to(z.dtype)

@@ -1,31 +1,59 @@
-"""The fully-connected GAN of Goodfellow et al. (2014), as in the classic Fashion-MNIST lab."""
+"""The fully-connected GAN of Goodfellow et al. (2014), shaped as the classic lessons teach it.
+
+Hidden widths, activations, dropout and G's output are params (the `mlp` section), so each
+teaching setup (the Fashion-MNIST lab, the Udacity notes, the MNIST and TensorFlow tutorials)
+is a preset rather than a copy of this file. The defaults are the Fashion-MNIST lab's shapes.
+"""
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 from ganlab.models.layers import MinibatchStdDev
 
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "leaky_relu": lambda: nn.LeakyReLU(0.2),
+    "relu": nn.ReLU,
+}
+# G's output layer and the low end of the pixel range it produces (and D sees real data in)
+OUTPUTS: dict[str, tuple[Callable[[], nn.Module], float]] = {
+    "tanh": (nn.Tanh, -1.0),  # data in [-1, 1]
+    "sigmoid": (nn.Sigmoid, 0.0),  # data in [0, 1], as the TensorFlow tutorial has it
+}
 
-def _block(n_in: int, n_out: int, dropout: float) -> list[nn.Module]:
-    return [nn.Linear(n_in, n_out), nn.LeakyReLU(0.2), nn.Dropout(dropout)]
+
+def _stack(widths: Sequence[int], activation: str, dropout: float) -> list[nn.Module]:
+    """Linear -> activation -> dropout for each consecutive pair of widths."""
+    layers: list[nn.Module] = []
+    for n_in, n_out in itertools.pairwise(widths):
+        layers += [nn.Linear(n_in, n_out), ACTIVATIONS[activation](), nn.Dropout(dropout)]
+    return layers
 
 
 class MLPGenerator(nn.Module):
-    """z (z_dim) -> 32 -> 64 -> 128 -> C*H*W, tanh output in [-1, 1]."""
+    """z (z_dim) -> hidden widths -> C*H*W, through `output` (tanh: [-1, 1]; sigmoid: [0, 1])."""
 
-    def __init__(self, z_dim: int, image_shape: tuple[int, int, int], dropout: float = 0.3):
+    def __init__(
+        self,
+        z_dim: int,
+        image_shape: tuple[int, int, int],
+        dropout: float = 0.3,
+        hidden: Sequence[int] = (32, 64, 128),
+        activation: str = "leaky_relu",
+        output: str = "tanh",
+    ):
         super().__init__()
         self.image_shape = image_shape
+        output_layer, self.pixel_low = OUTPUTS[output]
         self.net = nn.Sequential(
-            *_block(z_dim, 32, dropout),
-            *_block(32, 64, dropout),
-            *_block(64, 128, dropout),
-            nn.Linear(128, math.prod(image_shape)),
-            nn.Tanh(),
+            *_stack([z_dim, *hidden], activation, dropout),
+            nn.Linear(hidden[-1] if hidden else z_dim, math.prod(image_shape)),
+            output_layer(),
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -33,19 +61,23 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    """C*H*W -> 128 -> 64 -> 32 -> 1 logit (the loss applies the sigmoid)."""
+    """C*H*W -> hidden widths -> 1 logit (the loss applies the sigmoid)."""
 
     def __init__(
-        self, image_shape: tuple[int, int, int], dropout: float = 0.3, minibatch_std: bool = False
+        self,
+        image_shape: tuple[int, int, int],
+        dropout: float = 0.3,
+        minibatch_std: bool = False,
+        hidden: Sequence[int] = (128, 64, 32),
+        activation: str = "leaky_relu",
     ):
         super().__init__()
+        widths = [math.prod(image_shape), *hidden]
         self.features = nn.Sequential(
-            *_block(math.prod(image_shape), 128, dropout),
-            *_block(128, 64, dropout),
-            *_block(64, 32, dropout),
+            *_stack(widths, activation, dropout),
             *([MinibatchStdDev()] if minibatch_std else []),
         )
-        self.feature_channels = 32 + int(minibatch_std)
+        self.feature_channels = widths[-1] + int(minibatch_std)
         self.head = self.head_like(1)
 
     def head_like(self, outputs: int) -> nn.Module:

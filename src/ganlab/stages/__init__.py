@@ -53,3 +53,19 @@ def read_run_id(path: Path) -> str:
 
 def write_run_id(path: Path, run_id: str) -> None:
     write_json(path, {"mlflow_run_id": run_id})
+
+
+def add_generator_arguments(arguments: argparse.ArgumentParser) -> None:
+    """The train stage's two generator files; params' evaluate.checkpoint picks one."""
+    arguments.add_argument("--generator", type=Path, required=True, help="last generator")
+    arguments.add_argument(
+        "--best-generator", type=Path, required=True, help="best-scored generator"
+    )
+
+
+def chosen_generator(args: argparse.Namespace, checkpoint: str) -> Path:
+    """evaluate.checkpoint: best (the best-scored generator while training) or last."""
+    path = args.best_generator if checkpoint == "best" else args.generator
+    if not path.is_file():
+        raise StageError(f"{path} is missing: expected the train stage's {checkpoint} generator")
+    return path

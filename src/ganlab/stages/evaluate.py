@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ganlab import sampling, tracking
+from ganlab import checkpoint, sampling, tracking
 from ganlab.config import Config, flatten, load_config
 from ganlab.data import datasets
 from ganlab.data.domains import load_domains
@@ -26,7 +26,14 @@ from ganlab.metrics.features import (
     inception_features,
     inception_network,
 )
-from ganlab.stages import parser, read_run_id, run_stage, write_run_id
+from ganlab.stages import (
+    add_generator_arguments,
+    chosen_generator,
+    parser,
+    read_run_id,
+    run_stage,
+    write_run_id,
+)
 
 FAKE_SEED_OFFSET = 1  # fake images use seed + 1, so they differ from the fixed progress noise
 INCEPTION = "pytorch-fid InceptionV3 pool3"
@@ -150,7 +157,7 @@ def ordered(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     arguments = parser(__doc__)
-    arguments.add_argument("--generator", type=Path, required=True, help="generator from train")
+    add_generator_arguments(arguments)
     arguments.add_argument("--train-run", type=Path, required=True, help="run id JSON from train")
     arguments.add_argument("--data", type=Path, required=True, help="data root from download")
     arguments.add_argument("--stats", type=Path, required=True, help="reference .npz")
@@ -165,6 +172,7 @@ def main() -> None:
     args = arguments.parse_args()
 
     config = load_config(args.params)
+    args.generator = chosen_generator(args, config.evaluate.checkpoint)
     trained_run_id = read_run_id(args.train_run)
     run_id = tracking.run_for_params(trained_run_id, flatten(config), f"{config.model}-evaluate")
     write_run_id(args.mlflow_run, run_id)
@@ -172,7 +180,9 @@ def main() -> None:
         device = pick_device()
         score = score_translations if config.translates else score_generated
         metrics, info = score(args, config, device)
-        metrics = ordered(metrics)
+        step = checkpoint.load(args.generator).get("step")
+        metrics = ordered(metrics | ({"checkpoint_step": step} if step is not None else {}))
+        info["checkpoint"] = config.evaluate.checkpoint
         write_json(args.metrics, metrics, sort_keys=False)
         write_json(args.info, info)
         tracking.set_tags({k: v for k, v in info.items() if isinstance(v, str)})

@@ -13,7 +13,14 @@ from ganlab.config import flatten, load_config
 from ganlab.data.domains import load_domains
 from ganlab.device import pick_device, resolve_precision
 from ganlab.sampling import generate, load_generator, n_classes
-from ganlab.stages import StageError, parser, read_run_id, run_stage
+from ganlab.stages import (
+    StageError,
+    add_generator_arguments,
+    chosen_generator,
+    parser,
+    read_run_id,
+    run_stage,
+)
 
 GRID_PADDING = 2
 
@@ -104,7 +111,7 @@ def render_translator(
 
 def main() -> None:
     arguments = parser(__doc__)
-    arguments.add_argument("--generator", type=Path, required=True, help="generator from train")
+    add_generator_arguments(arguments)
     arguments.add_argument("--progress", type=Path, required=True, help="epoch grids from train")
     arguments.add_argument("--history", type=Path, required=True, help="loss history CSV")
     arguments.add_argument("--mlflow-run", type=Path, required=True, help="MLflow run id JSON")
@@ -113,6 +120,7 @@ def main() -> None:
     args = arguments.parse_args()
 
     config = load_config(args.params)
+    args.generator = chosen_generator(args, config.evaluate.checkpoint)
     run_id = tracking.run_for_params(
         read_run_id(args.mlflow_run), flatten(config), f"{config.model}-render"
     )

@@ -23,11 +23,14 @@ from ganlab.data import datasets, domains
 from ganlab.device import pick_device, resolve_precision
 from ganlab.images import save_grid
 from ganlab.io import atomic_path, write_json
+from ganlab.metrics import classifier, fid
+from ganlab.metrics.features import classifier_features, inception_network
 from ganlab.models import count_parameters
-from ganlab.stages import parser, run_stage, write_run_id
+from ganlab.stages import StageError, parser, run_stage, write_run_id
 from ganlab.training import distributed, translation
 from ganlab.training.gan import GANStep, model_spec, train
-from ganlab.training.runner import Hooks, history_columns
+from ganlab.training.monitor import Reference
+from ganlab.training.runner import EVAL_BASE_COLUMNS, Hooks, history_columns
 
 
 def _resumable_run_id(config: Config, checkpoint_path: Path) -> str | None:
@@ -50,7 +53,10 @@ def registered_model_name(config: Config) -> str:
 def main() -> None:
     arguments = parser(__doc__)
     arguments.add_argument("--data", type=Path, required=True, help="data root from download")
-    arguments.add_argument("--generator", type=Path, required=True, help="generator file to write")
+    arguments.add_argument("--generator", type=Path, required=True, help="last generator to write")
+    arguments.add_argument(
+        "--best-generator", type=Path, required=True, help="best-scored generator to write"
+    )
     # not --run: torchrun (train.nproc > 1) would take it for an abbreviation of its --run-path
     arguments.add_argument(
         "--mlflow-run", type=Path, required=True, help="MLflow run id JSON to write"
@@ -59,6 +65,14 @@ def main() -> None:
     arguments.add_argument("--history", type=Path, required=True, help="loss history CSV")
     arguments.add_argument("--metrics", type=Path, required=True, help="training metrics JSON")
     arguments.add_argument("--checkpoint", type=Path, required=True, help="resume checkpoint")
+    arguments.add_argument(
+        "--quality", type=Path, required=True, help="classifier-FID-during-training CSV"
+    )
+    arguments.add_argument(
+        "--fid-history", type=Path, required=True, help="FID-during-training CSV"
+    )
+    arguments.add_argument("--classifier", type=Path, help="domain classifier (train.eval_every)")
+    arguments.add_argument("--stats", type=Path, help="FID reference .npz (train.eval_every)")
     args = arguments.parse_args()
 
     config = load_config(args.params)
@@ -97,8 +111,9 @@ def _train(args, config: Config, world: distributed.World, device: torch.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
-    run_id = None
-    if world.is_main:  # only rank 0 talks to MLflow and writes outputs
+    run_id = reference = None
+    if world.is_main:  # only rank 0 scores, talks to MLflow and writes outputs
+        reference = _reference(args, config, images.shape[1:], device)  # checks its files first
         run_id = _start_run(config, args)
     run_id = distributed.broadcast(run_id, world)
     run_training = functools.partial(
@@ -111,42 +126,84 @@ def _train(args, config: Config, world: distributed.World, device: torch.device)
         precision=precision,
         checkpoint_path=args.checkpoint,
         run_id=run_id,
+        reference=reference,
     )
     if not world.is_main:
         run_training()  # the other ranks train, rank 0 does the rest
         return
 
-    with tracking.open_run(run_id):
+    with tracking.open_run(run_id, system_metrics=True):
         tracking.set_tags(
             {"device": device.type, "precision": precision.name, "processes": world.size}
         )
+        source = datasets.source_of(config.dataset, config.download.image_folder)
+        tracking.log_dataset(config.dataset, datasets.digest(images), source)
 
         started = time.perf_counter()
         result = run_training(hooks=_hooks(args, history_columns(GANStep)))
         spec = model_spec(config, tuple(images.shape[1:]), n_classes)
-        generator_path = args.generator
-        checkpoint.save(
-            generator_path,
-            {
-                "state_dict": result.netG.state_dict(),
-                "model": config.model,
-                "spec": dataclasses.asdict(spec),
-                "latent": config.latent,
-                "precision": precision.name,
-            },
-        )
+        saved = {
+            "model": config.model,
+            "spec": dataclasses.asdict(spec),
+            "latent": config.latent,
+            "precision": precision.name,
+        }
+        last = result.netG.state_dict()
+        checkpoint.save(args.generator, saved | {"state_dict": last, "step": result.steps})
+        best_step = result.steps if result.best_step is None else result.best_step
+        best = last if result.best_state is None else result.best_state
+        checkpoint.save(args.best_generator, saved | {"state_dict": best, "step": best_step})
         history = _write_history(
             pd.DataFrame(result.history, columns=list(history_columns(GANStep))), args.history
         )
-        _record_metrics(args, result, len(images), result.netG, history)
-        tracking.log_artifact(generator_path, "model")
-        tracking.log_generator(
-            copy.deepcopy(result.netG).cpu().float(), config.z_dim, registered_model_name(config)
-        )
+        _record_metrics(args, result, len(images), result.netG, history, _quality_metrics(result))
+        if not result.evals:  # train.eval_every: null
+            _write_quality([], args.quality, args.fid_history)
+        tracking.log_file_as(args.best_generator, "model/generator.pt")
+        best_net = copy.deepcopy(result.netG)
+        best_net.load_state_dict(best)
+        tracking.log_generator(best_net.cpu().float(), config.z_dim, registered_model_name(config))
         tracking.log_artifact(args.history)
         args.checkpoint.unlink(missing_ok=True)
         wall = time.perf_counter() - started
         print(f"trained {result.steps} steps in {wall:.0f} s; {tracking.run_url(run_id)}")
+
+
+def _reference(args, config: Config, image_shape, device: torch.device) -> Reference | None:
+    """What the generator is scored against while it trains (None: train.eval_every is null)."""
+    if config.train.eval_every is None:
+        return None
+    for name, path in (("--classifier", args.classifier), ("--stats", args.stats)):
+        if path is None or not path.is_file():
+            raise StageError(
+                f"train.eval_every = {config.train.eval_every} scores the generator while it "
+                f"trains: expected {name} to name an existing file (the classifier and fid_stats "
+                f"stages' outputs), got {path}"
+            )
+    model = classifier.load(args.classifier, device)
+    if tuple(model.image_shape) != tuple(image_shape):
+        raise StageError(
+            f"{args.classifier} was trained on {tuple(model.image_shape)} images, the generator "
+            f"makes {tuple(image_shape)}: rerun the classifier stage (dvc repro)"
+        )
+    real, _ = datasets.load_images(config.dataset, args.data, train=False, size=config.image_size)
+    reference = Reference(model, classifier_features(model, real, device)[0])
+    if config.train.fid_every is not None:  # Inception FID while training, and at the end
+        reference.inception = inception_network(config.fid, device)
+        reference.real_stats, reference.fid = fid.load_stats(args.stats), config.fid
+    return reference
+
+
+def _quality_metrics(result) -> dict[str, float]:
+    """What scoring during training found: the best step and its score, and what it cost."""
+    if not result.evals:
+        return {}
+    best = next(row for row in result.evals if row[0] == result.best_step)
+    return {
+        "best_step": result.best_step,
+        "best_classifier_fid": round(best[3], 4),
+        "eval_seconds": round(result.eval_seconds, 1),
+    }
 
 
 def _record_metrics(
@@ -200,7 +257,21 @@ def _hooks(args, columns: tuple[str, ...], nrow: int = 8) -> Hooks:
     def on_history(rows: list[list[float]]) -> None:
         _write_history(pd.DataFrame(rows, columns=list(columns)), args.history)
 
-    return Hooks(on_log, on_epoch, on_history)
+    def on_eval(row: dict[str, float], rows: list[list[float]]) -> None:
+        step = int(row["step"])
+        scores = {k: v for k, v in row.items() if k not in EVAL_BASE_COLUMNS}
+        tracking.log_metrics({f"eval/{k}": v for k, v in scores.items() if v == v}, step)
+        _write_quality(rows, args.quality, args.fid_history)
+
+    return Hooks(on_log, on_epoch, on_history, on_eval)
+
+
+def _write_quality(rows: list[list[float]], quality: Path, fid_history: Path) -> None:
+    """Classifier FID at every scored step; Inception FID at the steps it was computed."""
+    table = pd.DataFrame(rows, columns=[*EVAL_BASE_COLUMNS, "classifier_fid", "fid"])
+    table["minutes"] = table["minutes"].round(3)
+    _write_history(table.drop(columns="fid"), quality)
+    _write_history(table.dropna(subset=["fid"]).drop(columns="classifier_fid"), fid_history)
 
 
 def _write_history(history: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -222,7 +293,9 @@ def _train_translator(args, config: Config, device: torch.device) -> None:
         )
     precision = resolve_precision(config.precision, device)
     run_id = _start_run(config, args)
-    with tracking.open_run(run_id):
+    with tracking.open_run(run_id, system_metrics=True):
+        source = datasets.source_of(config.dataset, config.download.image_folder)
+        tracking.log_dataset(config.dataset, datasets.digest(task.source), source)
         tracking.set_tags(
             {
                 "device": device.type,
@@ -250,7 +323,9 @@ def _train_translator(args, config: Config, device: torch.device) -> None:
         )
         spec = translation.translator_spec(config, tuple(task.source.shape[1:]))
         generator_path = args.generator
-        translation.save_translator(generator_path, result.nets, config, spec, task, precision)
+        for path in (generator_path, args.best_generator):  # no scoring while training: last
+            translation.save_translator(path, result.nets, config, spec, task, precision)
+        _write_quality([], args.quality, args.fid_history)
         history = _write_history(
             pd.DataFrame(
                 result.history, columns=list(history_columns(translation.TranslationStep))

@@ -20,14 +20,15 @@ from ganlab.config import Config
 from ganlab.data.datasets import DATASETS
 from ganlab.device import Precision
 from ganlab.images import fixed_labels, sample_latent, scale_batch, to_uint8
-from ganlab.models import ModelSpec, build_models
+from ganlab.models import ModelSpec, build_models, pixel_low
 from ganlab.models.conditional import discriminate, forward_generator
 from ganlab.training import distributed
 from ganlab.training.augment import diff_augment
 from ganlab.training.losses import LOSSES
+from ganlab.training.monitor import Monitor, Reference
 from ganlab.training.optimizers import optimizer_for
 from ganlab.training.regularizers import clip_weights_, gradient_penalty, r1_penalty
-from ganlab.training.runner import Hooks, Progress, Runner, RunResult
+from ganlab.training.runner import Hooks, Progress, Runner, RunResult, planned_steps
 
 N_FIXED_SAMPLES = 64
 
@@ -51,6 +52,11 @@ def model_spec(config: Config, image_shape: tuple[int, int, int], n_classes: int
         config.spectral_norm,
         config.conditional,
         n_classes if config.conditional != "none" else 0,
+        config.mlp.g_hidden,
+        config.mlp.d_hidden,
+        config.mlp.g_activation,
+        config.mlp.d_activation,
+        config.mlp.output,
     )
 
 
@@ -112,6 +118,15 @@ def update_ema_(ema: nn.Module, net: nn.Module, decay: float) -> None:
         ema_buffer.copy_(buffer)
 
 
+def ema_decay_at(config: Config, step: int) -> float:
+    """ema_decay, warmed up (ema_warmup) as TensorFlow's ExponentialMovingAverage does:
+    min(decay, (1 + step) / (10 + step)), so the average follows G early instead of
+    dragging its random initial weights through a short run."""
+    if not config.ema_warmup:
+        return config.ema_decay
+    return min(config.ema_decay, (1 + step) / (10 + step))
+
+
 @dataclass
 class Batch:
     """One step's data: real images and labels, G's fakes and the labels they were asked for."""
@@ -121,6 +136,7 @@ class Batch:
     real_labels: torch.Tensor | None  # None for unconditional models
     fake_labels: torch.Tensor | None
     noise_std: float  # instance noise at this step
+    step: int = 0  # the runner's step: EMA warm-up
 
 
 def d_inputs(x: torch.Tensor, config: Config, noise_std: float) -> torch.Tensor:
@@ -188,7 +204,7 @@ def g_step(
     nets.scaler.scale(errG).backward()
     nets.scaler.step(nets.optG)
     if nets.netG_ema is not None:
-        update_ema_(nets.netG_ema, nets.netG, config.ema_decay)
+        update_ema_(nets.netG_ema, nets.netG, ema_decay_at(config, batch.step))
     with torch.no_grad():
         return torch.stack([errG.detach(), gan_loss.shown(output).mean()])
 
@@ -221,9 +237,10 @@ class GANStep:
         )
         self.device, self.precision, self.world = device, precision, world
         self.memory_format = torch.channels_last if _is_conv(nets.netD) else torch.contiguous_format
+        self.low = pixel_low(nets.netG)  # real images in G's output range
         self.global_batch = config.batch_size * world.size  # a step takes world.size batches
         self.steps_per_epoch = len(images) // self.global_batch
-        self.total_steps = self.steps_per_epoch * config.epochs
+        self.total_steps = planned_steps(config, self.steps_per_epoch)
         self.fixed_noise = sample_latent(
             N_FIXED_SAMPLES,
             config.z_dim,
@@ -253,7 +270,7 @@ class GANStep:
         # Every rank draws the whole global batch's order, noise and labels from the same RNG
         # states and takes its own slice: N ranks step as one process with N x batch.
         rows = world.shard(order[index * self.global_batch : (index + 1) * self.global_batch])
-        real = scale_batch(self.images[rows]).contiguous(memory_format=self.memory_format)
+        real = scale_batch(self.images[rows], self.low).contiguous(memory_format=self.memory_format)
         z = world.shard(sample_latent(self.global_batch, config.z_dim, config.latent, device))
         fake_labels = (
             world.shard(torch.randint(self.spec.n_classes, (self.global_batch,), device=device))
@@ -268,15 +285,30 @@ class GANStep:
             self.labels[rows] if self.labels is not None else None,
             fake_labels,
             config.instance_noise * max(0.0, 1 - progress.step / self.total_steps),
+            progress.step,
         )
         progress.sums[list(self.d_stats)] += d_step(
             self.nets, batch, config, self.precision, device
         )
         progress.d_updates += 1
         if (progress.step + 1) % config.n_critic == 0:
-            progress.sums[[1, 4]] += g_step(self.nets, batch, config, self.precision, device)
-            progress.g_updates += 1
+            for turn in range(config.n_gen):
+                if turn > 0 or config.g_fakes == "fresh":
+                    batch.fake = self._fakes_for_g(z, fake_labels)
+                progress.sums[[1, 4]] += g_step(self.nets, batch, config, self.precision, device)
+                progress.g_updates += 1
         self.nets.scaler.update()
+
+    def _fakes_for_g(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """New fakes for a G update: of fresh noise (g_fakes: fresh), or of the same z again
+        through the updated G (the second and later of n_gen updates)."""
+        config, device = self.config, self.device
+        if config.g_fakes == "fresh":
+            z = self.world.shard(
+                sample_latent(self.global_batch, config.z_dim, config.latent, device)
+            )
+        with self.precision.autocast(device):
+            return forward_generator(self.nets.stepG, z, labels)
 
     def log_extras(self) -> list[float]:
         return []
@@ -289,7 +321,7 @@ class GANStep:
         generator = self.nets.generator.eval()
         with torch.no_grad(), self.precision.autocast(self.device):
             frame = to_uint8(
-                forward_generator(generator, self.fixed_noise, self.fixed_classes)
+                forward_generator(generator, self.fixed_noise, self.fixed_classes), self.low
             ).cpu()
         self.nets.netG.train()
         return frame
@@ -343,11 +375,13 @@ def train(
     checkpoint_path: Path,
     run_id: str,
     hooks: Hooks | None = None,
+    reference: Reference | None = None,
 ) -> TrainResult:
     """Train netG/netD on uint8 `images` (N x C x H x W); resume from checkpoint_path if it fits.
 
     Conditional models (config.conditional) also need the class `labels` (N integers) and
-    `n_classes` (by default, the number of the dataset's named classes)."""
+    `n_classes` (by default, the number of the dataset's named classes). With a `reference`
+    and train.eval_every, the generator is scored while it trains and the best one kept."""
     torch.manual_seed(config.seed)
     if n_classes is None:
         n_classes = len(DATASETS[config.dataset].class_names)
@@ -360,7 +394,11 @@ def train(
     step = GANStep(
         nets, config, images, labels, spec, device=device, precision=precision, world=world
     )
-    result = Runner(step, config, device, checkpoint_path, run_id, hooks, world).run()
+    monitor = None
+    if reference is not None and config.train.eval_every is not None:
+        monitor = Monitor(reference, nets.generator, config, device=device, precision=precision)
+    runner = Runner(step, config, device, checkpoint_path, run_id, hooks, world, monitor)
+    result = runner.run()
     return TrainResult(
         **vars(result),
         netG=nets.generator.eval(),

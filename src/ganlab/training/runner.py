@@ -25,6 +25,7 @@ from ganlab.errors import GanlabError
 from ganlab.training import distributed
 
 BASE_COLUMNS = ("step", "epoch")
+EVAL_BASE_COLUMNS = ("step", "epoch", "minutes")  # minutes of training, evaluation excluded
 
 
 class NonFiniteLossError(GanlabError, RuntimeError):
@@ -39,6 +40,8 @@ class Hooks:
     on_epoch: Callable[[int, torch.Tensor], None] = lambda epoch, frame: None
     # the whole history so far, after every new row and on resume: a curve survives a kill
     on_history: Callable[[list[list[float]]], None] = lambda history: None
+    # each quality row (EVAL_BASE_COLUMNS + the evaluator's columns), and all of them so far
+    on_eval: Callable[[dict[str, float], list[list[float]]], None] = lambda row, evals: None
 
 
 @dataclass
@@ -56,6 +59,12 @@ class Progress:
     sums: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
     d_updates: int = 0
     g_updates: int = 0
+    # quality during training (an Evaluator): its rows and the best generator so far
+    evals: list[list[float]] = field(default_factory=list)
+    best_step: int = -1
+    best_score: float = math.inf
+    best_state: dict[str, torch.Tensor] | None = None
+    eval_seconds: float = 0.0
 
 
 class Step(Protocol):
@@ -78,6 +87,17 @@ class Step(Protocol):
     def frame(self) -> torch.Tensor: ...
 
 
+class Evaluator(Protocol):
+    """Scores the generator while it trains (ganlab.training.monitor.Monitor)."""
+
+    columns: tuple[str, ...]  # the first one picks the best generator: lower is better
+
+    def due(self, step: int) -> bool: ...
+    def evaluate(self, step: int, final: bool) -> list[float]: ...
+    def state(self) -> dict[str, torch.Tensor]:
+        """A copy of the scored generator's weights, kept when its score is the best so far."""
+
+
 @dataclass
 class RunResult:
     history: list[list[float]]
@@ -86,11 +106,25 @@ class RunResult:
     epochs: int  # epochs run; the last one partial when train.max_minutes ran out
     train_seconds: float
     resumed_from_step: int | None = None
+    evals: list[list[float]] = field(default_factory=list)
+    best_step: int | None = None  # None: nothing was scored, the last generator is the best
+    best_state: dict[str, torch.Tensor] | None = None
+    eval_seconds: float = 0.0
+
+
+def planned_steps(config: Config, steps_per_epoch: int) -> int:
+    """train.max_steps when set (as many epochs as that takes), else config.epochs' worth."""
+    return config.train.max_steps or steps_per_epoch * config.epochs
 
 
 def history_columns(step: Step) -> tuple[str, ...]:
     """The columns of a step's history rows (metrics/train_history.csv)."""
     return (*BASE_COLUMNS, *step.columns, *step.extra_columns)
+
+
+def eval_columns(evaluator: Evaluator) -> tuple[str, ...]:
+    """The columns of the quality rows an evaluator adds to RunResult.evals."""
+    return (*EVAL_BASE_COLUMNS, *evaluator.columns)
 
 
 def means_since_log(progress: Progress, d_stats: Sequence[int], checkpoint_path: Path) -> list:
@@ -140,14 +174,18 @@ class Runner:
         run_id: str,
         hooks: Hooks | None = None,
         world: distributed.World | None = None,
+        evaluator: Evaluator | None = None,
     ) -> None:
         self.step, self.config, self.device = step, config, device
+        self.evaluator = evaluator if world is None or world.is_main else None
         self.checkpoint_path, self.run_id = checkpoint_path, run_id
         self.hooks = hooks or Hooks()
         self.world = world or distributed.World()
         self.fingerprint = config.training_fingerprint()
         self.data_order = torch.Generator().manual_seed(config.seed)
         self.budget = 60 * config.train.max_minutes if config.train.max_minutes else math.inf
+        self.total_steps = planned_steps(config, step.steps_per_epoch)
+        self.epochs = math.ceil(self.total_steps / step.steps_per_epoch)
 
     def run(self, desc: str = "train") -> RunResult:
         saved = resume_progress(
@@ -160,9 +198,12 @@ class Runner:
             self.hooks.on_epoch(epoch, frame)
         if saved:
             self.hooks.on_history(self.progress.history)
+            if self.progress.evals and self.evaluator is not None:
+                row = dict(zip(eval_columns(self.evaluator), self.progress.evals[-1], strict=True))
+                self.hooks.on_eval(row, self.progress.evals)
         self.started = self.last_checkpoint = time.perf_counter()
         bar = tqdm(
-            total=self.step.steps_per_epoch * self.config.epochs,
+            total=self.total_steps,
             initial=self.progress.step,
             desc=desc,
             unit="step",
@@ -170,18 +211,24 @@ class Runner:
             disable=not self.world.is_main,
         )
         self.step.train_mode(True)
-        while self.progress.epoch < self.config.epochs:
+        while self.progress.epoch < self.epochs:
             if self._run_epoch(bar):
                 break
         bar.close()
+        self._evaluate(final=True)
         self.step.train_mode(False)
+        progress = self.progress
         return RunResult(
-            history=self.progress.history,
-            frames=self.progress.frames,
-            steps=self.progress.step,
-            epochs=self.progress.epoch,
+            history=progress.history,
+            frames=progress.frames,
+            steps=progress.step,
+            epochs=progress.epoch,
             train_seconds=self._elapsed(),
             resumed_from_step=resumed_from,
+            evals=progress.evals,
+            best_step=progress.best_step if progress.best_state is not None else None,
+            best_state=progress.best_state,
+            eval_seconds=progress.eval_seconds,
         )
 
     def _run_epoch(self, bar: tqdm) -> bool:
@@ -198,7 +245,9 @@ class Runner:
                 self._log_row()
                 last = progress.history[-1]
                 bar.set_postfix(d_loss=f"{last[2]:.3f}", g_loss=f"{last[3]:.3f}")
-            if self._elapsed() >= self.budget:
+            if self.evaluator is not None and self.evaluator.due(progress.step):
+                self._evaluate(final=False)
+            if self._out_of_budget():
                 break
             if progress.batch_in_epoch < self.step.steps_per_epoch and self._checkpoint_due():
                 self._save_checkpoint(epoch_start_order)
@@ -209,10 +258,36 @@ class Runner:
         progress.batch_in_epoch = 0
         self.hooks.on_epoch(progress.epoch, progress.frames[-1])
         self._save_checkpoint(self.data_order.get_state())
-        return self._elapsed() >= self.budget  # train.max_minutes: a partial last epoch
+        return self._out_of_budget()  # train.max_minutes or max_steps: a partial last epoch
+
+    def _out_of_budget(self) -> bool:
+        return self._elapsed() >= self.budget or self.progress.step >= self.total_steps
 
     def _elapsed(self) -> float:
         return self.progress.elapsed + time.perf_counter() - self.started
+
+    def _evaluate(self, final: bool) -> None:
+        """One quality row; keeps the generator when its score is the best so far.
+
+        Evaluation time is not training time: it is kept out of train.max_minutes."""
+        progress, evaluator = self.progress, self.evaluator
+        if evaluator is None:
+            return
+        if final and progress.evals and progress.evals[-1][0] == progress.step:
+            return  # the last step was scored already
+        started = time.perf_counter()
+        minutes = self._elapsed() / 60
+        values = evaluator.evaluate(progress.step, final)
+        epoch = progress.epoch + (progress.batch_in_epoch > 0 or progress.epoch == 0)
+        row = [float(progress.step), float(epoch), minutes, *values]
+        progress.evals.append(row)
+        if values[0] < progress.best_score:
+            progress.best_step, progress.best_score = progress.step, values[0]
+            progress.best_state = evaluator.state()
+        seconds = time.perf_counter() - started
+        self.started += seconds
+        progress.eval_seconds += seconds
+        self.hooks.on_eval(dict(zip(eval_columns(evaluator), row, strict=True)), progress.evals)
 
     def _log_row(self) -> None:
         progress = self.progress

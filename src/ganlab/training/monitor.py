@@ -1,0 +1,110 @@
+"""Quality while training: the generator scored every train.eval_every steps.
+
+A cheap score every time (classifier FID: the domain classifier's features of
+train.eval_samples fakes against the test split's) picks the best generator. The
+evaluate stage's own FID (pytorch-fid's Inception, train.fid_samples fakes against
+data/fid_stats.npz) comes every train.fid_every steps and at the end, when fid_every is
+set. Both go through the metrics registry, as in the evaluate stage. The noise is the
+same seeded draw each time, from its own generator: training's RNG is untouched, so a
+run with scoring trains the same weights as one without.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ganlab import sampling
+from ganlab.config import Config, FidSection
+from ganlab.device import Precision
+from ganlab.metrics import registry
+from ganlab.metrics.classifier import DomainClassifier
+from ganlab.metrics.features import Features, classifier_features, inception_features
+from ganlab.metrics.fid import MetricError
+from ganlab.metrics.inception import FIDInception
+
+EVAL_SEED_OFFSET = 2  # its own noise: not the progress grids' (seed) nor evaluate's (seed + 1)
+
+
+@dataclass
+class Reference:
+    """What fakes are scored against; loaded once by the train stage."""
+
+    classifier: DomainClassifier
+    real_classifier: np.ndarray  # the classifier's features of the test split
+    inception: FIDInception | None = None  # None: no Inception FID while training
+    real_stats: tuple[np.ndarray, np.ndarray] | None = None  # data/fid_stats.npz
+    fid: FidSection | None = None
+
+
+def _score(features: Features, name: str) -> float:
+    """A registry metric, NaN when its features are absent or no real distance exists."""
+    try:
+        return registry.score(features, (name,)).get(name, math.nan)
+    except MetricError:  # a collapsed generator: a gap in the curve, not a crash
+        return math.nan
+
+
+class Monitor:
+    """An Evaluator (ganlab.training.runner) for noise-to-image generators."""
+
+    def __init__(
+        self,
+        reference: Reference,
+        generator: nn.Module,
+        config: Config,
+        *,
+        device: torch.device,
+        precision: Precision,
+    ) -> None:
+        self.reference, self.generator, self.config = reference, generator, config
+        self.device, self.precision = device, precision
+        self.columns = ("classifier_fid", "fid")
+
+    def due(self, step: int) -> bool:
+        return step % self.config.train.eval_every == 0
+
+    def _fid_due(self, step: int, final: bool) -> bool:
+        every = self.config.train.fid_every
+        return self.reference.inception is not None and (
+            final or (every is not None and step % every == 0)
+        )
+
+    def evaluate(self, step: int, final: bool) -> list[float]:
+        """[classifier FID, Inception FID or NaN when not due] of the generator as it is now."""
+        train = self.config.train
+        fid_due = self._fid_due(step, final)
+        n = max(train.eval_samples, train.fid_samples if fid_due else 0)
+        was_training = self.generator.training
+        self.generator.eval()
+        fakes = sampling.generate(
+            self.generator,
+            n,
+            z_dim=self.config.z_dim,
+            latent=self.config.latent,
+            seed=self.config.seed + EVAL_SEED_OFFSET,
+            device=self.device,
+            precision=self.precision,
+        )
+        self.generator.train(was_training)
+        features = Features(real_classifier=self.reference.real_classifier)
+        features.fake_classifier, _ = classifier_features(
+            self.reference.classifier, fakes[: train.eval_samples], self.device
+        )
+        if fid_due:
+            features.real_stats = self.reference.real_stats
+            features.fake_inception, _ = inception_features(
+                fakes[: train.fid_samples],
+                self.reference.inception,
+                self.reference.fid,
+                self.device,
+                desc=f"FID at step {step}",
+            )
+        return [_score(features, name) for name in self.columns]
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().clone() for k, v in self.generator.state_dict().items()}

@@ -1,0 +1,185 @@
+"""Each classic lesson's preset builds the networks, optimizers and data range the lesson has.
+
+The expected values are the lessons' own (issue 17's table), written out here rather than
+read from ganlab.presets, so a wrong preset fails.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from ganlab.config import config_from_dict
+from ganlab.data.datasets import DATASETS
+from ganlab.models import pixel_low
+from ganlab.presets import LESSONS, PRESETS, exp_run_line, flat_overrides
+from ganlab.training import distributed
+from ganlab.training.gan import build_nets, model_spec
+from ganlab.training.runner import planned_steps
+from tests.conftest import FP32, REPO, tiny_images, train_on_cpu
+
+ADAM, SGD, RMSPROP = torch.optim.Adam, torch.optim.SGD, torch.optim.RMSprop
+LEAKY, RELU = nn.LeakyReLU, nn.ReLU
+
+MLPS = {  # preset: (G's Linear shapes, D's, G's and D's hidden activation, dropout, output)
+    "fashion_mlp_lab": (
+        [(100, 32), (32, 64), (64, 128), (128, 784)],
+        [(784, 128), (128, 64), (64, 32), (32, 1)],
+        LEAKY,
+        LEAKY,
+        0.3,
+        nn.Tanh,
+    ),
+    "udacity_mlp_mnist": (
+        [(100, 32), (32, 64), (64, 128), (128, 784)],
+        [(784, 128), (128, 64), (64, 32), (32, 1)],
+        LEAKY,
+        LEAKY,
+        0.3,
+        nn.Tanh,
+    ),
+    "mnist_mlp_tutorial": (
+        [(64, 256), (256, 256), (256, 784)],
+        [(784, 256), (256, 256), (256, 1)],
+        RELU,
+        LEAKY,
+        0.0,
+        nn.Tanh,
+    ),
+    "tf_mlp_mnist": ([(100, 256), (256, 784)], [(784, 256), (256, 1)], RELU, RELU, 0.0, nn.Sigmoid),
+}
+CONVS = {  # preset: (G's channels from the 4x4 seed to the image, D's from the image, side)
+    "udacity_dcgan_svhn": ([128, 64, 32, 3], [3, 32, 64, 128], 32),
+    "dcgan_celeba": ([1024, 512, 256, 128, 3], [3, 64, 128, 256, 512], 64),
+    "dcgan_mnist32": ([256, 128, 64, 1], [1, 64, 128, 256], 32),
+    "wgan_clip_study": ([1024, 512, 256, 128, 1], [1, 64, 128, 256, 512], 64),
+}
+TRAINING = {  # preset: (G's optimizer, lr, betas; D's optimizer, lr; batch; epochs or steps)
+    "fashion_mlp_lab": (ADAM, 0.002, (0.9, 0.999), SGD, 0.02, 64, "20 epochs"),
+    "udacity_mlp_mnist": (ADAM, 0.002, (0.9, 0.999), ADAM, 0.002, 64, "100 epochs"),
+    "udacity_dcgan_svhn": (ADAM, 2e-4, (0.5, 0.999), ADAM, 2e-4, 128, "50 epochs"),
+    "mnist_mlp_tutorial": (ADAM, 2e-4, (0.9, 0.999), ADAM, 2e-4, 100, "20 epochs"),
+    "tf_mlp_mnist": (ADAM, 2e-4, (0.9, 0.999), ADAM, 2e-4, 128, "70000 steps"),
+    "dcgan_celeba": (ADAM, 2e-4, (0.5, 0.999), ADAM, 2e-4, 128, "5 epochs"),
+    "dcgan_mnist32": (ADAM, 2e-4, (0.5, 0.999), ADAM, 2e-4, 32, "5 epochs"),
+    "wgan_clip_study": (RMSPROP, 5e-4, None, RMSPROP, 5e-4, 64, "3 epochs"),
+}
+NOISE = {  # preset: (z_dim, latent, real label, G's fakes)
+    "fashion_mlp_lab": (100, "uniform", 1.0, "reuse"),
+    "udacity_mlp_mnist": (100, "uniform", 0.9, "fresh"),
+    "udacity_dcgan_svhn": (100, "normal", 1.0, "fresh"),
+    "mnist_mlp_tutorial": (64, "normal", 1.0, "fresh"),
+    "tf_mlp_mnist": (100, "uniform", 1.0, "reuse"),
+    "dcgan_celeba": (100, "normal", 1.0, "reuse"),
+    "dcgan_mnist32": (100, "normal", 1.0, "reuse"),
+    "wgan_clip_study": (100, "normal", 1.0, "reuse"),
+}
+
+
+def lesson_config(name: str):
+    """params.yaml with the preset applied, as `dvc exp run -S` leaves it."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for key, value in flat_overrides(name).items():
+        section, _, inner = key.rpartition(".")
+        (params[section] if section else params)[inner] = value
+    return config_from_dict(params)
+
+
+def build(name: str):
+    config = lesson_config(name)
+    info = DATASETS[config.dataset]
+    channels, side, _ = info.image_shape
+    side = config.image_size or side
+    spec = model_spec(config, (channels, side, side), len(info.class_names))
+    nets = build_nets(config, spec, torch.device("cpu"), FP32, distributed.World())
+    return config, nets
+
+
+def test_every_lesson_is_checked_against_the_table():
+    assert set(LESSONS) == set(TRAINING) == set(NOISE) == set(MLPS) | set(CONVS)
+
+
+@pytest.mark.parametrize("name", sorted(MLPS))
+def test_mlp_lessons_build_the_layers_activations_and_output_they_teach(name):
+    g_shapes, d_shapes, g_act, d_act, dropout, output = MLPS[name]
+    _, nets = build(name)
+    for net, shapes, act in ((nets.netG, g_shapes, g_act), (nets.netD, d_shapes, d_act)):
+        linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+        assert [(m.in_features, m.out_features) for m in linears] == shapes
+        hidden = [m for m in net.modules() if isinstance(m, LEAKY | RELU)]
+        assert len(hidden) == len(shapes) - 1 and all(type(m) is act for m in hidden)
+        assert all(m.negative_slope == 0.2 for m in hidden if isinstance(m, LEAKY))
+        assert {m.p for m in net.modules() if isinstance(m, nn.Dropout)} <= {dropout}
+    assert isinstance(list(nets.netG.modules())[-1], output)
+    assert pixel_low(nets.netG) == (0.0 if output is nn.Sigmoid else -1.0)
+
+
+@pytest.mark.parametrize("name", sorted(CONVS))
+def test_dcgan_lessons_build_the_channels_they_teach(name):
+    g_channels, d_channels, side = CONVS[name]
+    config, nets = build(name)
+    g_convs = [m for m in nets.netG.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert [m.out_channels for m in g_convs] == g_channels
+    assert g_convs[0].in_channels == config.z_dim and g_convs[0].kernel_size == (4, 4)
+    d_convs = [m for m in nets.netD.features.modules() if isinstance(m, nn.Conv2d)]
+    assert [m.in_channels for m in d_convs] + [d_convs[-1].out_channels] == d_channels
+    image = nets.netG.eval()(torch.randn(2, config.z_dim))
+    assert image.shape == (2, g_channels[-1], side, side)
+
+
+@pytest.mark.parametrize("name", sorted(TRAINING))
+def test_lessons_train_with_the_optimizers_batch_and_length_they_teach(name):
+    g_opt, g_lr, betas, d_opt, d_lr, batch, length = TRAINING[name]
+    config, nets = build(name)
+    assert type(nets.optG) is g_opt and nets.optG.param_groups[0]["lr"] == pytest.approx(g_lr)
+    assert type(nets.optD) is d_opt and nets.optD.param_groups[0]["lr"] == pytest.approx(d_lr)
+    if betas is not None:
+        assert nets.optG.param_groups[0]["betas"] == betas
+    assert config.batch_size == batch
+    count, unit = length.split()
+    if unit == "steps":
+        assert planned_steps(config, steps_per_epoch=468) == int(count)
+    else:
+        assert config.epochs == int(count) and config.train.max_steps is None
+    assert (config.z_dim, config.latent, config.real_label, config.g_fakes) == NOISE[name]
+    assert config.ema_decay is None and config.conditional == "none"
+
+
+def test_the_sigmoid_generator_trains_on_data_in_0_1(tmp_path: Path, cpu):
+    """tf_mlp_mnist's G outputs [0, 1]; D sees real images in the same range."""
+    config = lesson_config("tf_mlp_mnist")
+    params = {**config_to_tiny(config), "train": {"max_steps": 6, "log_every": 2}}
+    tiny = config_from_dict(params)
+    result = train_on_cpu(tiny, tiny_images(), tmp_path / "c.pt")
+    assert result.steps == 6  # train.max_steps, not epochs
+    samples = result.netG(torch.rand(8, tiny.z_dim) * 2 - 1)
+    assert samples.min() >= 0 and samples.max() <= 1
+
+
+def config_to_tiny(config) -> dict:
+    """The lesson's params on the tiny fixture data (Fashion-MNIST-shaped, batch 16)."""
+    return {
+        "dataset": "fashion_mnist",
+        "model": config.model,
+        "mlp": {
+            "g_hidden": list(config.mlp.g_hidden),
+            "d_hidden": list(config.mlp.d_hidden),
+            "g_activation": config.mlp.g_activation,
+            "d_activation": config.mlp.d_activation,
+            "output": config.mlp.output,
+        },
+        "latent": config.latent,
+        "init": config.init,
+        "batch_size": 16,
+        "precision": "fp32",
+    }
+
+
+def test_exp_run_lines_set_sections_with_dotted_keys():
+    line = exp_run_line("tf_mlp_mnist")
+    assert "-S mlp.g_hidden=[256]" in line and "-S train.max_steps=70000" in line
+    assert all(exp_run_line(name).startswith("dvc exp run -n ") for name in PRESETS)

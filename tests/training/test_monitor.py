@@ -1,0 +1,103 @@
+"""Scoring while training: same weights as without it, the best generator kept, resumable."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganlab.config import config_from_dict
+from ganlab.metrics import classifier
+from ganlab.metrics.features import classifier_features
+from ganlab.training.monitor import Monitor, Reference
+from ganlab.training.runner import Hooks
+from tests.conftest import tiny_images, tiny_params, train_on_cpu
+
+
+class Interrupt(Exception):
+    pass
+
+
+def reference(cpu: torch.device) -> Reference:
+    """An untrained classifier's features of the bar images: a fixed space to score in."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = classifier.DomainClassifier((1, 28, 28), 10).eval()
+    return Reference(model, classifier_features(model, tiny_images(), cpu)[0])
+
+
+def scored(**train) -> dict:
+    return tiny_params(epochs=3, train={"eval_every": 2, "eval_samples": 32, **train})
+
+
+def weights(result) -> list[torch.Tensor]:
+    return list(result.netG.state_dict().values())
+
+
+def test_scoring_leaves_the_training_itself_unchanged(tmp_path: Path, cpu):
+    plain = train_on_cpu(config_from_dict(tiny_params(epochs=3)), tiny_images(), tmp_path / "a")
+    config = config_from_dict(scored())
+    result = train_on_cpu(config, tiny_images(), tmp_path / "b", reference=reference(cpu))
+    assert all(torch.equal(a, b) for a, b in zip(weights(plain), weights(result), strict=True))
+    assert result.history == plain.history
+    assert [row[0] for row in result.evals] == [2, 4, 6, 8, 10, 12]  # 4 steps an epoch
+    assert [row[1] for row in result.evals] == [1, 1, 2, 2, 3, 3]
+    assert all(math.isfinite(row[3]) for row in result.evals)
+    assert all(math.isnan(row[4]) for row in result.evals)  # no Inception in this reference
+
+
+def test_the_best_scored_generator_is_kept_with_its_step(tmp_path: Path, cpu, monkeypatch):
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
+    evaluate = Monitor.evaluate
+
+    def recording(self, step, final):
+        snapshots[step] = self.state()
+        return evaluate(self, step, final)
+
+    monkeypatch.setattr(Monitor, "evaluate", recording)
+    config = config_from_dict(scored())
+    result = train_on_cpu(config, tiny_images(), tmp_path / "a", reference=reference(cpu))
+    scores = [row[3] for row in result.evals]
+    assert result.best_step == result.evals[scores.index(min(scores))][0]
+    best = snapshots[result.best_step]
+    assert all(torch.equal(result.best_state[k], best[k]) for k in best)
+    for step, state in snapshots.items():  # and no other step's weights
+        if step != result.best_step:
+            assert any(not torch.equal(state[k], best[k]) for k in best)
+
+
+def test_resume_keeps_the_scores_and_the_best_generator(tmp_path: Path, cpu):
+    config = config_from_dict(scored(checkpoint_every=3))
+    whole = train_on_cpu(config, tiny_images(), tmp_path / "a", reference=reference(cpu))
+
+    def stop_at_step_7(row):
+        if row["step"] >= 7:
+            raise Interrupt
+
+    path = tmp_path / "b"
+    with pytest.raises(Interrupt):
+        train_on_cpu(
+            config,
+            tiny_images(),
+            path,
+            reference=reference(cpu),
+            hooks=Hooks(on_log=stop_at_step_7),
+        )
+    resumed = train_on_cpu(config, tiny_images(), path, reference=reference(cpu))
+    assert resumed.resumed_from_step == 6
+    assert [row[:2] + row[3:4] for row in resumed.evals] == [
+        row[:2] + row[3:4] for row in whole.evals
+    ]
+    assert resumed.best_step == whole.best_step
+    assert all(torch.equal(resumed.best_state[k], whole.best_state[k]) for k in whole.best_state)
+
+
+def test_fid_every_without_eval_every_is_refused_naming_both_keys():
+    from ganlab.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"train.fid_every = 4 needs train.eval_every"):
+        config_from_dict(tiny_params(train={"fid_every": 4}))
+    with pytest.raises(ConfigError, match=r"not a multiple of train.eval_every = 3"):
+        config_from_dict(tiny_params(train={"eval_every": 3, "fid_every": 4}))
