@@ -314,8 +314,6 @@ NOISE_ONLY = (
     "spectral_norm",
     "minibatch_std",
     "instance_noise",
-    "ema_decay",
-    "ema_warmup",
     "diffaugment",
     "conditional",
     "dropout",

@@ -9,8 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 PAPERS: dict[str, dict[str, Any]] = {
-    # Radford et al. (2016): the defaults in params.yaml.
-    "dcgan": {},
+    # Radford et al. (2016): params.yaml's DCGAN at the paper's width, batch and length, no EMA.
+    "dcgan": {
+        "ngf": 64,
+        "ndf": 64,
+        "batch_size": 128,
+        "epochs": 5,
+        "ema_decay": None,
+        "ema_warmup": False,
+    },
     # Arjovsky et al. (2017): RMSprop 5e-5, clipping 0.01, five critic steps per G step.
     "wgan_clip": {
         "loss": "wasserstein",
@@ -50,6 +57,7 @@ PAPERS: dict[str, dict[str, Any]] = {
 # The classic teaching setups, each exactly as its material has it (issue 17's table). Adam's
 # betas are PyTorch's and TensorFlow's defaults (0.9, 0.999) unless the material sets them.
 DEFAULT_BETAS = {"beta1": 0.9, "beta2": 0.999}
+NO_EMA = {"ema_decay": None, "ema_warmup": False}  # params.yaml's recipe averages G; no lesson does
 LESSONS: dict[str, dict[str, Any]] = {
     # The Fashion-MNIST MLP lab: D 784-128-64-32-1, G 100-32-64-128-784, LeakyReLU 0.2,
     # dropout 0.3 in both, z ~ U(-1, 1); D: SGD 0.02, G: Adam 0.002; batch 64, 20 epochs;
@@ -70,6 +78,7 @@ LESSONS: dict[str, dict[str, Any]] = {
         "real_label": 1.0,
         "g_fakes": "reuse",
         "init": "default",
+        **NO_EMA,
     },
     # The Udacity GAN notes, MLP on MNIST: the same shapes; Adam 0.002 for both; batch 64,
     # 100 epochs; real labels smoothed to 0.9; fresh z for G's step.
@@ -86,6 +95,7 @@ LESSONS: dict[str, dict[str, Any]] = {
         "real_label": 0.9,
         "g_fakes": "fresh",
         "init": "default",
+        **NO_EMA,
     },
     # The Udacity DCGAN on SVHN: conv_dim 32 (G: z -> 4x4x128 -> 8x8x64 -> 16x16x32 ->
     # 32x32x3), BatchNorm, LeakyReLU in D; Adam 2e-4 (0.5, 0.999); batch 128, 50 epochs.
@@ -102,6 +112,7 @@ LESSONS: dict[str, dict[str, Any]] = {
         "epochs": 50,
         "g_fakes": "fresh",
         "init": "default",
+        **NO_EMA,
     },
     # The MNIST MLP tutorial: D 784-256-256-1 (LeakyReLU 0.2), G 64-256-256-784 (ReLU, tanh),
     # no dropout, z ~ N(0, 1) 64-d; Adam 2e-4; batch 100, 20 epochs.
@@ -124,6 +135,7 @@ LESSONS: dict[str, dict[str, Any]] = {
         "epochs": 20,
         "g_fakes": "fresh",
         "init": "default",
+        **NO_EMA,
     },
     # The TensorFlow MLP tutorial: one hidden layer of 256 in each, ReLU, Glorot init, G's
     # output a sigmoid with data in [0, 1]; z ~ U(-1, 1) 100-d; Adam 2e-4; batch 128; 70,000
@@ -147,6 +159,7 @@ LESSONS: dict[str, dict[str, Any]] = {
         "train": {"max_steps": 70000},
         "g_fakes": "reuse",
         "init": "xavier",
+        **NO_EMA,
     },
     # The DCGAN/WGAN study, DCGAN on CelebA at 64x64: G from 4x4x(16 x 64 features) = 1024
     # channels (ngf 128 here, whose G starts at 8 x ngf), D 64 features; Adam 2e-4 (0.5, 0.999);
@@ -164,6 +177,7 @@ LESSONS: dict[str, dict[str, Any]] = {
         "batch_size": 128,
         "epochs": 5,
         "g_fakes": "reuse",
+        **NO_EMA,
     },
     # The same study's DCGAN on MNIST at 32x32 with batch 32.
     "dcgan_mnist32": {
@@ -179,6 +193,7 @@ LESSONS: dict[str, dict[str, Any]] = {
         "batch_size": 32,
         "epochs": 5,
         "g_fakes": "reuse",
+        **NO_EMA,
     },
     # The same study's WGAN: RMSprop 5e-4, batch 64, 3 epochs, 5 critic steps, clipping 0.01.
     "wgan_clip_study": {
@@ -196,6 +211,7 @@ LESSONS: dict[str, dict[str, Any]] = {
         "lr": 0.0005,
         "batch_size": 64,
         "epochs": 3,
+        **NO_EMA,
     },
 }
 PRESETS: dict[str, dict[str, Any]] = {**PAPERS, **LESSONS}

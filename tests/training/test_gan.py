@@ -103,7 +103,8 @@ def test_cutout_blanks_a_quarter_of_each_image():
 @pytest.mark.parametrize("model", ["dcgan", "mlp"])
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_presets_train_with_finite_losses(preset, model, tmp_path: Path, cpu):
-    config = config_from_dict(tiny_params(**{"model": model, "epochs": 2, **PRESETS[preset]}))
+    settings = {"model": model, **PRESETS[preset], "epochs": 2, "batch_size": 16}  # tiny data
+    config = config_from_dict(tiny_params(**settings))
     result = train_on_cpu(config, tiny_images(), tmp_path / "c.pt", torch.arange(64) % 10)
     assert result.history, "no log row was written"
     assert all(torch.isfinite(torch.tensor(row)).all() for row in result.history)

@@ -184,6 +184,11 @@ class Runner:
         self.fingerprint = config.training_fingerprint()
         self.data_order = torch.Generator().manual_seed(config.seed)
         self.budget = 60 * config.train.max_minutes if config.train.max_minutes else math.inf
+        if step.steps_per_epoch == 0:
+            raise ValueError(
+                f"batch_size = {config.batch_size} is more than the training images: expected "
+                "at least one full batch per epoch"
+            )
         self.total_steps = planned_steps(config, step.steps_per_epoch)
         self.epochs = math.ceil(self.total_steps / step.steps_per_epoch)
 
