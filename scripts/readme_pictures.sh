@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 OUT=docs/images
 mkdir -p "$OUT"
 
-cp reports/figures/{samples.png,progress.png,progress.gif,losses.png,d_outputs.png} "$OUT"/
-ganlab interpolate --checkpoint models/generator.pt --seeds 0 1 2 3 4 --steps 10 \
+cp reports/figures/{samples.png,progress.png,progress.gif,losses.png,d_outputs.png,quality.png} "$OUT"/
+ganlab interpolate --checkpoint models/generator_best.pt --seeds 0 1 2 3 4 --steps 10 \
     --method slerp --out "$OUT/interpolation.png" --gif "$OUT/interpolation.gif"
 ganlab leaderboard --markdown docs/leaderboard.md >/dev/null
 python - <<'EOF'

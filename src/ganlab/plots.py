@@ -11,9 +11,14 @@ from ganlab.io import atomic_path
 
 
 def save_curves(
-    history: pd.DataFrame, labels: Mapping[str, str], path: str | Path, title: str, ylabel: str
+    history: pd.DataFrame,
+    labels: Mapping[str, str],
+    path: str | Path,
+    title: str,
+    ylabel: str,
+    x: str = "step",
 ) -> None:
-    """Line plot of history columns (column -> legend label) against the training step, as a PNG."""
+    """Line plot of history columns (column -> legend label) against column `x`, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,8 +26,8 @@ def save_curves(
 
     figure, axes = plt.subplots(figsize=(8, 4.5), dpi=100)
     for column, label in labels.items():
-        axes.plot(history["step"], history[column], label=label, linewidth=1.2)
-    axes.set_xlabel("step")
+        axes.plot(history[x], history[column], label=label, linewidth=1.2, marker=".")
+    axes.set_xlabel(x)
     axes.set_ylabel(ylabel)
     axes.set_title(title)
     axes.grid(alpha=0.3)

@@ -140,7 +140,8 @@ def test_dvc_repro_then_exp_run_make_two_comparable_mlflow_runs(two_runs):
     assert evaluation["classifier_n_real"] == 10000  # the Fashion-MNIST test split
     assert 1 <= evaluation["classes_covered"] <= 10
     assert two_runs["after_repro"]["metrics/classifier.json"]["test_accuracy"] > 0.5
-    for name in ("samples.png", "progress.png", "progress.gif", "losses.png", "d_outputs.png"):
+    pictures = ("samples.png", "progress.png", "progress.gif", "losses.png", "d_outputs.png")
+    for name in (*pictures, "quality.png", "fid_over_time.png"):
         assert (root / "reports/figures" / name).stat().st_size > 0
     history = (root / "metrics/train_history.csv").read_text().splitlines()
     assert history[0] == "step,epoch,d_loss,g_loss,d_real,d_fake_d_step,d_fake_g_step"

@@ -35,6 +35,22 @@ def _epoch_grids(progress: Path) -> list[torch.Tensor]:
     return [decode_png(read_file(str(path))) for path in paths]
 
 
+def _quality_pictures(args, out: Path) -> list[str]:
+    """Classifier FID by step and Inception FID by minutes of training, where scored."""
+    names = []
+    for path, column, label, x, name in (
+        (args.quality, "classifier_fid", "classifier FID", "step", "quality.png"),
+        (args.fid_history, "fid", "FID (train.fid_samples fakes)", "minutes", "fid_over_time.png"),
+    ):
+        table = pd.read_csv(path) if path is not None and path.is_file() else None
+        if table is None or table.empty:
+            continue
+        title = f"{label} during training (lower is better)"
+        plots.save_curves(table, {column: label}, out / name, title, label, x=x)
+        names.append(name)
+    return names
+
+
 def _training_pictures(
     grids: list[torch.Tensor], history: pd.DataFrame, side: int, config, out: Path
 ) -> list[str]:
@@ -116,6 +132,8 @@ def main() -> None:
     arguments.add_argument("--history", type=Path, required=True, help="loss history CSV")
     arguments.add_argument("--mlflow-run", type=Path, required=True, help="MLflow run id JSON")
     arguments.add_argument("--out", type=Path, required=True, help="folder for the pictures")
+    arguments.add_argument("--quality", type=Path, help="classifier-FID-during-training CSV")
+    arguments.add_argument("--fid-history", type=Path, help="FID-during-training CSV")
     arguments.add_argument("--data", type=Path, help="data root (translation models' test inputs)")
     args = arguments.parse_args()
 
@@ -147,6 +165,7 @@ def main() -> None:
         names = [
             "samples.png",
             *_training_pictures(grids, history, saved["spec"]["image_shape"][1], config, out),
+            *_quality_pictures(args, out),
         ]
         classes = n_classes(netG)
         if classes:  # conditional G: one row per class
