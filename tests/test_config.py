@@ -110,3 +110,16 @@ def test_exponent_without_a_dot_is_a_number_as_users_type_it():
     assert config_from_dict({"lr": "5e-05", "d_lr": "2E-4"}).lr == 5e-5
     with pytest.raises(ConfigError, match=r"lr = 'fast' has the wrong type: expected a number"):
         config_from_dict({"lr": "fast"})
+
+
+def test_params_yaml_holds_every_key_the_config_has():
+    """`dvc exp run -S key=value` overrides only keys params.yaml has, and DVC tracks only those."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    written = set(flatten(config_from_dict(raw)))
+    present = {
+        key
+        for key in written
+        if key.split(".")[0] in raw
+        and (("." not in key) or key.split(".", 1)[1] in (raw[key.split(".")[0]] or {}))
+    }
+    assert written - present == set()

@@ -182,3 +182,14 @@ def test_the_generator_artifact_is_what_the_train_stage_writes():
     assert any(
         Path(generator.path).is_relative_to(out) for out in pipeline["outs"] if isinstance(out, str)
     )
+
+
+def test_the_train_stage_reruns_for_every_param_that_shapes_training():
+    import dataclasses
+
+    from ganlab.config import _NOT_TRAINING, Config
+
+    listed = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["train"]["params"]
+    listed = {key.split(".")[0] for key in listed if isinstance(key, str)}
+    shaping = {f.name for f in dataclasses.fields(Config)} - _NOT_TRAINING
+    assert shaping - listed == set(), "dvc.yaml's train stage misses these params"
