@@ -101,3 +101,20 @@ def test_fid_every_without_eval_every_is_refused_naming_both_keys():
         config_from_dict(tiny_params(train={"fid_every": 4}))
     with pytest.raises(ConfigError, match=r"not a multiple of train.eval_every = 3"):
         config_from_dict(tiny_params(train={"eval_every": 3, "fid_every": 4}))
+
+
+@pytest.mark.parametrize(
+    ("train", "calls"), [({}, [2, 4, 6, 8, 10, 12]), ({"max_steps": 7}, [2, 4, 6, 7])]
+)
+def test_the_last_step_is_scored_once_as_the_final_row(train, calls, tmp_path, cpu, monkeypatch):
+    seen: list[tuple[int, bool]] = []
+    evaluate = Monitor.evaluate
+
+    def recording(self, step, final):
+        seen.append((step, final))
+        return evaluate(self, step, final)
+
+    monkeypatch.setattr(Monitor, "evaluate", recording)
+    config = config_from_dict(scored(**train))
+    train_on_cpu(config, tiny_images(), tmp_path / "a", reference=reference(cpu))
+    assert seen == [(step, step == calls[-1]) for step in calls]  # final: Inception FID too

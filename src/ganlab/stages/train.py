@@ -198,6 +198,8 @@ def _quality_metrics(result) -> dict[str, float]:
     """What scoring during training found: the best step and its score, and what it cost."""
     if not result.evals:
         return {}
+    if result.best_step is None:  # every score was NaN (a collapsed generator): the last is kept
+        return {"eval_seconds": round(result.eval_seconds, 1)}
     best = next(row for row in result.evals if row[0] == result.best_step)
     return {
         "best_step": result.best_step,

@@ -250,9 +250,10 @@ class Runner:
                 self._log_row()
                 last = progress.history[-1]
                 bar.set_postfix(d_loss=f"{last[2]:.3f}", g_loss=f"{last[3]:.3f}")
-            if self.evaluator is not None and self.evaluator.due(progress.step):
-                self._evaluate(final=False)
-            if self._out_of_budget():
+            last = self._out_of_budget()
+            if self.evaluator is not None and (last or self.evaluator.due(progress.step)):
+                self._evaluate(final=last)  # the final row has every score (Inception FID too)
+            if last:
                 break
             if progress.batch_in_epoch < self.step.steps_per_epoch and self._checkpoint_due():
                 self._save_checkpoint(epoch_start_order)
