@@ -34,7 +34,7 @@ def leaderboard_table(runs: pd.DataFrame) -> pd.DataFrame:
     # one row per trained model: a re-scored run (nested under its trainer) replaces the
     # trainer's own evaluation when it is newer
     parent = scored.get("tags.mlflow.parentRunId", pd.Series(None, index=scored.index))
-    scored["_model"] = parent.fillna(scored["run_id"])
+    scored["_model"] = parent.astype(object).where(parent.notna(), scored["run_id"])
     scored = scored.sort_values("end_time").drop_duplicates("_model", keep="last")
     table = pd.DataFrame({name: scored.get(column) for column, name in COLUMNS.items()})
     table["task"] = table["task"].fillna(GENERATION)
