@@ -25,23 +25,17 @@ from tests.conftest import FP32, REPO, tiny_images, train_on_cpu
 ADAM, SGD, RMSPROP = torch.optim.Adam, torch.optim.SGD, torch.optim.RMSprop
 LEAKY, RELU = nn.LeakyReLU, nn.ReLU
 
+LAB_MLP = (  # the Fashion-MNIST lab's shapes, which the Udacity notes share
+    [(100, 32), (32, 64), (64, 128), (128, 784)],
+    [(784, 128), (128, 64), (64, 32), (32, 1)],
+    LEAKY,
+    LEAKY,
+    0.3,
+    nn.Tanh,
+)
 MLPS = {  # preset: (G's Linear shapes, D's, G's and D's hidden activation, dropout, output)
-    "fashion_mlp_lab": (
-        [(100, 32), (32, 64), (64, 128), (128, 784)],
-        [(784, 128), (128, 64), (64, 32), (32, 1)],
-        LEAKY,
-        LEAKY,
-        0.3,
-        nn.Tanh,
-    ),
-    "udacity_mlp_mnist": (
-        [(100, 32), (32, 64), (64, 128), (128, 784)],
-        [(784, 128), (128, 64), (64, 32), (32, 1)],
-        LEAKY,
-        LEAKY,
-        0.3,
-        nn.Tanh,
-    ),
+    "fashion_mlp_lab": LAB_MLP,
+    "udacity_mlp_mnist": LAB_MLP,
     "mnist_mlp_tutorial": (
         [(64, 256), (256, 256), (256, 784)],
         [(784, 256), (256, 256), (256, 1)],
