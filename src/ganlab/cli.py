@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
@@ -39,7 +38,7 @@ def _add_source(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace, device: torch.device):
-    from ganlab.sampling import TranslatorFileError, load_generator
+    from ganlab.sampling import TranslatorFileError, build_generator, load_generator
 
     try:
         if args.checkpoint:
@@ -50,8 +49,8 @@ def _load(args: argparse.Namespace, device: torch.device):
 
         tracking.connect()
         run_id = args.run or tracking.model_run(args.model)
-        with tempfile.TemporaryDirectory() as tmp:
-            return load_generator(tracking.download_generator(run_id, Path(tmp)), device)
+        weights, metadata = tracking.load_generator_weights(run_id)
+        return build_generator(metadata, weights, device, f"run {run_id}")
     except TranslatorFileError as error:
         raise CLIError(str(error)) from error
 

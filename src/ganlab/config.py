@@ -136,9 +136,10 @@ class EvaluateSection:
 
 @dataclass(frozen=True)
 class RenderSection:
-    n_samples: int = at_least(1, 64)
+    n_samples: int = at_least(1, 64)  # images in the sample grid and in each progress frame
     nrow: int = at_least(1, 8)
     frame_ms: int = at_least(1, 400)
+    frame_every: int | None = at_least(1, None)  # a progress frame every N steps (None: epochs)
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,8 @@ class Config:
     spectral_norm: bool = False  # on D's layers (SNGAN)
     d_norm: str = one_of(D_NORMS, "batch")
     minibatch_std: bool = False
+    minibatch_discrimination: bool = False  # Salimans et al. (2016): D compares each sample
+    feature_matching: bool = False  # G matches D's mean hidden features on real data
     instance_noise: float = _rule(0.0, lambda v: v >= 0, "a number >= 0")  # std, annealed to 0
     ema_decay: float | None = _rule(None, lambda v: 0 < v < 1, "a number in (0, 1) or null")
     ema_warmup: bool = False  # decay min(ema_decay, (1 + step) / (10 + step)), as TensorFlow's
@@ -218,6 +221,15 @@ class Config:
     def translates(self) -> bool:
         """True for image-to-image models (pix2pix, CycleGAN), False for noise-to-image GANs."""
         return self.model in TRANSLATORS
+
+    @property
+    def gan_loss(self) -> str:
+        """The adversarial loss training uses: `loss`, or for translators translation.gan_loss
+        (auto: each paper's)."""
+        if not self.translates:
+            return self.loss
+        name = self.translation.gan_loss
+        return PAPER_LOSS[self.model] if name == "auto" else name
 
     def training_fingerprint(self) -> str:
         """Hash of everything that shapes training; a checkpoint resumes only under the same one."""
@@ -313,6 +325,8 @@ NOISE_ONLY = (
     "r1_weight",
     "spectral_norm",
     "minibatch_std",
+    "minibatch_discrimination",
+    "feature_matching",
     "instance_noise",
     "diffaugment",
     "conditional",

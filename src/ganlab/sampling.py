@@ -14,6 +14,8 @@ from ganlab.images import sample_latent, scale_batch, to_uint8
 from ganlab.models import ModelSpec, TranslatorSpec, build_models, build_translator, pixel_low
 from ganlab.models.conditional import ConditionalGenerator, forward_generator
 
+ONE_HOT_PREFIX = "netG."  # OneHotInput's attribute holding the conditional G
+
 
 class TranslatorFileError(ValueError):
     """A generator file holds an image-to-image model where a noise-to-image one was expected."""
@@ -22,9 +24,17 @@ class TranslatorFileError(ValueError):
 def load_generator(path: str | Path, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
     """The generator saved by the train stage (weights-only), in eval mode, and its metadata."""
     saved = checkpoint.load(path)
+    return build_generator(saved, saved.get("state_dict", {}), device, str(path))
+
+
+def build_generator(
+    saved: dict[str, Any], state_dict: dict[str, Any], device: torch.device, source: str
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The generator `saved` (a generator file's fields, or a logged model's metadata)
+    describes, with `state_dict`'s weights, in eval mode; and `saved`."""
     if saved.get("kind") == "translator":
         raise TranslatorFileError(
-            f"{path} holds a {saved['model']} translation model, which maps images to images: "
+            f"{source} holds a {saved['model']} translation model, which maps images to images: "
             "expected a noise-to-image generator (its translations are in reports/figures)"
         )
     spec_values = dict(saved["spec"])
@@ -32,7 +42,8 @@ def load_generator(path: str | Path, device: torch.device) -> tuple[nn.Module, d
         if key in spec_values:
             spec_values[key] = tuple(spec_values[key])
     netG, _ = build_models(saved["model"], ModelSpec(**spec_values), init="default")
-    netG.load_state_dict(saved["state_dict"])
+    # a conditional G is logged to MLflow inside OneHotInput, which names it netG
+    netG.load_state_dict({k.removeprefix(ONE_HOT_PREFIX): v for k, v in state_dict.items()})
     return netG.to(device).eval(), saved
 
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -161,15 +159,6 @@ def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
     mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
 
-def log_file_as(path: str | Path, artifact_file: str) -> None:
-    """Log a file under another artifact name: models/generator_best.pt as model/generator.pt."""
-    folder, name = artifact_file.rpartition("/")[::2]
-    with tempfile.TemporaryDirectory() as tmp:
-        copy = Path(tmp) / name
-        shutil.copyfile(path, copy)
-        mlflow.log_artifact(str(copy), artifact_path=folder or None)
-
-
 def log_artifacts(directory: str | Path, artifact_path: str | None = None) -> None:
     mlflow.log_artifacts(str(directory), artifact_path=artifact_path)
 
@@ -190,13 +179,16 @@ def run_url(run_id: str) -> str:
     )
 
 
-def log_generator(netG: Any, z_dim: int, registered_name: str) -> None:
+GENERATOR_MODEL = "generator"  # the run's logged model: the one stored copy of its generator
+
+
+def log_generator(netG: Any, z_dim: int, registered_name: str, metadata: Mapping[str, Any]) -> None:
     """Log the generator as an MLflow model and register it under `registered_name`.
 
     Saved with torch.export (pt2), not pickle, with a signature and an input example
-    (z, or [z, one-hot class] for a conditional G),
-    so the registry maps a name and version to a run; ganlab itself samples from that
-    run's weights-only `model/generator.pt`.
+    (z, or [z, one-hot class] for a conditional G). `metadata` (the generator file's
+    fields but its weights: model, spec, latent, step) is what ganlab needs to rebuild
+    the network from these weights: the registered model is the run's only copy.
     """
     import numpy as np
 
@@ -205,10 +197,13 @@ def log_generator(netG: Any, z_dim: int, registered_name: str) -> None:
     width = z_dim
     if isinstance(netG, ConditionalGenerator):  # one input tensor: [z, one_hot(class)]
         netG, width = OneHotInput(netG, z_dim), z_dim + netG.n_classes
-    _log_registered_model(netG, np.zeros((2, width), dtype=np.float32), registered_name)
+    example = np.zeros((2, width), dtype=np.float32)
+    _log_registered_model(netG, example, registered_name, metadata)
 
 
-def _log_registered_model(net: Any, example: Any, registered_name: str) -> None:
+def _log_registered_model(
+    net: Any, example: Any, registered_name: str, metadata: Mapping[str, Any]
+) -> None:
     """Log `net` as a pt2 MLflow model with a signature from `example`, and register it."""
     import torch
     from mlflow.models import infer_signature
@@ -217,12 +212,22 @@ def _log_registered_model(net: Any, example: Any, registered_name: str) -> None:
         output = net(torch.from_numpy(example)).numpy()
     mlflow.pytorch.log_model(
         net,
-        name="generator",
+        name=GENERATOR_MODEL,
         signature=infer_signature(example, output),
         input_example=example,
         registered_model_name=registered_name,
         serialization_format="pt2",
+        metadata=_plain(metadata),
     )
+
+
+def _plain(value: Any) -> Any:
+    """Metadata as YAML holds it: tuples as lists, all the way down."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def tag_model_versions(trained_run_id: str, metrics: Mapping[str, float]) -> list[str]:
@@ -236,11 +241,14 @@ def tag_model_versions(trained_run_id: str, metrics: Mapping[str, float]) -> lis
     return tagged
 
 
-def log_translator(net: Any, image_shape: tuple[int, ...], registered_name: str) -> None:
+def log_translator(
+    net: Any, image_shape: tuple[int, ...], registered_name: str, metadata: Mapping[str, Any]
+) -> None:
     """Log an image-to-image generator (pt2, images in [-1, 1] in and out) and register it."""
     import numpy as np
 
-    _log_registered_model(net, np.zeros((2, *image_shape), dtype=np.float32), registered_name)
+    example = np.zeros((2, *image_shape), dtype=np.float32)
+    _log_registered_model(net, example, registered_name, metadata)
 
 
 MODELS_URI = "models:/"
@@ -268,20 +276,28 @@ def model_run(source: str) -> str:
     return version.run_id
 
 
-def download_generator(run_id: str, destination: Path) -> Path:
-    """The run's weights-only generator file; a re-scored run's is its parent's (the trainer)."""
+def load_generator_weights(run_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The weights and metadata of the generator a run logged; a re-scored run's are its
+    parent's (the run that trained it). MLflow checks the pt2 archive holds no pickle."""
     try:
         run = mlflow.get_run(run_id)
     except mlflow.exceptions.MlflowException as error:
         raise TrackingError(f"MLflow run {run_id} is not in {tracking_uri()}: {error}") from error
     run_id = run.data.tags.get(PARENT_TAG, run_id)
+    uri = f"runs:/{run_id}/{GENERATOR_MODEL}"
     try:
-        path = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path="model/generator.pt", dst_path=str(destination)
+        metadata = mlflow.models.get_model_info(uri).metadata
+        module = mlflow.pytorch.load_model(uri)
+    except (mlflow.exceptions.MlflowException, OSError) as error:
+        raise TrackingError(
+            f"run {run_id} has no logged {GENERATOR_MODEL} model: {error}"
+        ) from error
+    if not metadata:
+        raise TrackingError(
+            f"{uri} was logged without ganlab's metadata (model, spec, latent): "
+            "retrain it with this version of ganlab"
         )
-    except mlflow.exceptions.MlflowException as error:
-        raise TrackingError(f"run {run_id} has no model/generator.pt: {error}") from error
-    return Path(path)
+    return module.state_dict(), metadata
 
 
 def runs_frame() -> Any:

@@ -11,7 +11,7 @@ from ganlab.cli import main
 from ganlab.config import ConfigError, config_from_dict
 from ganlab.models import MODELS, ModelSpec, build_models
 from ganlab.models.conditional import OneHotInput
-from ganlab.sampling import class_labels, generate, load_generator
+from ganlab.sampling import build_generator, class_labels, generate, load_generator
 from tests.conftest import FP32, tiny_params, train_on_cpu, write_generator_file
 
 
@@ -41,11 +41,19 @@ def two_class_data(n: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
     return images, labels
 
 
-@pytest.mark.parametrize("conditioning", ["projection", "acgan"])
-def test_conditional_generator_draws_the_class_it_is_asked_for(conditioning, tmp_path, cpu):
+# projection with its paper's hinge loss: with bce, 240 steps land short of the bar on
+# some seeds and CPUs (the bar moved by 0.17 on an AMD EPYC)
+@pytest.mark.parametrize(("conditioning", "loss"), [("projection", "hinge"), ("acgan", "bce")])
+def test_conditional_generator_draws_the_class_it_is_asked_for(conditioning, loss, tmp_path, cpu):
     images, labels = two_class_data()
     params = tiny_params(
-        model="mlp", conditional=conditioning, epochs=60, batch_size=32, lr=2e-3, dropout=0.0
+        model="mlp",
+        conditional=conditioning,
+        loss=loss,
+        epochs=60,
+        batch_size=32,
+        lr=2e-3,
+        dropout=0.0,
     )
     result = train_on_cpu(config_from_dict(params), images, tmp_path / "c.pt", labels)
     with torch.no_grad():
@@ -114,11 +122,17 @@ def test_cli_class_on_an_unconditional_generator_is_an_error(tmp_path, capsys):
 def test_conditional_generator_is_registered_with_a_one_hot_input(tmp_path, monkeypatch, cpu):
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    netG, _ = load_generator(conditional_generator_file(tmp_path), cpu)
+    netG, saved = load_generator(conditional_generator_file(tmp_path), cpu)
     run_id = tracking.new_run({}, "cond")
     with tracking.open_run(run_id):
-        tracking.log_generator(netG, 8, "ganlab-test-cond")
+        metadata = {k: v for k, v in saved.items() if k != "state_dict"}
+        tracking.log_generator(netG, 8, "ganlab-test-cond", metadata)
     model = mlflow.pytorch.load_model("models:/ganlab-test-cond/1")
     x = torch.cat([torch.randn(2, 8), torch.nn.functional.one_hot(torch.tensor([2, 5]), 10)], 1)
     with torch.no_grad():
         assert torch.allclose(model(x), OneHotInput(netG, 8)(x), atol=1e-5)
+    # ganlab rebuilds the same generator from the registered model alone
+    weights, metadata = tracking.load_generator_weights(run_id)
+    rebuilt, _ = build_generator(metadata, weights, cpu, "registry")
+    for name, value in netG.state_dict().items():
+        assert torch.equal(rebuilt.state_dict()[name], value), name

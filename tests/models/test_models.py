@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from ganlab.models import INITS, MODELS, ModelSpec, build_models
+from ganlab.models.layers import MinibatchDiscrimination
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -63,3 +64,27 @@ def test_mlp_matches_the_classic_lab_layer_sizes():
 def test_unknown_model_lists_the_choices():
     with pytest.raises(KeyError, match="dcgan"):
         build_models("stylegan9", ModelSpec(8, (1, 28, 28)))
+
+
+def test_minibatch_discrimination_tells_a_collapsed_batch_from_a_varied_one():
+    layer = MinibatchDiscrimination(in_features=12, kernels=3, kernel_dim=2)
+    copies = torch.ones(4, 3, 2, 2).expand(4, 3, 2, 2).clone()  # a collapsed G: one image
+    varied = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 3, 2, 2) * 100
+    out_copies, out_varied = layer(copies), layer(varied)
+    assert out_copies.shape == (4, 3 + 3, 2, 2)  # 3 closeness channels, constant over H, W
+    # each copy is exp(0) = 1 close to each of the 3 others; far-apart samples to none
+    assert torch.allclose(out_copies[:, 3:], torch.full((4, 3, 2, 2), 3.0))
+    assert out_varied[:, 3:].max() < 1e-3
+    assert layer(torch.ones(4, 12)).shape == (4, 15)  # flat features (the mlp's D)
+
+
+@pytest.mark.parametrize("model", ["mlp", "dcgan"])
+def test_minibatch_discrimination_makes_ds_verdict_depend_on_the_batch(model):
+    spec = ModelSpec(8, (1, 28, 28), ngf=4, ndf=4, minibatch_discrimination=True)
+    _, netD = build_models(model, spec)
+    netD.eval()
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        alone = netD(x[:1])
+        with_copies = netD(x[:1].expand(4, -1, -1, -1))[:1]  # beside three copies of itself
+    assert not torch.allclose(alone, with_copies)

@@ -140,11 +140,21 @@ def test_dvc_repro_then_exp_run_make_two_comparable_mlflow_runs(two_runs):
     assert evaluation["classifier_n_real"] == 10000  # the Fashion-MNIST test split
     assert 1 <= evaluation["classes_covered"] <= 10
     assert two_runs["after_repro"]["metrics/classifier.json"]["test_accuracy"] > 0.5
-    pictures = ("samples.png", "progress.png", "progress.gif", "losses.png", "d_outputs.png")
+    pictures = (
+        "samples.png",
+        "progress.png",
+        "progress.gif",
+        "losses.png",
+        "d_outputs.png",
+        "epoch_losses.png",
+        "d_accuracy.png",
+    )
     for name in (*pictures, "quality.png", "fid_over_time.png"):
         assert (root / "reports/figures" / name).stat().st_size > 0
     history = (root / "metrics/train_history.csv").read_text().splitlines()
-    assert history[0] == "step,epoch,d_loss,g_loss,d_real,d_fake_d_step,d_fake_g_step"
+    assert history[0] == (
+        "step,epoch,d_loss,g_loss,d_real,d_fake_d_step,d_fake_g_step,d_acc_real,d_acc_fake"
+    )
     assert not (root / "checkpoints/train.pt").exists()  # removed once training completed
     # scored while it trained: classifier FID every 8 steps, Inception FID every 16 and at the end
     quality = two_runs["tables"]["metrics/train_quality.csv"]
@@ -183,14 +193,19 @@ def test_dvc_repro_then_exp_run_make_two_comparable_mlflow_runs(two_runs):
         "classes_covered",
     } <= set(first.data.metrics)
     assert first.data.params["lr"] == "0.0002"
-    assert {"d_loss", "g_loss", "d_real", "d_fake_d_step", "d_fake_g_step"} <= set(
+    assert {"d_loss", "g_loss", "d_real", "d_fake_d_step", "d_acc_real", "d_acc_fake"} <= set(
         first.data.metrics
     )
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(first.info.run_id, "render")}
     assert "render/samples.png" in artifacts and "render/progress.gif" in artifacts
-    assert {a.path for a in mlflow.MlflowClient().list_artifacts(first.info.run_id, "model")} == {
-        "model/generator.pt"
-    }
+    # one stored copy of the generator: the registered model, not also a file beside it
+    assert not mlflow.MlflowClient().list_artifacts(first.info.run_id, "model")
+    logged = mlflow.search_logged_models(
+        experiment_ids=[first.info.experiment_id],
+        filter_string=f"source_run_id = '{first.info.run_id}'",
+        output_format="list",
+    )
+    assert [model.name for model in logged] == ["generator"]
 
     result = two_runs["experiment"]
     assert "Stage 'download' didn't change, skipping" in result.stdout

@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from ganlab.training import losses
 from ganlab.training.losses import LOSSES, bce_d_loss, minimax_g_loss, non_saturating_g_loss
 
 
@@ -39,3 +40,11 @@ def test_every_loss_is_finite_and_differentiable(name):
     total = loss.d_loss(real, fake, 1.0) + loss.g_loss(fake)
     total.backward()
     assert torch.isfinite(total) and torch.isfinite(real.grad).all()
+
+
+def test_d_accuracy_counts_reals_called_real_and_fakes_called_fake():
+    real = torch.tensor([2.0, -1.0, 0.5, 3.0])  # logits: 3 of 4 above 0 (D(x) > 0.5)
+    fake = torch.tensor([-2.0, 1.0])  # 1 of 2 below 0
+    assert losses.d_accuracy(real, fake).tolist() == [0.75, 0.5]
+    assert losses.LOSSES["bce"].d_output_label == "mean probability"
+    assert losses.LOSSES["wasserstein"].d_output_label == "mean critic score"

@@ -44,7 +44,7 @@ def test_every_model_and_loss_trains_with_finite_losses(
         tiny_images(),
         tmp_path / "ckpt.pt",
         tiny_labels(),
-        hooks=Hooks(rows.append, lambda epoch, samples: epochs.append(samples)),
+        hooks=Hooks(rows.append, lambda step, samples: epochs.append(samples)),
     )
     assert result.steps == 64 // config.batch_size
     assert rows and all(
@@ -54,10 +54,12 @@ def test_every_model_and_loss_trains_with_finite_losses(
         assert all(
             0 <= row[key] <= 1
             for row in rows
-            for key in ("d_real", "d_fake_d_step", "d_fake_g_step")
+            for key in ("d_real", "d_fake_d_step", "d_fake_g_step", "d_acc_real", "d_acc_fake")
         )
+    else:  # a critic's score has no "real" threshold: no accuracy
+        assert all(math.isnan(row["d_acc_real"]) and math.isnan(row["d_acc_fake"]) for row in rows)
     assert (
-        len(epochs) == 1 and epochs[0].shape == (64, 1, 28, 28) and epochs[0].dtype == torch.uint8
+        len(epochs) == 2 and epochs[1].shape == (16, 1, 28, 28) and epochs[1].dtype == torch.uint8
     )
     untrained = tiny_params(model=model, loss=loss, epochs=1, lr=1e-12, **needs)
     fresh = train_on_cpu(
@@ -123,7 +125,8 @@ def test_resume_after_interruption_gives_bit_identical_weights(tmp_path: Path, c
     ):
         assert torch.equal(a, b)
     assert resumed.history == whole.history
-    assert len(resumed.frames) == 3
+    assert resumed.frame_steps == whole.frame_steps == [0, 4, 8, 12]  # untrained, each epoch
+    assert all(torch.equal(a, b) for a, b in zip(resumed.frames, whole.frames, strict=True))
 
 
 def test_checkpoint_of_other_params_is_not_resumed(tmp_path: Path, cpu):
@@ -165,10 +168,29 @@ def test_time_budget_stops_mid_epoch_with_a_final_frame(tmp_path: Path, cpu):
         config,
         tiny_images(),
         tmp_path / "c.pt",
-        hooks=Hooks(on_epoch=lambda epoch, samples: frames.append(epoch)),
+        hooks=Hooks(on_frame=lambda step, samples: frames.append(step)),
     )
     assert result.steps == 1 and result.epochs == 1  # one step, then out of time
-    assert frames == [1] and len(result.frames) == 1
+    assert frames == [0, 1] and len(result.frames) == 2  # untrained, and where it stopped
+
+
+def test_frames_every_n_steps_start_untrained_and_end_at_the_last_step(tmp_path: Path, cpu):
+    config = config_from_dict(
+        tiny_params(epochs=3, render={"frame_every": 5, "n_samples": 4})  # 4 steps an epoch
+    )
+    frames = []
+    result = train_on_cpu(
+        config,
+        tiny_images(),
+        tmp_path / "c.pt",
+        hooks=Hooks(on_frame=lambda step, frame: frames.append((step, frame.shape))),
+    )
+    assert [step for step, _ in frames] == result.frame_steps == [0, 5, 10, 12]
+    assert result.frames[0].shape == (4, 1, 28, 28)  # render.n_samples fixed samples
+    untrained = tiny_params(epochs=3, lr=1e-12, render={"frame_every": 5, "n_samples": 4})
+    still = train_on_cpu(config_from_dict(untrained), tiny_images(), tmp_path / "d.pt")
+    assert torch.equal(still.frames[0], result.frames[0])  # step 0: before any update
+    assert not torch.equal(result.frames[-1], result.frames[0])
 
 
 def test_the_history_so_far_is_handed_out_after_every_row_and_on_resume(tmp_path: Path):

@@ -43,6 +43,7 @@ class ModelSpec:
     g_activation: str = "leaky_relu"
     d_activation: str = "leaky_relu"
     output: str = "tanh"  # tanh: pixels in [-1, 1] | sigmoid: in [0, 1]
+    minibatch_discrimination: bool = False  # Salimans et al. (2016), in D
 
 
 def _mlp(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
@@ -56,7 +57,12 @@ def _mlp(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
             spec.output,
         ),
         MLPDiscriminator(
-            spec.image_shape, spec.dropout, spec.minibatch_std, spec.d_hidden, spec.d_activation
+            spec.image_shape,
+            spec.dropout,
+            spec.minibatch_std,
+            spec.d_hidden,
+            spec.d_activation,
+            spec.minibatch_discrimination,
         ),
     )
 
@@ -65,7 +71,12 @@ def _dcgan(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
     return (
         DCGANGenerator(spec.z_dim, spec.image_shape, spec.ngf),
         DCGANDiscriminator(
-            spec.image_shape, spec.ndf, spec.dropout, spec.d_norm, spec.minibatch_std
+            spec.image_shape,
+            spec.ndf,
+            spec.dropout,
+            spec.d_norm,
+            spec.minibatch_std,
+            spec.minibatch_discrimination,
         ),
     )
 

@@ -55,10 +55,14 @@ class ConditionalDiscriminator(nn.Module):
         else:
             self.classes = base.head_like(n_classes)
 
+    def features_of(self, x: torch.Tensor) -> torch.Tensor:
+        """The base D's hidden features (what feature matching compares)."""
+        return self.base.features_of(x)
+
     def forward(
         self, x: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        features = self.base.features_of(x)
+        features = self.features_of(x)
         scores = self.base.head(features).view(-1)
         if self.kind == "projection":
             projection = (self.embed(labels).to(features.dtype) * _pooled(features)).sum(dim=1)

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from ganlab.models.layers import MinibatchStdDev, d_norm_layer
+from ganlab.models.layers import batch_layers, d_norm_layer
 
 
 def _seed_size(image_size: int) -> tuple[int, int]:
@@ -67,6 +67,7 @@ class DCGANDiscriminator(nn.Module):
         dropout: float = 0.0,
         norm: str = "batch",
         minibatch_std: bool = False,
+        minibatch_discrimination: bool = False,
     ):
         super().__init__()
         channels, size, _ = image_shape
@@ -87,11 +88,9 @@ class DCGANDiscriminator(nn.Module):
             width *= 2
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
-        if minibatch_std:
-            layers.append(MinibatchStdDev())
-            # (width + 1) x seed x seed
-        self.features = nn.Sequential(*layers)
-        self.feature_channels = width + int(minibatch_std)
+        batch, extra = batch_layers((width, seed, seed), minibatch_std, minibatch_discrimination)
+        self.features = nn.Sequential(*layers, *batch)  # (width + extra) x seed x seed
+        self.feature_channels = width + extra
         self.seed = seed
         self.head = self.head_like(1)
         # 1 x 1 x 1: a logit; the loss applies the sigmoid

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -14,6 +16,43 @@ class MinibatchStdDev(nn.Module):
         std = x.float().std(dim=0, unbiased=False).mean()
         extra = std.to(x.dtype).expand(x.shape[0], 1, *x.shape[2:])
         return torch.cat([x, extra], dim=1)
+
+
+class MinibatchDiscrimination(nn.Module):
+    """Minibatch discrimination (Salimans et al., 2016): each sample's features, projected
+    through a learned tensor T to `kernels` rows of `kernel_dim`, are compared (L1) with every
+    other sample's; D sees how close each sample is to the rest of its batch, so a batch of
+    near-copies (a collapsed G) is easy to spot. Appends `kernels` channels (constant over
+    the spatial dimensions of conv features)."""
+
+    def __init__(self, in_features: int, kernels: int = 50, kernel_dim: int = 5):
+        super().__init__()
+        self.kernels, self.kernel_dim = kernels, kernel_dim
+        self.T = nn.Parameter(torch.randn(in_features, kernels * kernel_dim) * 0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = (x.flatten(1) @ self.T.to(x.dtype)).view(-1, self.kernels, self.kernel_dim).float()
+        distance = (m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(dim=3)  # N x N x kernels
+        closeness = torch.exp(-distance).sum(dim=1) - 1  # minus each sample's own exp(0)
+        extra = closeness.to(x.dtype).view(*closeness.shape, *(1,) * (x.dim() - 2))
+        return torch.cat([x, extra.expand(-1, -1, *x.shape[2:])], dim=1)
+
+
+def batch_layers(
+    shape: tuple[int, ...], minibatch_std: bool, minibatch_discrimination: bool
+) -> tuple[list[nn.Module], int]:
+    """The layers that let D compare a sample with its batch, on features of `shape` (C or
+    C x H x W), and how many channels they add."""
+    layers: list[nn.Module] = []
+    channels = 0
+    if minibatch_discrimination:
+        discrimination = MinibatchDiscrimination(math.prod(shape))
+        layers.append(discrimination)
+        channels += discrimination.kernels
+    if minibatch_std:
+        layers.append(MinibatchStdDev())
+        channels += 1
+    return layers, channels
 
 
 def d_norm_layer(kind: str, channels: int) -> nn.Module:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from ganlab.models.layers import MinibatchStdDev
+from ganlab.models.layers import batch_layers
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "leaky_relu": lambda: nn.LeakyReLU(0.2),
@@ -70,14 +70,13 @@ class MLPDiscriminator(nn.Module):
         minibatch_std: bool = False,
         hidden: Sequence[int] = (128, 64, 32),
         activation: str = "leaky_relu",
+        minibatch_discrimination: bool = False,
     ):
         super().__init__()
         widths = [math.prod(image_shape), *hidden]
-        self.features = nn.Sequential(
-            *_stack(widths, activation, dropout),
-            *([MinibatchStdDev()] if minibatch_std else []),
-        )
-        self.feature_channels = widths[-1] + int(minibatch_std)
+        batch, extra = batch_layers((widths[-1],), minibatch_std, minibatch_discrimination)
+        self.features = nn.Sequential(*_stack(widths, activation, dropout), *batch)
+        self.feature_channels = widths[-1] + extra
         self.head = self.head_like(1)
 
     def head_like(self, outputs: int) -> nn.Module:

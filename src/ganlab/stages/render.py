@@ -10,10 +10,12 @@ from torchvision.io import decode_png, read_file
 
 from ganlab import images, plots, sampling, tracking
 from ganlab.config import flatten, load_config
+from ganlab.data.datasets import load_images
 from ganlab.data.domains import load_domains
 from ganlab.device import pick_device, resolve_precision
 from ganlab.sampling import generate, load_generator, n_classes
 from ganlab.stages import (
+    FRAME_GLOB,
     StageError,
     add_generator_arguments,
     chosen_generator,
@@ -21,18 +23,39 @@ from ganlab.stages import (
     read_run_id,
     run_stage,
 )
+from ganlab.training.losses import LOSSES
 
 GRID_PADDING = 2
 
 
-def _epoch_grids(progress: Path) -> list[torch.Tensor]:
-    """The fixed-noise grids train saved after each epoch, as uint8 C x H x W tensors."""
-    paths = sorted(progress.glob("epoch_*.png"))
+def _frames(progress: Path) -> list[torch.Tensor]:
+    """The fixed-noise grids train saved (step 0, then by epoch or render.frame_every), in
+    order, as uint8 C x H x W tensors."""
+    paths = sorted(progress.glob(FRAME_GLOB))
     if not paths:
         raise StageError(
-            f"{progress} holds no epoch_*.png grids: expected the train stage's output"
+            f"{progress} holds no {FRAME_GLOB} frames: expected the train stage's output"
         )
     return [decode_png(read_file(str(path))) for path in paths]
+
+
+def _real_pictures(args, config, fakes: torch.Tensor, out: Path) -> list[str]:
+    """Training images beside the generator's: real.png and real_vs_fake.png."""
+    if args.data is None:
+        return []
+    real, _ = load_images(
+        config.dataset, args.data, train=True, limit=len(fakes), size=config.image_size
+    )
+    nrow = config.render.nrow
+    images.save_grid(real, out / "real.png", nrow=nrow)
+    real_grid, fake_grid = images.grid(real, nrow), images.grid(fakes, nrow)
+    gap = torch.full(
+        (real_grid.shape[0], real_grid.shape[1], 4 * GRID_PADDING), 255, dtype=torch.uint8
+    )
+    images.save_image_tensor(
+        torch.cat([real_grid, gap, fake_grid], dim=2), out / "real_vs_fake.png"
+    )
+    return ["real.png", "real_vs_fake.png"]
 
 
 def _quality_pictures(args, out: Path) -> list[str]:
@@ -54,8 +77,8 @@ def _quality_pictures(args, out: Path) -> list[str]:
 def _training_pictures(
     grids: list[torch.Tensor], history: pd.DataFrame, side: int, config, out: Path
 ) -> list[str]:
-    """Progress strip and GIF from the epoch grids, loss and D-output curves; their names."""
-    # The first row of every epoch's grid, stacked: one row per epoch.
+    """Progress strip and GIF from the frames, loss and D-output curves; their names."""
+    # The first row of every frame, stacked: one row per frame.
     row_height = side + 2 * GRID_PADDING
     strip = torch.cat([g[:, :row_height] for g in grids], dim=1)
     images.save_image_tensor(strip, out / "progress.png")
@@ -76,10 +99,31 @@ def _training_pictures(
             "d_fake_g_step": "D(G(z)) after",
         }
     )
+    gan_loss = LOSSES[config.gan_loss]
+    title = "Discriminator outputs" if gan_loss.probability else "Critic scores"
+    plots.save_curves(history, labels, out / "d_outputs.png", title, gan_loss.d_output_label)
+    names = ["progress.png", "progress.gif", "losses.png", "d_outputs.png"]
+    by_epoch = history.groupby("epoch", as_index=False).mean()  # log rows are equal-sized
     plots.save_curves(
-        history, labels, out / "d_outputs.png", "Discriminator outputs", "mean probability"
+        by_epoch,
+        {"d_loss": "D loss", "g_loss": "G loss"},
+        out / "epoch_losses.png",
+        "Mean losses per epoch",
+        "loss",
+        x="epoch",
     )
-    return ["progress.png", "progress.gif", "losses.png", "d_outputs.png"]
+    names.append("epoch_losses.png")
+    if gan_loss.probability and "d_acc_real" in history:
+        plots.save_curves(
+            by_epoch,
+            {"d_acc_real": "real called real", "d_acc_fake": "fake called fake"},
+            out / "d_accuracy.png",
+            "Discriminator accuracy per epoch (D(x) > 0.5 is real)",
+            "fraction",
+            x="epoch",
+        )
+        names.append("d_accuracy.png")
+    return names
 
 
 def render_translator(
@@ -128,13 +172,15 @@ def render_translator(
 def main() -> None:
     arguments = parser(__doc__)
     add_generator_arguments(arguments)
-    arguments.add_argument("--progress", type=Path, required=True, help="epoch grids from train")
+    arguments.add_argument("--progress", type=Path, required=True, help="frames from train")
     arguments.add_argument("--history", type=Path, required=True, help="loss history CSV")
     arguments.add_argument("--mlflow-run", type=Path, required=True, help="MLflow run id JSON")
     arguments.add_argument("--out", type=Path, required=True, help="folder for the pictures")
     arguments.add_argument("--quality", type=Path, help="classifier-FID-during-training CSV")
     arguments.add_argument("--fid-history", type=Path, help="FID-during-training CSV")
-    arguments.add_argument("--data", type=Path, help="data root (translation models' test inputs)")
+    arguments.add_argument(
+        "--data", type=Path, help="data root: real images beside the fakes, translators' inputs"
+    )
     args = arguments.parse_args()
 
     config = load_config(args.params)
@@ -142,7 +188,7 @@ def main() -> None:
     run_id = tracking.run_for_params(
         read_run_id(args.mlflow_run), flatten(config), f"{config.model}-render"
     )
-    grids = _epoch_grids(args.progress)
+    grids = _frames(args.progress)
     history = pd.read_csv(args.history)
     if config.translates:
         render_translator(args, config, run_id, grids, history)
@@ -164,6 +210,7 @@ def main() -> None:
         images.save_grid(samples, out / "samples.png", nrow=config.render.nrow)
         names = [
             "samples.png",
+            *_real_pictures(args, config, samples, out),
             *_training_pictures(grids, history, saved["spec"]["image_shape"][1], config, out),
             *_quality_pictures(args, out),
         ]

@@ -26,7 +26,7 @@ from ganlab.io import atomic_path, write_json
 from ganlab.metrics import classifier, fid
 from ganlab.metrics.features import classifier_features, inception_network
 from ganlab.models import count_parameters
-from ganlab.stages import StageError, parser, run_stage, write_run_id
+from ganlab.stages import StageError, frame_name, parser, run_stage, write_run_id
 from ganlab.training import distributed, translation
 from ganlab.training.gan import GANStep, model_spec, train
 from ganlab.training.monitor import Reference
@@ -140,7 +140,7 @@ def _train(args, config: Config, world: distributed.World, device: torch.device)
         tracking.log_dataset(config.dataset, datasets.digest(images), source)
 
         started = time.perf_counter()
-        result = run_training(hooks=_hooks(args, history_columns(GANStep)))
+        result = run_training(hooks=_hooks(args, history_columns(GANStep), config.render.nrow))
         spec = model_spec(config, tuple(images.shape[1:]), n_classes)
         saved = {
             "model": config.model,
@@ -159,10 +159,14 @@ def _train(args, config: Config, world: distributed.World, device: torch.device)
         _record_metrics(args, result, len(images), result.netG, history, _quality_metrics(result))
         if not result.evals:  # train.eval_every: null
             _write_quality([], args.quality, args.fid_history)
-        tracking.log_file_as(args.best_generator, "model/generator.pt")
         best_net = copy.deepcopy(result.netG)
         best_net.load_state_dict(best)
-        tracking.log_generator(best_net.cpu().float(), config.z_dim, registered_model_name(config))
+        tracking.log_generator(
+            best_net.cpu().float(),
+            config.z_dim,
+            registered_model_name(config),
+            saved | {"step": best_step},
+        )
         tracking.log_artifact(args.history)
         args.checkpoint.unlink(missing_ok=True)
         wall = time.perf_counter() - started
@@ -244,15 +248,17 @@ def _start_run(config: Config, args) -> str:
     return run_id
 
 
-def _hooks(args, columns: tuple[str, ...], nrow: int = 8) -> Hooks:
-    """Each log row to MLflow (by step) and to the history CSV; each epoch's grid to a PNG."""
+def _hooks(args, columns: tuple[str, ...], nrow: int) -> Hooks:
+    """Each log row to MLflow (by step) and to the history CSV; each frame to a PNG."""
 
     def on_log(row: dict[str, float]) -> None:
         step = int(row["step"])
-        tracking.log_metrics({k: v for k, v in row.items() if k not in ("step", "epoch")}, step)
+        # NaN: a statistic this loss doesn't have (a critic's accuracy)
+        values = {k: v for k, v in row.items() if k not in ("step", "epoch") and v == v}
+        tracking.log_metrics(values, step)
 
-    def on_epoch(epoch: int, frame: torch.Tensor) -> None:
-        path = args.progress / f"epoch_{epoch:03d}.png"
+    def on_frame(step: int, frame: torch.Tensor) -> None:
+        path = args.progress / frame_name(step)
         save_grid(frame, path, nrow=nrow)
         tracking.log_artifact(path, "progress")
 
@@ -265,7 +271,7 @@ def _hooks(args, columns: tuple[str, ...], nrow: int = 8) -> Hooks:
         tracking.log_metrics({f"eval/{k}": v for k, v in scores.items() if v == v}, step)
         _write_quality(rows, args.quality, args.fid_history)
 
-    return Hooks(on_log, on_epoch, on_history, on_eval)
+    return Hooks(on_log, on_frame, on_history, on_eval)
 
 
 def _write_quality(rows: list[list[float]], quality: Path, fid_history: Path) -> None:
@@ -324,8 +330,7 @@ def _train_translator(args, config: Config, device: torch.device) -> None:
             ),
         )
         spec = translation.translator_spec(config, tuple(task.source.shape[1:]))
-        generator_path = args.generator
-        for path in (generator_path, args.best_generator):  # no scoring while training: last
+        for path in (args.generator, args.best_generator):  # no scoring while training: last
             translation.save_translator(path, result.nets, config, spec, task, precision)
         _write_quality([], args.quality, args.fid_history)
         history = _write_history(
@@ -342,11 +347,11 @@ def _train_translator(args, config: Config, device: torch.device) -> None:
             history,
             {"final_recon_l1": history["recon_l1"].iloc[-1]},
         )
-        tracking.log_artifact(generator_path, "model")
         tracking.log_translator(
             copy.deepcopy(result.nets["G"]).cpu().float(),
             tuple(task.source.shape[1:]),
             registered_model_name(config),
+            {"kind": "translator", "model": config.model, "domains": list(task.names)},
         )
         tracking.log_artifact(args.history)
         args.checkpoint.unlink(missing_ok=True)

@@ -8,6 +8,7 @@ runner (ganlab.training.runner) does everything around the updates.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,13 +25,11 @@ from ganlab.models import ModelSpec, build_models, pixel_low
 from ganlab.models.conditional import discriminate, forward_generator
 from ganlab.training import distributed
 from ganlab.training.augment import diff_augment
-from ganlab.training.losses import LOSSES
+from ganlab.training.losses import LOSSES, d_accuracy
 from ganlab.training.monitor import Monitor, Reference
 from ganlab.training.optimizers import optimizer_for
 from ganlab.training.regularizers import clip_weights_, gradient_penalty, r1_penalty
 from ganlab.training.runner import Hooks, Progress, Runner, RunResult, planned_steps
-
-N_FIXED_SAMPLES = 64
 
 
 @dataclass
@@ -57,6 +56,7 @@ def model_spec(config: Config, image_shape: tuple[int, int, int], n_classes: int
         config.mlp.g_activation,
         config.mlp.d_activation,
         config.mlp.output,
+        config.minibatch_discrimination,
     )
 
 
@@ -151,7 +151,8 @@ def d_inputs(x: torch.Tensor, config: Config, noise_std: float) -> torch.Tensor:
 def d_step(
     nets: Nets, batch: Batch, config: Config, precision: Precision, device: torch.device
 ) -> torch.Tensor:
-    """One D update, with the regularizers the params switch on; (d_loss, D(x), D(G(z)))."""
+    """One D update, with the regularizers the params switch on; (d_loss, D(x), D(G(z)),
+    D's accuracy on the real and on the fake images: NaN for critics)."""
     gan_loss = LOSSES[config.loss]
     real, fake = batch.real, batch.fake.detach()
     with precision.autocast(device):
@@ -182,9 +183,13 @@ def d_step(
     if config.clip_value is not None:
         clip_weights_(nets.netD, config.clip_value)
     with torch.no_grad():
-        return torch.stack(
-            [errD.detach(), gan_loss.shown(real_out).mean(), gan_loss.shown(fake_out).mean()]
+        shown = [gan_loss.shown(real_out).mean(), gan_loss.shown(fake_out).mean()]
+        accuracy = (
+            d_accuracy(real_out, fake_out)
+            if gan_loss.probability
+            else torch.full((2,), math.nan, device=errD.device)
         )
+        return torch.cat([errD.detach().view(1), torch.stack(shown), accuracy])
 
 
 def g_step(
@@ -192,12 +197,15 @@ def g_step(
 ) -> torch.Tensor:
     """One G update on D's updated verdict of the same fakes; (g_loss, D(G(z)))."""
     gan_loss = LOSSES[config.loss]
+    fake = d_inputs(batch.fake, config, batch.noise_std)
     with precision.autocast(device):
-        output, classes = discriminate(
-            nets.stepD, d_inputs(batch.fake, config, batch.noise_std), batch.fake_labels
-        )
+        output, classes = discriminate(nets.stepD, fake, batch.fake_labels)
     output = output.float()
-    errG = gan_loss.g_loss(output)
+    if config.feature_matching:
+        real = d_inputs(batch.real, config, batch.noise_std)
+        errG = feature_matching_loss(nets.netD, real, fake, precision, device)
+    else:
+        errG = gan_loss.g_loss(output)
     if classes is not None:  # ACGAN: G makes fakes D classifies as the asked-for class
         errG = errG + config.class_weight * F.cross_entropy(classes.float(), batch.fake_labels)
     nets.optG.zero_grad(set_to_none=True)
@@ -209,11 +217,35 @@ def g_step(
         return torch.stack([errG.detach(), gan_loss.shown(output).mean()])
 
 
+def feature_matching_loss(
+    netD: nn.Module,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    precision: Precision,
+    device: torch.device,
+) -> torch.Tensor:
+    """Feature matching (Salimans et al., 2016): G matches the mean of D's last hidden
+    features on real data, ||E f(x) - E f(G(z))||^2, instead of fooling D's output."""
+    with precision.autocast(device):
+        with torch.no_grad():
+            real_features = netD.features_of(real).flatten(1).float().mean(dim=0)
+        fake_features = netD.features_of(fake).flatten(1).float().mean(dim=0)
+    return (real_features - fake_features).pow(2).sum()
+
+
 class GANStep:
     """One batch of a noise-to-image GAN: D on real and fake, then (every n_critic) G."""
 
-    columns = ("d_loss", "g_loss", "d_real", "d_fake_d_step", "d_fake_g_step")
-    d_stats = (0, 2, 3)  # d_loss, D(x), D(G(z)) come from D's updates; the rest from G's
+    columns = (
+        "d_loss",
+        "g_loss",
+        "d_real",
+        "d_fake_d_step",
+        "d_fake_g_step",
+        "d_acc_real",  # fraction of real images D calls real (probability losses only)
+        "d_acc_fake",  # fraction of fakes D calls fake
+    )
+    d_stats = (0, 2, 3, 5, 6)  # means over D's updates; g_loss and D(G(z)) after: over G's
     extra_columns = ()
 
     def __init__(
@@ -241,14 +273,15 @@ class GANStep:
         self.global_batch = config.batch_size * world.size  # a step takes world.size batches
         self.steps_per_epoch = len(images) // self.global_batch
         self.total_steps = planned_steps(config, self.steps_per_epoch)
+        n_fixed = config.render.n_samples  # the progress frames' fixed noise
         self.fixed_noise = sample_latent(
-            N_FIXED_SAMPLES,
+            n_fixed,
             config.z_dim,
             config.latent,
             torch.device("cpu"),
             torch.Generator().manual_seed(config.seed),
         ).to(device)
-        self.fixed_classes = fixed_labels(N_FIXED_SAMPLES, spec.n_classes, device)
+        self.fixed_classes = fixed_labels(n_fixed, spec.n_classes, device)
 
     def state_dict(self) -> dict[str, Any]:
         return self.nets.state_dict()

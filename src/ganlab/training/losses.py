@@ -19,6 +19,19 @@ class GANLoss(NamedTuple):
     d_loss: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
     g_loss: Callable[[torch.Tensor], torch.Tensor]
     shown: Callable[[torch.Tensor], torch.Tensor] = torch.sigmoid
+    # D outputs a probability (D(x) > 0.5 means "real"), so it has an accuracy; critics
+    # (Wasserstein, hinge) and LSGAN output scores, which have neither
+    probability: bool = True
+
+    @property
+    def d_output_label(self) -> str:
+        """What the D(x), D(G(z)) curves show, for their axis."""
+        return "mean probability" if self.probability else "mean critic score"
+
+
+def d_accuracy(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """The fractions of real images D calls real (D(x) > 0.5) and of fakes it calls fake."""
+    return torch.stack([(real_logits > 0).float().mean(), (fake_logits < 0).float().mean()])
 
 
 def bce_d_loss(
@@ -83,7 +96,7 @@ def _identity(scores: torch.Tensor) -> torch.Tensor:
 LOSSES: dict[str, GANLoss] = {
     "bce": GANLoss(bce_d_loss, non_saturating_g_loss),
     "minimax": GANLoss(bce_d_loss, minimax_g_loss),
-    "wasserstein": GANLoss(wasserstein_d_loss, wasserstein_g_loss, _identity),
-    "hinge": GANLoss(hinge_d_loss, hinge_g_loss, _identity),
-    "lsgan": GANLoss(lsgan_d_loss, lsgan_g_loss, _identity),
+    "wasserstein": GANLoss(wasserstein_d_loss, wasserstein_g_loss, _identity, False),
+    "hinge": GANLoss(hinge_d_loss, hinge_g_loss, _identity, False),
+    "lsgan": GANLoss(lsgan_d_loss, lsgan_g_loss, _identity, False),
 }

@@ -37,7 +37,9 @@ class Hooks:
     """Side effects the runner triggers; the stage wires them to files and MLflow."""
 
     on_log: Callable[[dict[str, float]], None] = lambda row: None
-    on_epoch: Callable[[int, torch.Tensor], None] = lambda epoch, frame: None
+    # a progress frame and the step it shows: 0 (before training), then after every epoch
+    # or every render.frame_every steps, and at the end
+    on_frame: Callable[[int, torch.Tensor], None] = lambda step, frame: None
     # the whole history so far, after every new row and on resume: a curve survives a kill
     on_history: Callable[[list[list[float]]], None] = lambda history: None
     # each quality row (EVAL_BASE_COLUMNS + the evaluator's columns), and all of them so far
@@ -53,6 +55,7 @@ class Progress:
     batch_in_epoch: int = 0
     history: list[list[float]] = field(default_factory=list)
     frames: list[torch.Tensor] = field(default_factory=list)
+    frame_steps: list[int] = field(default_factory=list)  # the step each frame shows
     elapsed: float = 0.0
     # Running sums of the step's statistics since the last log row, kept on the device so
     # the loop never waits for the host.
@@ -110,6 +113,7 @@ class RunResult:
     best_step: int | None = None  # None: nothing was scored, the last generator is the best
     best_state: dict[str, torch.Tensor] | None = None
     eval_seconds: float = 0.0
+    frame_steps: list[int] = field(default_factory=list)  # the step each frame shows
 
 
 def planned_steps(config: Config, steps_per_epoch: int) -> int:
@@ -199,8 +203,8 @@ class Runner:
         resumed_from = saved.step if saved else None
         self.progress = saved or Progress(sums=torch.zeros(len(self.step.columns)))
         self.progress.sums = self.progress.sums.to(self.device)
-        for epoch, frame in enumerate(self.progress.frames, start=1):  # replay saved grids
-            self.hooks.on_epoch(epoch, frame)
+        for step, frame in zip(self.progress.frame_steps, self.progress.frames, strict=True):
+            self.hooks.on_frame(step, frame)  # replay saved frames
         if saved:
             self.hooks.on_history(self.progress.history)
             if self.progress.evals and self.evaluator is not None:
@@ -215,6 +219,8 @@ class Runner:
             dynamic_ncols=True,
             disable=not self.world.is_main,
         )
+        if not self.progress.frames:
+            self._frame()  # what G draws before training: step 0
         self.step.train_mode(True)
         while self.progress.epoch < self.epochs:
             if self._run_epoch(bar):
@@ -226,6 +232,7 @@ class Runner:
         return RunResult(
             history=progress.history,
             frames=progress.frames,
+            frame_steps=progress.frame_steps,
             steps=progress.step,
             epochs=progress.epoch,
             train_seconds=self._elapsed(),
@@ -255,16 +262,27 @@ class Runner:
                 self._evaluate(final=last)  # the final row has every score (Inception FID too)
             if last:
                 break
+            every = self.config.render.frame_every
+            if every is not None and progress.step % every == 0:
+                self._frame()
             if progress.batch_in_epoch < self.step.steps_per_epoch and self._checkpoint_due():
                 self._save_checkpoint(epoch_start_order)
         self._log_row()
         self.step.end_epoch()
-        progress.frames.append(self.step.frame())
         progress.epoch += 1
         progress.batch_in_epoch = 0
-        self.hooks.on_epoch(progress.epoch, progress.frames[-1])
+        by_epoch = self.config.render.frame_every is None
+        if progress.frame_steps[-1] != progress.step and (by_epoch or self._out_of_budget()):
+            self._frame()  # after every epoch (or only the last step, with frame_every)
         self._save_checkpoint(self.data_order.get_state())
         return self._out_of_budget()  # train.max_minutes or max_steps: a partial last epoch
+
+    def _frame(self) -> None:
+        """The step's fixed-noise (or fixed-input) grid, kept and handed to on_frame."""
+        progress = self.progress
+        progress.frames.append(self.step.frame())
+        progress.frame_steps.append(progress.step)
+        self.hooks.on_frame(progress.step, progress.frames[-1])
 
     def _out_of_budget(self) -> bool:
         return self._elapsed() >= self.budget or self.progress.step >= self.total_steps

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ganlab import checkpoint
-from ganlab.config import PAPER_LOSS, Config
+from ganlab.config import Config
 from ganlab.data.domains import Domains
 from ganlab.device import Precision
 from ganlab.images import scale_batch
@@ -29,12 +29,6 @@ from ganlab.training.optimizers import optimizer_for
 from ganlab.training.runner import Hooks, Progress, Runner, RunResult
 
 N_PROGRESS_EXAMPLES = 8
-
-
-def gan_loss_name(config: Config) -> str:
-    """translation.gan_loss, with auto as each paper has it."""
-    name = config.translation.gan_loss
-    return PAPER_LOSS[config.model] if name == "auto" else name
 
 
 def resnet_blocks(side: int) -> int:
@@ -295,7 +289,7 @@ class TranslationStep:
         self.tn, self.config, self.domains = tn, config, domains
         self.device, self.precision = device, precision
         self.update_fn = cyclegan_step if tn.cycle else pix2pix_step
-        self.loss = LOSSES[gan_loss_name(config)]
+        self.loss = LOSSES[config.gan_loss]
         self.source, self.target = domains.source.to(device), domains.target.to(device)
         n_source, n_target = len(domains.source), len(domains.target)
         longest = n_source if domains.paired else max(n_source, n_target)
