@@ -88,6 +88,9 @@ class TrainSection:
     eval_samples: int = at_least(2, 1000)  # fakes per classifier-FID point
     fid_every: int | None = at_least(1, None)  # Inception FID every N steps and at the end
     fid_samples: int = at_least(2, 500)  # fakes per in-training Inception FID point
+    # G and D kept as outputs (models/snapshots/) for evaluate.checkpoint to choose from
+    snapshot_epochs: bool = False  # after every epoch: epoch_NNN.pt
+    snapshot_every: int | None = at_least(1, None)  # every N steps: step_NNNNNNN.pt
 
 
 def widths(default: tuple[int, ...]) -> Any:
@@ -129,9 +132,24 @@ class ClassifierSection:
     seed: int = at_least(0, 0)
 
 
+CHECKPOINTS = ("best", "last", "lowest_g_loss", "epoch")  # see EvaluateSection
+
+
 @dataclass(frozen=True)
 class EvaluateSection:
-    checkpoint: str = one_of(("best", "last"), "best")  # which generator evaluate and render use
+    """Which generator evaluate and render use: best (lowest classifier FID while training),
+    last, or one of train.snapshot_epochs' snapshots: lowest_g_loss (the epoch of the lowest
+    mean G loss, as the classic lab picks) or epoch (evaluate.epoch's)."""
+
+    checkpoint: str = one_of(CHECKPOINTS, "best")
+    epoch: int | None = at_least(1, None)  # checkpoint: epoch
+
+
+@dataclass(frozen=True)
+class SemiSupervisedSection:
+    """The semi-supervised GAN (Salimans et al., 2016): D a K + 1-way classifier."""
+
+    labels_per_class: int | None = at_least(1, None)  # labeled training images; None = off
 
 
 @dataclass(frozen=True)
@@ -215,12 +233,18 @@ class Config:
     classifier: ClassifierSection = field(default_factory=ClassifierSection)
     evaluate: EvaluateSection = field(default_factory=EvaluateSection)
     render: RenderSection = field(default_factory=RenderSection)
+    semi_supervised: SemiSupervisedSection = field(default_factory=SemiSupervisedSection)
     translation: TranslationSection = field(default_factory=TranslationSection)
 
     @property
     def translates(self) -> bool:
         """True for image-to-image models (pix2pix, CycleGAN), False for noise-to-image GANs."""
         return self.model in TRANSLATORS
+
+    @property
+    def semi_supervised_on(self) -> bool:
+        """True when D learns the classes from semi_supervised.labels_per_class labels."""
+        return self.semi_supervised.labels_per_class is not None
 
     @property
     def gan_loss(self) -> str:
@@ -235,7 +259,8 @@ class Config:
         """Hash of everything that shapes training; a checkpoint resumes only under the same one."""
         relevant = {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_TRAINING}
         # nproc: the global batch and the data order per step; the eval keys: the best generator
-        shaping = ("subset", "nproc", "max_steps", *EVAL_KEYS)
+        # the snapshot keys: which snapshots a resumed run has
+        shaping = ("subset", "nproc", "max_steps", "snapshot_epochs", "snapshot_every", *EVAL_KEYS)
         relevant["train"] = {k: v for k, v in relevant["train"].items() if k in shaping}
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -354,6 +379,12 @@ def _check_translation(config: Config) -> None:
             f"params.yaml: train.nproc = {config.train.nproc} with model = {config.model!r}: "
             "data-parallel training covers noise-to-image models; expected 1"
         )
+    snapshots = (config.train.snapshot_epochs, config.train.snapshot_every)
+    if snapshots != (False, None):
+        raise ConfigError(
+            f"params.yaml: train.snapshot_epochs / snapshot_every = {snapshots} with model = "
+            f"{config.model!r}: snapshots cover noise-to-image models; expected false / null"
+        )
     try:
         check_task(config)
     except ValueError as error:
@@ -403,6 +434,45 @@ def _check_combinations(config: Config) -> None:
             f"{config.batch_size}: expected train.subset >= batch_size (or null for all images)"
         )
     _check_evaluation(config.train)
+    _check_checkpoint_choice(config)
+    _check_semi_supervised(config)
+
+
+def _check_checkpoint_choice(config: Config) -> None:
+    choice, epoch = config.evaluate.checkpoint, config.evaluate.epoch
+    if choice in ("lowest_g_loss", "epoch") and not config.train.snapshot_epochs:
+        raise ConfigError(
+            f"params.yaml: evaluate.checkpoint = {choice!r} picks one of the per-epoch "
+            "snapshots: expected train.snapshot_epochs: true"
+        )
+    if (choice == "epoch") != (epoch is not None):
+        raise ConfigError(
+            f"params.yaml: evaluate.epoch = {epoch} with evaluate.checkpoint = {choice!r}: "
+            "expected an epoch number exactly when checkpoint is 'epoch'"
+        )
+    if epoch is not None and config.train.max_steps is None and epoch > config.epochs:
+        raise ConfigError(
+            f"params.yaml: evaluate.epoch = {epoch} but training runs epochs = {config.epochs}: "
+            f"expected an epoch in 1..{config.epochs}"
+        )
+
+
+def _check_semi_supervised(config: Config) -> None:
+    if not config.semi_supervised_on:
+        return
+    per_class = config.semi_supervised.labels_per_class
+    clashes = (
+        (config.translates, f"model = {config.model!r}", "a noise-to-image model"),
+        (config.conditional != "none", f"conditional = {config.conditional!r}", "'none'"),
+        (not LOSSES[config.loss].probability, f"loss = {config.loss!r}", "'bce' or 'minimax'"),
+        (config.train.nproc > 1, f"train.nproc = {config.train.nproc}", "1"),
+    )
+    for clash, setting, expected in clashes:
+        if clash:
+            raise ConfigError(
+                f"params.yaml: semi_supervised.labels_per_class = {per_class} (D a K + 1-way "
+                f"classifier) does not work with {setting}: expected {expected}"
+            )
 
 
 def _check_evaluation(train: TrainSection) -> None:

@@ -1,12 +1,16 @@
 """Stage entry points: expected failures end with one clear line and exit code 2."""
 
+import json
 import sys
 from pathlib import Path
 
+import mlflow
+import pandas as pd
 import pytest
 import yaml
 
-from ganlab.stages import download, run_stage
+from ganlab.stages import download, read_run_id, run_stage
+from tests.conftest import tiny_params
 from tests.test_config import BAD_PARAMS
 
 
@@ -45,8 +49,11 @@ def test_corrupt_data_stops_the_download_stage_with_the_file_named(
     assert "t10k-images-idx3-ubyte.gz" in capsys.readouterr().err
 
 
-def run_train(params: dict, tiny_root: Path, tmp_path: Path, monkeypatch, extra=()) -> dict:
-    """The train stage's main on tiny data with these params; its output paths."""
+def run_train(
+    params: dict, tiny_root: Path, tmp_path: Path, monkeypatch, extra=(), exit_code: int | None = 2
+) -> dict:
+    """The train stage's main on tiny data with these params, expected to stop with
+    `exit_code` (None: to succeed); its output paths."""
     from ganlab.stages import train
 
     params_file = tmp_path / "params.yaml"
@@ -60,16 +67,51 @@ def run_train(params: dict, tiny_root: Path, tmp_path: Path, monkeypatch, extra=
         "metrics",
         "quality",
         "fid-history",
+        "snapshots",
     )
     outputs = {name: tmp_path / name for name in names}
     argv = ["train", "--params", str(params_file), "--data", str(tiny_root), *extra]
     argv += [arg for name, path in outputs.items() for arg in (f"--{name}", str(path))]
     monkeypatch.setattr(sys, "argv", [*argv, "--checkpoint", str(tmp_path / "train.pt")])
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    if exit_code is None:
+        run_stage(train.main)
+        return outputs
     with pytest.raises(SystemExit) as exit_info:
         run_stage(train.main)
-    assert exit_info.value.code == 2
+    assert exit_info.value.code == exit_code
     return outputs
+
+
+def test_the_semi_supervised_stage_reports_accuracies_epoch_means_and_snapshots(
+    tiny_root: Path, tmp_path: Path, monkeypatch
+):
+    params = {
+        **tiny_params(dataset="tiny", batch_size=8, epochs=2, feature_matching=True),
+        "semi_supervised": {"labels_per_class": 1},
+        "train": {"eval_every": None, "log_every": 2, "snapshot_epochs": True},
+    }
+    outputs = run_train(params, tiny_root, tmp_path, monkeypatch, exit_code=None)
+    metrics = json.loads(outputs["metrics"].read_text())
+    # G and D after each epoch, moved from beside the resume checkpoint into the outputs
+    assert sorted(path.name for path in outputs["snapshots"].iterdir()) == [
+        "epoch_001.pt",
+        "epoch_002.pt",
+    ]
+    assert metrics["snapshots"] == 2 and not list(tmp_path.glob("train_snapshots/*"))
+    assert metrics["labeled_images"] == 10  # one of each of the 10 classes
+    for key in ("test_accuracy", "labeled_only_test_accuracy"):
+        assert 0 <= metrics[key] <= 1
+    history = pd.read_csv(outputs["history"])
+    assert history["d_class_loss"].notna().all()
+    # the per-epoch means the lessons plot, in MLflow by epoch
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run_id = read_run_id(outputs["mlflow-run"])
+    for name in ("d_loss", "d_real", "d_acc_real", "d_class_loss"):
+        points = client.get_metric_history(run_id, f"epoch/{name}")
+        assert [point.step for point in points] == [1, 2]
+        by_epoch = history.groupby("epoch")[name].mean()
+        assert [point.value for point in points] == pytest.approx(by_epoch.tolist())
 
 
 def test_a_translation_domain_smaller_than_a_batch_stops_before_any_run(

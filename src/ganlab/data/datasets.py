@@ -366,8 +366,9 @@ def digest(images: torch.Tensor) -> str:
 
 
 def source_of(name: str, image_folder: str | None = None) -> str:
-    """Where a dataset comes from: its first official URL, or the user's folder as a file URL."""
+    """Where a dataset comes from: its first official URL, or the user's folder as a file URL
+    (a dataset registered with local files only: its first file's name)."""
     info = DATASETS[name]
     if info.user_folder:
         return Path(image_folder or ".").resolve().as_uri()
-    return info.files[0].urls[0]
+    return next(iter(info.files[0].urls), info.files[0].name)

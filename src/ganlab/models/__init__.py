@@ -20,6 +20,7 @@ from ganlab.models.conditional import (
 from ganlab.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganlab.models.layers import add_spectral_norm_
 from ganlab.models.mlp import MLPDiscriminator, MLPGenerator
+from ganlab.models.semi_supervised import SemiSupervisedDiscriminator
 from ganlab.models.translation import PatchDiscriminator, ResnetGenerator, UNetGenerator
 
 
@@ -44,6 +45,8 @@ class ModelSpec:
     d_activation: str = "leaky_relu"
     output: str = "tanh"  # tanh: pixels in [-1, 1] | sigmoid: in [0, 1]
     minibatch_discrimination: bool = False  # Salimans et al. (2016), in D
+    # semi-supervised GAN: D classifies into these K classes + fake (0: a plain D)
+    d_classes: int = 0
 
 
 def _mlp(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
@@ -168,6 +171,8 @@ def build_models(name: str, spec: ModelSpec, init: str = "dcgan") -> tuple[nn.Mo
         netG, netD = MODELS[name](dataclasses.replace(spec, z_dim=spec.z_dim + LABEL_EMBEDDING))
         netG = ConditionalGenerator(netG, spec.n_classes)
         netD = ConditionalDiscriminator(netD, spec.n_classes, spec.conditioning)
+    if spec.d_classes:
+        netD = SemiSupervisedDiscriminator(netD, spec.d_classes)
     for net in (netG, netD):
         INITS[init](net)
     if spec.spectral_norm:

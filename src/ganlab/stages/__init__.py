@@ -63,16 +63,11 @@ def write_run_id(path: Path, run_id: str) -> None:
 
 
 def add_generator_arguments(arguments: argparse.ArgumentParser) -> None:
-    """The train stage's two generator files; params' evaluate.checkpoint picks one."""
+    """The train stage's generator files; params' evaluate.checkpoint picks one."""
     arguments.add_argument("--generator", type=Path, required=True, help="last generator")
     arguments.add_argument(
         "--best-generator", type=Path, required=True, help="best-scored generator"
     )
-
-
-def chosen_generator(args: argparse.Namespace, checkpoint: str) -> Path:
-    """evaluate.checkpoint: best (the best-scored generator while training) or last."""
-    path = args.best_generator if checkpoint == "best" else args.generator
-    if not path.is_file():
-        raise StageError(f"{path} is missing: expected the train stage's {checkpoint} generator")
-    return path
+    arguments.add_argument(
+        "--snapshots", type=Path, required=True, help="folder of per-epoch G and D snapshots"
+    )

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ganlab import checkpoint, sampling, tracking
+from ganlab import checkpoint, sampling, snapshots, tracking
 from ganlab.config import Config, flatten, load_config
 from ganlab.data import datasets
 from ganlab.data.domains import load_domains
@@ -28,7 +28,6 @@ from ganlab.metrics.features import (
 )
 from ganlab.stages import (
     add_generator_arguments,
-    chosen_generator,
     parser,
     read_run_id,
     run_stage,
@@ -172,7 +171,13 @@ def main() -> None:
     args = arguments.parse_args()
 
     config = load_config(args.params)
-    args.generator = chosen_generator(args, config.evaluate.checkpoint)
+    args.generator = snapshots.generator_path(
+        config.evaluate.checkpoint,
+        config.evaluate.epoch,
+        args.generator,
+        args.best_generator,
+        args.snapshots,
+    )
     trained_run_id = read_run_id(args.train_run)
     run_id = tracking.run_for_params(trained_run_id, flatten(config), f"{config.model}-evaluate")
     write_run_id(args.mlflow_run, run_id)
@@ -180,8 +185,9 @@ def main() -> None:
         device = pick_device()
         score = score_translations if config.translates else score_generated
         metrics, info = score(args, config, device)
-        step = checkpoint.load(args.generator).get("step")
-        metrics = ordered(metrics | ({"checkpoint_step": step} if step is not None else {}))
+        saved = checkpoint.load(args.generator)  # which step (and snapshot epoch) was scored
+        chosen = {f"checkpoint_{key}": saved[key] for key in ("step", "epoch") if key in saved}
+        metrics = ordered(metrics | chosen)
         info["checkpoint"] = config.evaluate.checkpoint
         write_json(args.metrics, metrics, sort_keys=False)
         write_json(args.info, info)

@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 from torchvision.io import decode_png, read_file
 
-from ganlab import images, plots, sampling, tracking
+from ganlab import images, plots, sampling, snapshots, tracking
 from ganlab.config import flatten, load_config
 from ganlab.data.datasets import load_images
 from ganlab.data.domains import load_domains
@@ -18,7 +18,6 @@ from ganlab.stages import (
     FRAME_GLOB,
     StageError,
     add_generator_arguments,
-    chosen_generator,
     parser,
     read_run_id,
     run_stage,
@@ -184,7 +183,13 @@ def main() -> None:
     args = arguments.parse_args()
 
     config = load_config(args.params)
-    args.generator = chosen_generator(args, config.evaluate.checkpoint)
+    args.generator = snapshots.generator_path(
+        config.evaluate.checkpoint,
+        config.evaluate.epoch,
+        args.generator,
+        args.best_generator,
+        args.snapshots,
+    )
     run_id = tracking.run_for_params(
         read_run_id(args.mlflow_run), flatten(config), f"{config.model}-render"
     )

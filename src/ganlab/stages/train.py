@@ -11,13 +11,14 @@ import copy
 import dataclasses
 import datetime
 import functools
+import shutil
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from ganlab import checkpoint, tracking
+from ganlab import checkpoint, snapshots, tracking
 from ganlab.config import Config, ConfigError, flatten, load_config
 from ganlab.data import datasets, domains
 from ganlab.device import pick_device, resolve_precision
@@ -27,8 +28,8 @@ from ganlab.metrics import classifier, fid
 from ganlab.metrics.features import classifier_features, inception_network
 from ganlab.models import count_parameters
 from ganlab.stages import StageError, frame_name, parser, run_stage, write_run_id
-from ganlab.training import distributed, translation
-from ganlab.training.gan import GANStep, model_spec, train
+from ganlab.training import distributed, semi_supervised, translation
+from ganlab.training.gan import history_columns_of, model_spec, train
 from ganlab.training.monitor import Reference
 from ganlab.training.runner import EVAL_BASE_COLUMNS, Hooks, history_columns
 
@@ -60,6 +61,9 @@ def main() -> None:
     # not --run: torchrun (train.nproc > 1) would take it for an abbreviation of its --run-path
     arguments.add_argument(
         "--mlflow-run", type=Path, required=True, help="MLflow run id JSON to write"
+    )
+    arguments.add_argument(
+        "--snapshots", type=Path, required=True, help="folder for per-epoch G and D snapshots"
     )
     arguments.add_argument("--progress", type=Path, required=True, help="folder for epoch grids")
     arguments.add_argument("--history", type=Path, required=True, help="loss history CSV")
@@ -140,7 +144,6 @@ def _train(args, config: Config, world: distributed.World, device: torch.device)
         tracking.log_dataset(config.dataset, datasets.digest(images), source)
 
         started = time.perf_counter()
-        result = run_training(hooks=_hooks(args, history_columns(GANStep), config.render.nrow))
         spec = model_spec(config, tuple(images.shape[1:]), n_classes)
         saved = {
             "model": config.model,
@@ -148,15 +151,25 @@ def _train(args, config: Config, world: distributed.World, device: torch.device)
             "latent": config.latent,
             "precision": precision.name,
         }
+        columns = history_columns_of(config)
+        hooks = _hooks(args, columns, config.render.nrow)
+        hooks.on_snapshot = functools.partial(
+            snapshots.save, folder=_snapshot_staging(args), generator_info=saved, columns=columns
+        )
+        result = run_training(hooks=hooks)
+        kept = snapshots.publish(_snapshot_staging(args), args.snapshots)
         last = result.netG.state_dict()
         checkpoint.save(args.generator, saved | {"state_dict": last, "step": result.steps})
         best_step = result.steps if result.best_step is None else result.best_step
         best = last if result.best_state is None else result.best_state
         checkpoint.save(args.best_generator, saved | {"state_dict": best, "step": best_step})
         history = _write_history(
-            pd.DataFrame(result.history, columns=list(history_columns(GANStep))), args.history
+            pd.DataFrame(result.history, columns=list(history_columns_of(config))), args.history
         )
-        _record_metrics(args, result, len(images), result.netG, history, _quality_metrics(result))
+        extra = {"snapshots": len(kept)} | _quality_metrics(result)
+        extra |= _semi_supervised_metrics(args, config, result, spec, device, precision)
+        _record_metrics(args, result, len(images), result.netG, history, extra)
+        _log_epoch_means(history)
         if not result.evals:  # train.eval_every: null
             _write_quality([], args.quality, args.fid_history)
         best_net = copy.deepcopy(result.netG)
@@ -196,6 +209,37 @@ def _reference(args, config: Config, image_shape, device: torch.device) -> Refer
         reference.inception = inception_network(config.fid, device)
         reference.real_stats, reference.fid = fid.load_stats(args.stats), config.fid
     return reference
+
+
+def _semi_supervised_metrics(
+    args, config: Config, result, spec, device: torch.device, precision
+) -> dict[str, float]:
+    """The semi-supervised GAN's product, D's test accuracy, beside the labeled-only baseline's."""
+    if result.labeled is None:
+        return {}
+    test_images, test_labels = datasets.load_images(
+        config.dataset, args.data, train=False, size=config.image_size
+    )
+    accuracy = functools.partial(
+        semi_supervised.test_accuracy,
+        images=test_images,
+        labels=test_labels,
+        device=device,
+        low=result.labeled.low,
+    )
+    baseline = semi_supervised.labeled_only_baseline(
+        config, spec, result.labeled, result.steps, device=device, precision=precision
+    )
+    scores = {
+        "labeled_images": len(result.labeled),
+        "test_accuracy": round(accuracy(result.netD), 4),
+        "labeled_only_test_accuracy": round(accuracy(baseline), 4),
+    }
+    print(
+        f"semi-supervised D: test accuracy {scores['test_accuracy']:.4f}; the same network on the "
+        f"{len(result.labeled)} labeled images alone: {scores['labeled_only_test_accuracy']:.4f}"
+    )
+    return scores
 
 
 def _quality_metrics(result) -> dict[str, float]:
@@ -239,9 +283,25 @@ def _record_metrics(
     tracking.log_metrics(metrics)
 
 
+def _log_epoch_means(history: pd.DataFrame) -> None:
+    """Each column's mean over every epoch as MLflow metrics `epoch/<column>`, stepped by epoch:
+    the per-epoch curves the classic lessons plot (log rows are equal-sized, so a plain mean)."""
+    by_epoch = history.drop(columns="step").groupby("epoch").mean()
+    for epoch, means in by_epoch.iterrows():
+        values = {f"epoch/{name}": value for name, value in means.items() if value == value}
+        tracking.log_metrics(values, int(epoch))
+
+
+def _snapshot_staging(args) -> Path:
+    """Where snapshots wait until training ends: beside the resume checkpoint, outside the
+    stage's outputs (which DVC deletes before it reruns an interrupted stage)."""
+    return args.checkpoint.with_name(f"{args.checkpoint.stem}_snapshots")
+
+
 def _start_run(config: Config, args) -> str:
     run_id = _resumable_run_id(config, args.checkpoint)
     if run_id is None:
+        shutil.rmtree(_snapshot_staging(args), ignore_errors=True)  # another run's snapshots
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         run_id = tracking.new_run(flatten(config), f"{config.model}-{config.dataset}-{stamp}")
     write_run_id(args.mlflow_run, run_id)
@@ -330,6 +390,7 @@ def _train_translator(args, config: Config, device: torch.device) -> None:
             ),
         )
         spec = translation.translator_spec(config, tuple(task.source.shape[1:]))
+        snapshots.publish(_snapshot_staging(args), args.snapshots)  # none: snapshots are G's
         for path in (args.generator, args.best_generator):  # no scoring while training: last
             translation.save_translator(path, result.nets, config, spec, task, precision)
         _write_quality([], args.quality, args.fid_history)
@@ -347,6 +408,7 @@ def _train_translator(args, config: Config, device: torch.device) -> None:
             history,
             {"final_recon_l1": history["recon_l1"].iloc[-1]},
         )
+        _log_epoch_means(history)
         tracking.log_translator(
             copy.deepcopy(result.nets["G"]).cpu().float(),
             tuple(task.source.shape[1:]),

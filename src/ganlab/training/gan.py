@@ -29,17 +29,28 @@ from ganlab.training.losses import LOSSES, d_accuracy
 from ganlab.training.monitor import Monitor, Reference
 from ganlab.training.optimizers import optimizer_for
 from ganlab.training.regularizers import clip_weights_, gradient_penalty, r1_penalty
-from ganlab.training.runner import Hooks, Progress, Runner, RunResult, planned_steps
+from ganlab.training.runner import (
+    Hooks,
+    Progress,
+    Runner,
+    RunResult,
+    history_columns,
+    planned_steps,
+)
+from ganlab.training.semi_supervised import LabeledBatches, class_loss, labeled_indices
 
 
 @dataclass
 class TrainResult(RunResult):
     netG: nn.Module | None = None  # the generator to sample from (the EMA one if kept), eval mode
     images_seen: int = 0
+    netD: nn.Module | None = None  # the last discriminator (the semi-supervised GAN's product)
+    labeled: LabeledBatches | None = None  # the semi-supervised GAN's labeled images
 
 
 def model_spec(config: Config, image_shape: tuple[int, int, int], n_classes: int) -> ModelSpec:
-    """The models' shape from params, the data's image shape and its number of classes."""
+    """The models' shape from params, the data's image shape and its number of classes
+    (for a class-conditional G and D, or a semi-supervised D)."""
     return ModelSpec(
         config.z_dim,
         image_shape,
@@ -57,6 +68,7 @@ def model_spec(config: Config, image_shape: tuple[int, int, int], n_classes: int
         config.mlp.d_activation,
         config.mlp.output,
         config.minibatch_discrimination,
+        n_classes if config.semi_supervised_on else 0,
     )
 
 
@@ -137,6 +149,8 @@ class Batch:
     fake_labels: torch.Tensor | None
     noise_std: float  # instance noise at this step
     step: int = 0  # the runner's step: EMA warm-up
+    # the semi-supervised GAN: a batch of the labeled images and their classes
+    labeled: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 def d_inputs(x: torch.Tensor, config: Config, noise_std: float) -> torch.Tensor:
@@ -152,7 +166,8 @@ def d_step(
     nets: Nets, batch: Batch, config: Config, precision: Precision, device: torch.device
 ) -> torch.Tensor:
     """One D update, with the regularizers the params switch on; (d_loss, D(x), D(G(z)),
-    D's accuracy on the real and on the fake images: NaN for critics)."""
+    D's accuracy on the real and on the fake images: NaN for critics, and when semi-supervised
+    D's class loss on the labeled batch)."""
     gan_loss = LOSSES[config.loss]
     real, fake = batch.real, batch.fake.detach()
     with precision.autocast(device):
@@ -169,6 +184,12 @@ def d_step(
             F.cross_entropy(real_classes.float(), batch.real_labels)
             + F.cross_entropy(fake_classes.float(), batch.fake_labels)
         )
+    supervised = None
+    if batch.labeled is not None:  # semi-supervised: D also learns the few labeled images
+        images, classes = batch.labeled
+        with precision.autocast(device):
+            supervised = class_loss(nets.netD, d_inputs(images, config, batch.noise_std), classes)
+        errD = errD + config.class_weight * supervised
 
     def critic(x: torch.Tensor) -> torch.Tensor:
         return discriminate(nets.stepD, x, batch.real_labels)[0]
@@ -189,7 +210,10 @@ def d_step(
             if gan_loss.probability
             else torch.full((2,), math.nan, device=errD.device)
         )
-        return torch.cat([errD.detach().view(1), torch.stack(shown), accuracy])
+        stats = [errD.detach().view(1), torch.stack(shown), accuracy]
+        if supervised is not None:
+            stats.append(supervised.detach().view(1))
+        return torch.cat(stats)
 
 
 def g_step(
@@ -259,6 +283,7 @@ class GANStep:
         device: torch.device,
         precision: Precision,
         world: distributed.World,
+        labeled: LabeledBatches | None = None,
     ) -> None:
         self.nets, self.config, self.images, self.labels, self.spec = (
             nets,
@@ -268,6 +293,10 @@ class GANStep:
             spec,
         )
         self.device, self.precision, self.world = device, precision, world
+        self.labeled = labeled
+        if labeled is not None:  # semi-supervised: D's cross-entropy on the labeled images too
+            self.columns = (*GANStep.columns, "d_class_loss")
+            self.d_stats = (*GANStep.d_stats, len(GANStep.columns))
         self.memory_format = torch.channels_last if _is_conv(nets.netD) else torch.contiguous_format
         self.low = pixel_low(nets.netG)  # real images in G's output range
         self.global_batch = config.batch_size * world.size  # a step takes world.size batches
@@ -319,6 +348,7 @@ class GANStep:
             fake_labels,
             config.instance_noise * max(0.0, 1 - progress.step / self.total_steps),
             progress.step,
+            self.labeled(progress.step) if self.labeled is not None else None,
         )
         progress.sums[list(self.d_stats)] += d_step(
             self.nets, batch, config, self.precision, device
@@ -349,6 +379,10 @@ class GANStep:
     def end_epoch(self) -> None:
         pass
 
+    def snapshot(self) -> dict[str, Any]:
+        """G as it is sampled from (the EMA one if kept) and D, both as state dicts."""
+        return {"G": self.nets.generator.state_dict(), "D": self.nets.netD.state_dict()}
+
     def frame(self) -> torch.Tensor:
         """The fixed noise through the generator that is sampled from (the EMA one if kept)."""
         generator = self.nets.generator.eval()
@@ -358,6 +392,12 @@ class GANStep:
             ).cpu()
         self.nets.netG.train()
         return frame
+
+
+def history_columns_of(config: Config) -> tuple[str, ...]:
+    """The columns of a noise-to-image GAN's history rows under these params."""
+    extra = ("d_class_loss",) if config.semi_supervised_on else ()
+    return (*history_columns(GANStep), *extra)
 
 
 def build_nets(
@@ -422,10 +462,19 @@ def train(
     _check_conditioning(config, labels, len(images), n_classes)
     world = distributed.current()
     nets = build_nets(config, spec, device, precision, world)
+    labeled = _labeled_batches(config, images, labels, device, pixel_low(nets.netG))
     images = images.to(device)
     labels = labels.to(device, torch.long) if spec.n_classes else None
     step = GANStep(
-        nets, config, images, labels, spec, device=device, precision=precision, world=world
+        nets,
+        config,
+        images,
+        labels,
+        spec,
+        device=device,
+        precision=precision,
+        world=world,
+        labeled=labeled,
     )
     monitor = None
     if reference is not None and config.train.eval_every is not None:
@@ -436,4 +485,27 @@ def train(
         **vars(result),
         netG=nets.generator.eval(),
         images_seen=result.steps * step.global_batch,
+        netD=nets.netD.eval(),
+        labeled=labeled,
+    )
+
+
+def _labeled_batches(
+    config: Config,
+    images: torch.Tensor,
+    labels: torch.Tensor | None,
+    device: torch.device,
+    low: float,
+) -> LabeledBatches | None:
+    """The semi-supervised GAN's few labeled images (semi_supervised.labels_per_class a class)."""
+    per_class = config.semi_supervised.labels_per_class
+    if per_class is None:
+        return None
+    if labels is None or len(labels) != len(images):
+        raise ValueError(
+            f"semi_supervised.labels_per_class = {per_class} needs one label per image"
+        )
+    rows = labeled_indices(labels, per_class, config.seed)
+    return LabeledBatches(
+        images[rows].to(device), labels[rows].to(device), config.batch_size, config.seed, low
     )

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from ganlab import checkpoint
 from ganlab.config import Config
 from ganlab.errors import GanlabError
+from ganlab.snapshots import Snapshot
 from ganlab.training import distributed
 
 BASE_COLUMNS = ("step", "epoch")
@@ -44,6 +45,8 @@ class Hooks:
     on_history: Callable[[list[list[float]]], None] = lambda history: None
     # each quality row (EVAL_BASE_COLUMNS + the evaluator's columns), and all of them so far
     on_eval: Callable[[dict[str, float], list[list[float]]], None] = lambda row, evals: None
+    # the networks after every epoch (train.snapshot_epochs) or every N steps (snapshot_every)
+    on_snapshot: Callable[[Snapshot], None] = lambda snapshot: None
 
 
 @dataclass
@@ -88,6 +91,9 @@ class Step(Protocol):
     def log_extras(self) -> list[float]: ...
     def end_epoch(self) -> None: ...
     def frame(self) -> torch.Tensor: ...
+    def snapshot(self) -> dict[str, Any]:
+        """The networks' weights worth keeping (train.snapshot_epochs, snapshot_every; the
+        noise-to-image family's: translators refuse those params)."""
 
 
 class Evaluator(Protocol):
@@ -265,6 +271,9 @@ class Runner:
             every = self.config.render.frame_every
             if every is not None and progress.step % every == 0:
                 self._frame()
+            every = self.config.train.snapshot_every
+            if every is not None and progress.step % every == 0:
+                self._snapshot(epoch_end=False)
             if progress.batch_in_epoch < self.step.steps_per_epoch and self._checkpoint_due():
                 self._save_checkpoint(epoch_start_order)
         self._log_row()
@@ -274,6 +283,8 @@ class Runner:
         by_epoch = self.config.render.frame_every is None
         if progress.frame_steps[-1] != progress.step and (by_epoch or self._out_of_budget()):
             self._frame()  # after every epoch (or only the last step, with frame_every)
+        if self.config.train.snapshot_epochs:
+            self._snapshot(epoch_end=True)
         self._save_checkpoint(self.data_order.get_state())
         return self._out_of_budget()  # train.max_minutes or max_steps: a partial last epoch
 
@@ -283,6 +294,12 @@ class Runner:
         progress.frames.append(self.step.frame())
         progress.frame_steps.append(progress.step)
         self.hooks.on_frame(progress.step, progress.frames[-1])
+
+    def _snapshot(self, epoch_end: bool) -> None:
+        progress = self.progress
+        epoch = progress.epoch if epoch_end else progress.epoch + 1
+        snapshot = Snapshot(progress.step, epoch, epoch_end, self.step.snapshot(), progress.history)
+        self.hooks.on_snapshot(snapshot)
 
     def _out_of_budget(self) -> bool:
         return self._elapsed() >= self.budget or self.progress.step >= self.total_steps
