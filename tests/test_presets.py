@@ -45,6 +45,14 @@ MLPS = {  # preset: (G's Linear shapes, D's, G's and D's hidden activation, drop
         nn.Tanh,
     ),
     "tf_mlp_mnist": ([(100, 256), (256, 784)], [(784, 256), (256, 1)], RELU, RELU, 0.0, nn.Sigmoid),
+    "udacity_semi_supervised": (  # D's last layer: 10 classes + fake
+        [(100, 500), (500, 500), (500, 784)],
+        [(784, 1000), (1000, 500), (500, 250), (250, 250), (250, 250), (250, 11)],
+        RELU,
+        LEAKY,
+        0.3,
+        nn.Tanh,
+    ),
 }
 CONVS = {  # preset: (G's channels from the 4x4 seed to the image, D's from the image, side)
     "udacity_dcgan_svhn": ([128, 64, 32, 3], [3, 32, 64, 128], 32),
@@ -61,6 +69,7 @@ TRAINING = {  # preset: (G's optimizer, lr, betas; D's optimizer, lr; batch; epo
     "dcgan_celeba": (ADAM, 2e-4, (0.5, 0.999), ADAM, 2e-4, 128, "5 epochs"),
     "dcgan_mnist32": (ADAM, 2e-4, (0.5, 0.999), ADAM, 2e-4, 32, "5 epochs"),
     "wgan_clip_study": (RMSPROP, 5e-4, None, RMSPROP, 5e-4, 64, "3 epochs"),
+    "udacity_semi_supervised": (ADAM, 1e-3, (0.5, 0.999), ADAM, 1e-3, 100, "10 epochs"),
 }
 NOISE = {  # preset: (z_dim, latent, real label, G's fakes)
     "fashion_mlp_lab": (100, "uniform", 1.0, "reuse"),
@@ -71,6 +80,7 @@ NOISE = {  # preset: (z_dim, latent, real label, G's fakes)
     "dcgan_celeba": (100, "normal", 1.0, "reuse"),
     "dcgan_mnist32": (100, "normal", 1.0, "reuse"),
     "wgan_clip_study": (100, "normal", 1.0, "reuse"),
+    "udacity_semi_supervised": (100, "uniform", 1.0, "fresh"),
 }
 
 
@@ -141,6 +151,14 @@ def test_lessons_train_with_the_optimizers_batch_and_length_they_teach(name):
         assert config.epochs == int(count) and config.train.max_steps is None
     assert (config.z_dim, config.latent, config.real_label, config.g_fakes) == NOISE[name]
     assert config.ema_decay is None and config.conditional == "none"
+
+
+def test_the_semi_supervised_lesson_learns_from_100_labels_a_class_with_feature_matching():
+    config, nets = build("udacity_semi_supervised")
+    assert config.semi_supervised.labels_per_class == 100 and config.feature_matching
+    assert config.class_weight == 2.0  # Salimans et al.: half-weight unsupervised loss
+    assert config.dataset == "fashion_mnist" and config.loss == "bce"
+    assert nets.netD.classify(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
 
 
 def test_the_sigmoid_generator_trains_on_data_in_0_1(tmp_path: Path, cpu):

@@ -39,6 +39,8 @@ from ganlab.training.runner import (
 )
 from ganlab.training.semi_supervised import LabeledBatches, class_loss, labeled_indices
 
+CLASS_LOSS_COLUMN = "d_class_loss"  # the semi-supervised D's cross-entropy on labeled images
+
 
 @dataclass
 class TrainResult(RunResult):
@@ -295,7 +297,7 @@ class GANStep:
         self.device, self.precision, self.world = device, precision, world
         self.labeled = labeled
         if labeled is not None:  # semi-supervised: D's cross-entropy on the labeled images too
-            self.columns = (*GANStep.columns, "d_class_loss")
+            self.columns = (*GANStep.columns, CLASS_LOSS_COLUMN)
             self.d_stats = (*GANStep.d_stats, len(GANStep.columns))
         self.memory_format = torch.channels_last if _is_conv(nets.netD) else torch.contiguous_format
         self.low = pixel_low(nets.netG)  # real images in G's output range
@@ -396,7 +398,7 @@ class GANStep:
 
 def history_columns_of(config: Config) -> tuple[str, ...]:
     """The columns of a noise-to-image GAN's history rows under these params."""
-    extra = ("d_class_loss",) if config.semi_supervised_on else ()
+    extra = (CLASS_LOSS_COLUMN,) if config.semi_supervised_on else ()
     return (*history_columns(GANStep), *extra)
 
 
