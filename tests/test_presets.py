@@ -6,21 +6,29 @@ read from ganlab.presets, so a wrong preset fails.
 
 from __future__ import annotations
 
+import dataclasses
+import io
+import math
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
 from torch import nn
 
 from ganlab.config import config_from_dict
+from ganlab.data import datasets
 from ganlab.data.datasets import DATASETS
+from ganlab.images import sample_latent
 from ganlab.models import pixel_low
 from ganlab.presets import LESSONS, PRESETS, exp_run_line, flat_overrides
 from ganlab.training import distributed
 from ganlab.training.gan import build_nets, model_spec
 from ganlab.training.runner import planned_steps
-from tests.conftest import FP32, REPO, tiny_images, train_on_cpu
+from tests.conftest import FP32, REPO, tiny_images, train_on_cpu, write_idx_gz
+from tests.data.test_formats import serve_as
 
 ADAM, SGD, RMSPROP = torch.optim.Adam, torch.optim.SGD, torch.optim.RMSprop
 LEAKY, RELU = nn.LeakyReLU, nn.ReLU
@@ -195,3 +203,62 @@ def test_exp_run_lines_set_sections_with_dotted_keys():
     line = exp_run_line("tf_mlp_mnist")
     assert "-S mlp.g_hidden=[256]" in line and "-S train.max_steps=70000" in line
     assert all(exp_run_line(name).startswith("dvc exp run -n ") for name in PRESETS)
+
+
+OFFLINE_LESSONS = sorted(name for name, p in LESSONS.items() if p["dataset"] != "fashion_mnist")
+
+
+def write_real_format(dataset: str, folder: Path, n: int) -> None:
+    """n training images (and a few test ones) in the dataset's own files, as published."""
+    rng = np.random.default_rng(0)
+    if dataset == "mnist":
+        for split, count in (("train", n), ("t10k", 4)):
+            images = rng.integers(0, 256, (count, 28, 28), dtype=np.uint8)
+            write_idx_gz(folder / f"{split}-images-idx3-ubyte.gz", images)
+            labels = (np.arange(count) % 10).astype(np.uint8)
+            write_idx_gz(folder / f"{split}-labels-idx1-ubyte.gz", labels)
+    elif dataset == "svhn":
+        from scipy.io import savemat
+
+        for split, count in (("train", n), ("test", 4)):
+            images = rng.integers(0, 256, (32, 32, 3, count), dtype=np.uint8)
+            digits = (np.arange(count) % 10 + 1).astype(np.uint8).reshape(count, 1)
+            savemat(folder / f"{split}_32x32.mat", {"X": images, "y": digits})
+    elif dataset == "celeba":
+        from PIL import Image
+
+        partition = []
+        with zipfile.ZipFile(folder / "img_align_celeba.zip", "w") as archive:
+            for i in range(1, n + 3):
+                buffer = io.BytesIO()
+                Image.new("RGB", (178, 218), (i % 256, 90, 160)).save(buffer, "JPEG")
+                archive.writestr(f"img_align_celeba/{i:06d}.jpg", buffer.getvalue())
+                partition.append(f"{i:06d}.jpg {0 if i <= n else 2}")
+        (folder / "list_eval_partition.txt").write_text("\n".join(partition) + "\n")
+    else:
+        raise AssertionError(f"no real-format writer for {dataset}")
+
+
+@pytest.mark.parametrize("name", OFFLINE_LESSONS)
+def test_lessons_on_other_datasets_train_on_their_real_formats(name, served, tmp_path, monkeypatch):
+    """MNIST, SVHN and CelebA can't be downloaded here: each lesson's params go through the real
+    download (served from 127.0.0.1), the real reader and the trainer, for one batch of the
+    lesson's own size and one G update."""
+    config = lesson_config(name)
+    folder, url = served
+    write_real_format(config.dataset, folder, config.batch_size)
+    serve_as(monkeypatch, config.dataset, folder, url)
+    datasets.download(config.dataset, tmp_path / "data")
+    images, labels = datasets.load_images(
+        config.dataset, tmp_path / "data", train=True, size=config.image_size
+    )
+    short = dataclasses.replace(
+        config,
+        train=dataclasses.replace(config.train, max_steps=config.n_critic, eval_every=None),
+    )
+    result = train_on_cpu(short, images, tmp_path / "c.pt", labels)
+    assert result.steps == config.n_critic and result.history
+    assert all(math.isfinite(value) for value in result.history[-1][2:4])  # d_loss, g_loss
+    z = sample_latent(2, config.z_dim, config.latent, torch.device("cpu"))
+    side = config.image_size or DATASETS[config.dataset].image_shape[1]
+    assert result.netG(z).shape == (2, images.shape[1], side, side)
