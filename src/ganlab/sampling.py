@@ -37,11 +37,7 @@ def build_generator(
             f"{source} holds a {saved['model']} translation model, which maps images to images: "
             "expected a noise-to-image generator (its translations are in reports/figures)"
         )
-    spec_values = dict(saved["spec"])
-    for key in ("image_shape", "g_hidden", "d_hidden"):
-        if key in spec_values:
-            spec_values[key] = tuple(spec_values[key])
-    netG, _ = build_models(saved["model"], ModelSpec(**spec_values), init="default")
+    netG, _ = build_models(saved["model"], ModelSpec.from_saved(saved["spec"]), init="default")
     # a conditional G is logged to MLflow inside OneHotInput, which names it netG
     netG.load_state_dict({k.removeprefix(ONE_HOT_PREFIX): v for k, v in state_dict.items()})
     return netG.to(device).eval(), saved

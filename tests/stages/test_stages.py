@@ -7,9 +7,12 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+import torch
 import yaml
 
+from ganlab.data import datasets
 from ganlab.stages import download, read_run_id, run_stage
+from ganlab.training import semi_supervised
 from tests.conftest import tiny_params
 from tests.test_config import BAD_PARAMS
 
@@ -68,6 +71,7 @@ def run_train(
         "quality",
         "fid-history",
         "snapshots",
+        "discriminator",
     )
     outputs = {name: tmp_path / name for name in names}
     argv = ["train", "--params", str(params_file), "--data", str(tiny_root), *extra]
@@ -99,6 +103,11 @@ def test_the_semi_supervised_stage_reports_accuracies_epoch_means_and_snapshots(
         "epoch_002.pt",
     ]
     assert metrics["snapshots"] == 2 and not list(tmp_path.glob("train_snapshots/*"))
+    # the product, D, as a file: it scores what train.json says
+    netD = semi_supervised.load_classifier(outputs["discriminator"], torch.device("cpu"))
+    test_images, test_labels = datasets.load_images("tiny", tiny_root, train=False)
+    accuracy = semi_supervised.test_accuracy(netD, test_images, test_labels, device="cpu")
+    assert round(accuracy, 4) == metrics["test_accuracy"]
     assert metrics["labeled_images"] == 10  # one of each of the 10 classes
     for key in ("test_accuracy", "labeled_only_test_accuracy"):
         assert 0 <= metrics[key] <= 1

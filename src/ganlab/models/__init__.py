@@ -48,6 +48,15 @@ class ModelSpec:
     # semi-supervised GAN: D classifies into these K classes + fake (0: a plain D)
     d_classes: int = 0
 
+    @classmethod
+    def from_saved(cls, values: dict) -> ModelSpec:
+        """A spec as a file stores it (dataclasses.asdict: tuples saved as lists)."""
+        values = dict(values)
+        for key in ("image_shape", "g_hidden", "d_hidden"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
 
 def _mlp(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
     return (

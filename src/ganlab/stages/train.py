@@ -65,6 +65,12 @@ def main() -> None:
     arguments.add_argument(
         "--snapshots", type=Path, required=True, help="folder for per-epoch G and D snapshots"
     )
+    arguments.add_argument(
+        "--discriminator",
+        type=Path,
+        required=True,
+        help="the semi-supervised GAN's D, its classifier, to write (when semi_supervised is on)",
+    )
     arguments.add_argument("--progress", type=Path, required=True, help="folder for epoch grids")
     arguments.add_argument("--history", type=Path, required=True, help="loss history CSV")
     arguments.add_argument("--metrics", type=Path, required=True, help="training metrics JSON")
@@ -227,6 +233,7 @@ def _semi_supervised_metrics(
         device=device,
         low=result.labeled.low,
     )
+    semi_supervised.save_classifier(args.discriminator, result.netD, config.model, spec)
     baseline = semi_supervised.labeled_only_baseline(
         config, spec, result.labeled, result.steps, device=device, precision=precision
     )

@@ -8,11 +8,15 @@ the test set, set against the same network trained on the labeled images alone.
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from ganlab import checkpoint
 from ganlab.config import Config, ConfigError
 from ganlab.device import Precision
 from ganlab.images import scale_batch
@@ -90,6 +94,24 @@ def labeled_only_baseline(
         loss.backward()
         optimizer.step()
     return netD.eval()
+
+
+def save_classifier(path: Path, netD: nn.Module, model: str, spec: ModelSpec) -> None:
+    """The semi-supervised GAN's product, D, as a weights-only file load_classifier reads."""
+    state = {"model": model, "spec": dataclasses.asdict(spec), "state_dict": netD.state_dict()}
+    checkpoint.save(path, state)
+
+
+def load_classifier(path: Path, device: torch.device) -> nn.Module:
+    """The trained K + 1-way D (eval mode); `classify(x)` gives class logits for images in
+    G's pixel range ([-1, 1], or [0, 1] for sigmoid models)."""
+    saved = checkpoint.load(path)
+    spec = ModelSpec.from_saved(saved["spec"])
+    if not spec.d_classes:
+        raise ValueError(f"{path} holds no semi-supervised D: its spec has no d_classes")
+    _, netD = build_models(saved["model"], spec, init="default")
+    netD.load_state_dict(saved["state_dict"])
+    return netD.to(device).eval()
 
 
 @torch.no_grad()
