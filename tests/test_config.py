@@ -60,7 +60,12 @@ BAD_PARAMS = [
     ({"train": {"subset": 0}}, ["train.subset", "0"]),
     ({"train": 5}, ["train", "mapping"]),
     ({"download": {"mirrors": "http://x/"}}, ["download.mirrors", "a list of strings"]),
+    ({"download": {"trusted_md5": ["abc"]}}, ["download.trusted_md5", "32-digit hex MD5s"]),
     ({"train": {"checkpoint_minutes": 0}}, ["train.checkpoint_minutes", "> 0"]),
+    (
+        {"loss": "wasserstein", "clip_value": 0.01, "n_critic": 5, "train": {"max_steps": 2}},
+        ["train.max_steps = 2", "n_critic = 5", "never update"],
+    ),
     ({"batch_size": 64, "train": {"subset": 10}}, ["train.subset = 10", "batch_size = 64"]),
 ]
 

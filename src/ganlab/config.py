@@ -42,6 +42,9 @@ TRANSLATION_LOSSES = ("auto", "bce", "lsgan", "hinge")
 PAPER_LOSS = {"pix2pix": "bce", "cyclegan": "lsgan"}  # translation.gan_loss: auto
 
 
+MD5 = re.compile(r"[0-9a-f]{32}")
+
+
 class ConfigError(GanlabError, ValueError):
     """params.yaml holds an unknown key or a value outside what is allowed."""
 
@@ -113,6 +116,10 @@ class DownloadSection:
     mirrors: tuple[str, ...] = ()  # tried before torchvision's official mirrors
     local_dirs: tuple[str, ...] = ("/usr/share/datasets/fashion-mnist",)  # tried first
     image_folder: str | None = None  # your own images, for dataset: image_folder
+    # MD5s accepted besides the official ones: copies you trust (a site's repack, a private mirror)
+    trusted_md5: tuple[str, ...] = _rule(
+        (), lambda v: all(MD5.fullmatch(m) for m in v), "a list of 32-digit hex MD5s"
+    )
 
 
 @dataclass(frozen=True)
@@ -426,6 +433,13 @@ def _check_combinations(config: Config) -> None:
         raise ConfigError(
             "params.yaml: dataset = 'image_folder' needs download.image_folder: expected the "
             "path of a folder of images (one subfolder per class, or just images)"
+        )
+    max_steps = config.train.max_steps
+    if max_steps is not None and not config.translates and max_steps < config.n_critic:
+        raise ConfigError(
+            f"params.yaml: train.max_steps = {max_steps} is fewer than n_critic = "
+            f"{config.n_critic} D steps, so G would never update: expected train.max_steps >= "
+            "n_critic"
         )
     subset = config.train.subset
     if subset is not None and subset < config.batch_size:

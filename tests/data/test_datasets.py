@@ -1,5 +1,6 @@
 import functools
 import gzip
+import hashlib
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -69,6 +70,27 @@ def test_a_failed_download_leaves_an_existing_dataset_untouched(tiny_root: Path,
         datasets.download("tiny", tiny_root, local_dirs=[str(tiny_mirror)])
     assert sorted(p.name for p in (tiny_root / "TinyMNIST" / "raw").iterdir()) == before
     datasets.verify("tiny", tiny_root)
+
+
+def test_a_trusted_md5_admits_a_repacked_copy_and_nothing_else(tiny_mirror: Path, tmp_path: Path):
+    """download.trusted_md5: a copy with other bytes (a site's repack) is accepted only by its
+    own MD5, by download and by every later verify; another file is still refused."""
+    target = tiny_mirror / "t10k-labels-idx1-ubyte.gz"
+    repacked = gzip.compress(gzip.decompress(target.read_bytes()), mtime=1)
+    target.write_bytes(repacked)
+    trusted = [hashlib.md5(repacked).hexdigest()]
+    root = tmp_path / "data"
+    with pytest.raises(datasets.DataError, match=r"t10k-labels-idx1-ubyte\.gz.*does not match"):
+        datasets.download("tiny", root, local_dirs=[str(tiny_mirror)])
+    datasets.download("tiny", root, local_dirs=[str(tiny_mirror)], trusted_md5=trusted)
+    datasets.verify("tiny", root, trusted)
+    with pytest.raises(datasets.DataError, match=r"t10k-labels-idx1-ubyte\.gz is corrupt"):
+        datasets.verify("tiny", root)  # without it, the repack is not the official file
+    target.write_bytes(repacked + b"\0")
+    with pytest.raises(datasets.DataError, match="does not match"):
+        datasets.download(
+            "tiny", tmp_path / "other", local_dirs=[str(tiny_mirror)], trusted_md5=trusted
+        )
 
 
 def test_verify_detects_a_flipped_byte_after_download(tiny_root: Path):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -22,7 +24,11 @@ import torch
 import yaml
 from PIL import Image
 
+from ganlab.config import config_from_dict, flatten
+from ganlab.data.datasets import DATASETS
+from ganlab.presets import LESSONS, exp_run_line, flat_overrides
 from tests.conftest import REPO, tiny_params
+from tests.test_presets import write_real_format
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 ARTIFACTS = REPO / "test-artifacts"  # screenshots kept for people to look at
@@ -41,34 +47,14 @@ def run(args: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess
     return result
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> tuple[Path, dict]:
-    """A git + DVC copy of the project with tiny params, and an environment to run it in."""
-    root = tmp_path_factory.mktemp("ganlab") / "repo"
+def project_copy(root: Path, params: dict) -> tuple[Path, dict]:
+    """A git + DVC copy of the project at `root` with these params, and an environment to run it."""
     root.mkdir()
-    for name in ("dvc.yaml", "params.yaml", ".gitignore", "pyproject.toml"):
+    for name in ("dvc.yaml", ".gitignore", "pyproject.toml"):
         shutil.copy(REPO / name, root / name)
     shutil.copytree(
         REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
     )
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    tiny = tiny_params(
-        precision="auto",
-        train={
-            "subset": 256,
-            "log_every": 2,
-            "checkpoint_every": 4,
-            "eval_every": 8,
-            "eval_samples": 32,
-            "fid_every": 16,
-            "fid_samples": 20,
-        },
-    )
-    params.update(
-        {k: v for k, v in tiny.items() if k not in ("train", "fid", "render", "classifier")}
-    )
-    for section in ("train", "fid", "render", "classifier"):
-        params[section].update(tiny[section])
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
@@ -81,6 +67,33 @@ def repo(tmp_path_factory) -> tuple[Path, dict]:
     run(["git", "add", "-A"], root, env)
     run(["git", "commit", "-qm", "tiny ganlab"], root, env)
     return root, env
+
+
+def tiny_project_params(**train) -> dict:
+    """params.yaml with the tiny sizes of conftest.tiny_params (and these train keys)."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    tiny = tiny_params(precision="auto", train=train)
+    params.update(
+        {k: v for k, v in tiny.items() if k not in ("train", "fid", "render", "classifier")}
+    )
+    for section in ("train", "fid", "render", "classifier"):
+        params[section].update(tiny[section])
+    return params
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> tuple[Path, dict]:
+    """A git + DVC copy of the project with tiny params, and an environment to run it in."""
+    params = tiny_project_params(
+        subset=256,
+        log_every=2,
+        checkpoint_every=4,
+        eval_every=8,
+        eval_samples=32,
+        fid_every=16,
+        fid_samples=20,
+    )
+    return project_copy(tmp_path_factory.mktemp("ganlab") / "repo", params)
 
 
 def runs(root: Path) -> list:
@@ -564,8 +577,6 @@ def test_queued_experiments_land_in_one_mlflow_store_each_under_its_name(repo):
 
 
 def _digests(root: Path, paths: list[str]) -> dict[str, str]:
-    import hashlib
-
     found = {}
     for name in paths:
         for path in sorted((root / name).rglob("*")) if (root / name).is_dir() else [root / name]:
@@ -590,3 +601,47 @@ def test_dvc_push_and_pull_round_trip_through_a_remote(repo, tmp_path: Path):
         shutil.rmtree(target) if target.is_dir() else target.unlink()
     run(["dvc", "pull"], root, env)
     assert _digests(root, tracked) == before
+
+
+OFFLINE_LESSONS = sorted(name for name, p in LESSONS.items() if p["dataset"] != "fashion_mnist")
+LESSON_SIZES = ["-S", "train.eval_every=2", "-S", "train.fid_every=null"]
+
+
+@pytest.fixture(scope="module")
+def lessons_repo(tmp_path_factory) -> tuple[Path, dict]:
+    """The project with tiny params where MNIST, SVHN and CelebA are a site's own copies: files
+    in the published formats (256 training images each) in a local folder, their MD5s trusted,
+    as a user whose institution keeps repacked datasets would set params.yaml."""
+    folder = tmp_path_factory.mktemp("site-copies")
+    for dataset in ("mnist", "svhn", "celeba"):
+        write_real_format(dataset, folder, 256)
+    params = tiny_project_params(subset=256, log_every=1, eval_samples=32)
+    params["download"].update(
+        local_dirs=[str(folder)],
+        trusted_md5=sorted(hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()),
+    )
+    return project_copy(tmp_path_factory.mktemp("lessons") / "repo", params)
+
+
+@pytest.mark.parametrize("name", OFFLINE_LESSONS)
+def test_each_lesson_line_runs_the_whole_pipeline_on_its_dataset(name, lessons_repo):
+    """The README's `dvc exp run` line of each lesson on MNIST, SVHN or CelebA, as printed,
+    through download, fid_stats, classifier, train, evaluate and render (two G updates long)."""
+    root, env = lessons_repo
+    run(["git", "checkout", "params.yaml"], root, env)  # as the README says between presets
+    steps = 2 * LESSONS[name].get("n_critic", 1)  # two G updates
+    shorter = [*LESSON_SIZES, "-S", f"train.max_steps={steps}"]
+    run([*shlex.split(exp_run_line(name)), *shorter], root, env)
+    config = config_from_dict(yaml.safe_load((root / "params.yaml").read_text()))
+    shortened = {size.split("=")[0] for size in shorter[1::2]}
+    for key, value in flat_overrides(name).items():  # the lesson's settings reached params.yaml
+        if key not in shortened:
+            assert flatten(config)[key] == (list(value) if isinstance(value, tuple) else value)
+    assert json.loads((root / "metrics/train.json").read_text())["steps"] == steps
+    evaluation = json.loads((root / "metrics/eval.json").read_text())
+    assert evaluation["fid"] > 0 and evaluation["n_fake"] == 32
+    side = config.image_size or DATASETS[config.dataset].image_shape[1]
+    assert Image.open(root / "reports/figures/samples.png").size == (4 * (side + 2) + 2,) * 2
+    latest = runs(root)[-1]
+    assert latest.info.run_name == name.replace("_", "-") and latest.info.status == "FINISHED"
+    assert latest.data.params["dataset"] == config.dataset and latest.data.metrics["fid"] > 0

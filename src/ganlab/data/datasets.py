@@ -60,11 +60,15 @@ class DatasetInfo:
         """(file name, MD5) of every original file."""
         return [(f.name, f.md5) for f in self.files]
 
-    def accepted_md5(self, filename: str, official: str | None) -> set[str] | None:
-        """The MD5s a file may have; None when the publisher gives no checksum to check."""
-        if official is None:
+    def accepted_md5(
+        self, filename: str, official: str | None, trusted: Sequence[str] = ()
+    ) -> set[str] | None:
+        """The MD5s a file may have: the official one, a known repack's and the user's `trusted`
+        ones; None when there is nothing to check (no published checksum, none trusted)."""
+        if official is None and not trusted:
             return None
-        return {official, *([self.repack_md5[filename]] if filename in self.repack_md5 else [])}
+        repack = [self.repack_md5[filename]] if filename in self.repack_md5 else []
+        return {*([official] if official else []), *repack, *trusted}
 
 
 def mnist_family(
@@ -264,10 +268,12 @@ def download(
     mirrors: Sequence[str] = (),
     local_dirs: Sequence[str] = (),
     image_folder: str | None = None,
+    trusted_md5: Sequence[str] = (),
 ) -> dict[str, str]:
     """Fetch, verify and extract a dataset's original files into `root/<folder>/raw`.
 
-    Extra `mirrors` are tried before the dataset's official URLs. The raw folder is
+    Extra `mirrors` are tried before the dataset's official URLs; a file may have its
+    official MD5 or one of `trusted_md5` (download.trusted_md5). The raw folder is
     built in a temporary directory and moved into place whole, so an interrupted
     download never leaves a partial dataset behind. Returns file -> source.
     """
@@ -282,7 +288,7 @@ def download(
         for remote in info.files:
             sources[remote.name] = _fetch_file(
                 remote,
-                info.accepted_md5(remote.name, remote.md5),
+                info.accepted_md5(remote.name, remote.md5, trusted_md5),
                 staging,
                 mirrors,
                 local_dirs,
@@ -297,8 +303,9 @@ def download(
     return sources
 
 
-def verify(name: str, root: str | Path) -> None:
-    """Check every original file under root against its MD5; DataError names the first bad one."""
+def verify(name: str, root: str | Path, trusted_md5: Sequence[str] = ()) -> None:
+    """Check every original file under root against its MD5 (or one of `trusted_md5`);
+    DataError names the first bad one."""
     info = DATASETS[name]
     raw = Path(root) / info.folder / "raw"
     if not raw.is_dir():
@@ -309,12 +316,13 @@ def verify(name: str, root: str | Path) -> None:
             raise DataError(
                 f"{path} is missing (expected MD5 {md5 or 'unpublished'}); run the download stage"
             )
-        accepted = info.accepted_md5(filename, md5)
+        accepted = info.accepted_md5(filename, md5, trusted_md5)
         if accepted is None:  # no published checksum: DVC's hash of data/raw guards it
             continue
         actual = calculate_md5(str(path))
         if actual not in accepted:
-            raise DataError(f"{path} is corrupt: MD5 {actual}, expected {md5}")
+            expected = " or ".join(sorted(accepted))
+            raise DataError(f"{path} is corrupt: MD5 {actual}, expected {expected}")
 
 
 def class_names(name: str, root: str | Path) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ def main() -> None:
     args = arguments.parse_args()
     config = load_config(args.params)
     settings = config.classifier
-    datasets.verify(config.dataset, args.data)
+    datasets.verify(config.dataset, args.data, config.download.trusted_md5)
     size = config.image_size
     train_images, train_labels = datasets.load_images(config.dataset, args.data, True, size=size)
     test_images, test_labels = datasets.load_images(config.dataset, args.data, False, size=size)

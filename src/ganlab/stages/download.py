@@ -20,6 +20,7 @@ def main() -> None:
         config.download.mirrors,
         config.download.local_dirs,
         config.download.image_folder,
+        config.download.trusted_md5,
     )
     for filename, source in sources.items():
         print(f"{filename}: verified, from {source}")

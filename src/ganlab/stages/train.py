@@ -107,7 +107,7 @@ def main() -> None:
 
 
 def _train(args, config: Config, world: distributed.World, device: torch.device) -> None:
-    datasets.verify(config.dataset, args.data)
+    datasets.verify(config.dataset, args.data, config.download.trusted_md5)
     images, labels = datasets.load_images(
         config.dataset, args.data, train=True, limit=config.train.subset, size=config.image_size
     )
@@ -358,7 +358,7 @@ def _write_history(history: pd.DataFrame, path: Path) -> pd.DataFrame:
 
 def _train_translator(args, config: Config, device: torch.device) -> None:
     """pix2pix / CycleGAN: the same outputs as the noise models, from translate's loop."""
-    datasets.verify(config.dataset, args.data)
+    datasets.verify(config.dataset, args.data, config.download.trusted_md5)
     task = domains.load_domains(config, args.data, train=True, limit=config.train.subset)
     smaller = min(len(task.source), len(task.target))
     if smaller < config.batch_size:
