@@ -30,6 +30,7 @@ from ganlab.training.monitor import Monitor, Reference
 from ganlab.training.optimizers import optimizer_for
 from ganlab.training.regularizers import clip_weights_, gradient_penalty, r1_penalty
 from ganlab.training.runner import (
+    ADVERSARIAL_COLUMNS,
     Hooks,
     Progress,
     Runner,
@@ -263,11 +264,7 @@ class GANStep:
     """One batch of a noise-to-image GAN: D on real and fake, then (every n_critic) G."""
 
     columns = (
-        "d_loss",
-        "g_loss",
-        "d_real",
-        "d_fake_d_step",
-        "d_fake_g_step",
+        *ADVERSARIAL_COLUMNS,
         "d_acc_real",  # fraction of real images D calls real (probability losses only)
         "d_acc_fake",  # fraction of fakes D calls fake
     )

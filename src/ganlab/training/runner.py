@@ -26,6 +26,9 @@ from ganlab.snapshots import Snapshot
 from ganlab.training import distributed
 
 BASE_COLUMNS = ("step", "epoch")
+# the adversarial statistics every family's step starts its columns with (its own follow):
+# D's loss, G's loss, D's mean output on real images, on fakes in D's step and in G's step
+ADVERSARIAL_COLUMNS = ("d_loss", "g_loss", "d_real", "d_fake_d_step", "d_fake_g_step")
 EVAL_BASE_COLUMNS = ("step", "epoch", "minutes")  # minutes of training, evaluation excluded
 
 

@@ -26,7 +26,7 @@ from ganlab.models import TranslatorSpec, build_translator
 from ganlab.sampling import example_rows, n_columns
 from ganlab.training.losses import LOSSES
 from ganlab.training.optimizers import optimizer_for
-from ganlab.training.runner import Hooks, Progress, Runner, RunResult
+from ganlab.training.runner import ADVERSARIAL_COLUMNS, Hooks, Progress, Runner, RunResult
 
 N_PROGRESS_EXAMPLES = 8
 
@@ -265,15 +265,8 @@ class TranslationResult(RunResult):
 class TranslationStep:
     """One batch of (source, target) images through pix2pix's or CycleGAN's update."""
 
-    columns = (
-        "d_loss",
-        "g_loss",
-        "d_real",
-        "d_fake_d_step",
-        "d_fake_g_step",
-        "recon_l1",
-        "identity_l1",
-    )  # recon_l1: |G(x) - y| for pix2pix, the mean of both cycles' |F(G(x)) - x| for CycleGAN
+    # recon_l1: |G(x) - y| for pix2pix, the mean of both cycles' |F(G(x)) - x| for CycleGAN
+    columns = (*ADVERSARIAL_COLUMNS, "recon_l1", "identity_l1")
     d_stats = ()  # D and G update once per step: every mean is over the same count
     extra_columns = ("lr",)
 
