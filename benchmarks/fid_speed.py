@@ -17,18 +17,21 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 
 from ganlab.data import datasets
-from ganlab.device import Precision
+from ganlab.device import Precision, cpu_model
 from ganlab.metrics import fid
 from ganlab.metrics.inception import ensure_weights, load_fid_inception
 
-MODES = {  # the last is ganlab's default, fid.precision: bf16
-    "exact: fp32": (Precision("fp32", None), False),
-    "exact: fp32 + channels_last": (Precision("fp32", None), True),
-    "fast: bf16 + channels_last + folded BN": (Precision("bf16", torch.bfloat16), True),
+FP32, BF16 = Precision("fp32", None), Precision("bf16", torch.bfloat16)
+MODES = {  # name: (precision, channels_last, fold BatchNorm); fid.precision: fp32 is the second
+    "exact: fp32": (FP32, False, False),
+    "exact: fp32 + channels_last": (FP32, True, False),
+    "fp32 + channels_last + folded BN": (FP32, True, True),
+    "fast: bf16 + channels_last + folded BN": (BF16, True, True),
 }
 
 
@@ -61,12 +64,11 @@ def cli_fid(a: Path, b: Path, batch_size: int) -> tuple[float, float]:
 
 
 def ganlab_fid(
-    sets: list[torch.Tensor], precision: Precision, channels_last: bool, batch_size: int
+    sets: list[torch.Tensor], precision: Precision, channels_last: bool, fold: bool, batch_size: int
 ):
     started = time.perf_counter()
     device = torch.device("cpu")
-    fast = precision.dtype is not None
-    model = fid.prepare(load_fid_inception(), device, channels_last, fold_batchnorm=fast)
+    model = fid.prepare(load_fid_inception(), device, channels_last, fold_batchnorm=fold)
     stats = []
     for images in sets:
         features, _ = fid.inception_outputs(
@@ -78,6 +80,38 @@ def ganlab_fid(
             channels_last=channels_last,
         )
         stats.append(fid.statistics(features))
+    value = fid.frechet_distance(*stats[0], *stats[1])
+    return value, time.perf_counter() - started
+
+
+def onnxruntime_fid(sets: list[torch.Tensor], batch_size: int, folder: Path):
+    """Another CPU runtime on the same fp32 network: ONNX Runtime (not a ganlab dependency;
+    this row runs where `pip install onnxruntime onnx` has been done), export included."""
+    import onnxruntime
+
+    started = time.perf_counter()
+    model = fid.prepare(load_fid_inception(), torch.device("cpu"), channels_last=False)
+
+    class Pool3(torch.nn.Module):
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            return model.features(images)[0].flatten(1)
+
+    example = torch.zeros(batch_size, 3, 28, 28)
+    path = folder / "inception.onnx"
+    dynamic = {"images": {0: "n"}}
+    torch.onnx.export(
+        Pool3(), (example,), path, input_names=["images"], dynamic_axes=dynamic, dynamo=False
+    )
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    stats = []
+    for images in sets:
+        features = []
+        for start in range(0, len(images), batch_size):
+            batch = images[start : start + batch_size].float().div(255).repeat(1, 3, 1, 1)
+            features.append(session.run(None, {"images": batch.numpy()})[0])
+        stats.append(fid.statistics(np.concatenate(features).astype(np.float64)))
     value = fid.frechet_distance(*stats[0], *stats[1])
     return value, time.perf_counter() - started
 
@@ -100,14 +134,22 @@ def main() -> None:
         total = 2 * args.n
         print(
             f"{total} images (2 sets of {args.n} Fashion-MNIST images), batch {args.batch_size}, "
-            f"{torch.get_num_threads()} threads"
+            f"{torch.get_num_threads()} threads, {cpu_model()}"
         )
         cli_value, cli_seconds = cli_fid(Path(tmp) / "a", Path(tmp) / "b", args.batch_size)
         rows = [("pytorch-fid CLI (PNG folders)", total / cli_seconds, 1.0, cli_value, 0.0)]
-        for name, (precision, channels_last) in MODES.items():
-            value, seconds = ganlab_fid(sets, precision, channels_last, args.batch_size)
+        for name, (precision, channels_last, fold) in MODES.items():
+            value, seconds = ganlab_fid(sets, precision, channels_last, fold, args.batch_size)
             rate = total / seconds
             rows.append((name, rate, rate / rows[0][1], value, abs(value - cli_value)))
+        try:
+            value, seconds = onnxruntime_fid(sets, args.batch_size, Path(tmp))
+        except ImportError as error:
+            print(f"(no ONNX Runtime row: {error}; pip install onnxruntime onnx to add it)")
+        else:
+            rate = total / seconds
+            row = ("other runtime: ONNX Runtime fp32", rate, rate / rows[0][1], value)
+            rows.append((*row, abs(value - cli_value)))
 
     print(
         f"\n{'mode':38} {'images/s':>9} {'vs CLI':>7} {'FID':>10} {'|dFID|':>9} {'|dFID|/FID':>10}"

@@ -24,20 +24,13 @@ import yaml
 
 from ganlab.config import config_from_dict
 from ganlab.data import datasets
-from ganlab.device import resolve_precision
+from ganlab.device import cpu_model, resolve_precision
 from ganlab.presets import flat_overrides
 from ganlab.training import semi_supervised
 from ganlab.training.gan import model_spec, train
 
 REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def params_with(preset: str, overrides: dict) -> dict:

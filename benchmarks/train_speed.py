@@ -29,7 +29,7 @@ from torchvision import transforms
 
 from ganlab.config import config_from_dict
 from ganlab.data import datasets
-from ganlab.device import Precision, resolve_precision
+from ganlab.device import Precision, cpu_model, resolve_precision
 from ganlab.metrics import classifier, fid
 from ganlab.models import ModelSpec, build_models
 from ganlab.sampling import generate
@@ -167,7 +167,8 @@ def main() -> None:
     arguments.add_argument("--repo", type=Path, default=REPO, help="an up-to-date pipeline to time")
     args = arguments.parse_args()
     bf16 = resolve_precision("bf16", CPU)
-    print(f"{torch.get_num_threads()} threads, {args.n} Fashion-MNIST images per loop\n")
+    threads = torch.get_num_threads()
+    print(f"{cpu_model()}, {threads} threads, {args.n} Fashion-MNIST images per loop\n")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         datasets.download("fashion_mnist", tmp, local_dirs=["/usr/share/datasets/fashion-mnist"])

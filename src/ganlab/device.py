@@ -38,6 +38,18 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
     return set()
 
 
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name (Linux), for benchmark output: speeds differ by CPU."""
+    try:
+        with open(cpuinfo, encoding="utf-8") as lines:
+            for line in lines:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
 def cpu_has_fast_bf16(flags: set[str] | None = None) -> bool:
     """True on CPUs with AMX, where bf16 matmuls and convolutions run ~4x fp32.
 
