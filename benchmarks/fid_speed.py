@@ -10,6 +10,7 @@ each mode, the ratio to the CLI, and each mode's FID and its difference from the
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import subprocess
 import sys
@@ -17,21 +18,23 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
+from ganlab.config import FidSection
 from ganlab.data import datasets
-from ganlab.device import Precision, cpu_model
+from ganlab.device import cpu_model
 from ganlab.metrics import fid
-from ganlab.metrics.inception import ensure_weights, load_fid_inception
+from ganlab.metrics.features import inception_features, inception_network
+from ganlab.metrics.inception import ensure_weights
 
-FP32, BF16 = Precision("fp32", None), Precision("bf16", torch.bfloat16)
-MODES = {  # name: (precision, channels_last, fold BatchNorm); fid.precision: fp32 is the second
-    "exact: fp32": (FP32, False, False),
-    "exact: fp32 + channels_last": (FP32, True, False),
-    "fp32 + channels_last + folded BN": (FP32, True, True),
-    "fast: bf16 + channels_last + folded BN": (BF16, True, True),
+CPU = torch.device("cpu")
+
+MODES = {  # fid.runtime: auto is the ONNX Runtime row on CPUs (fp32), PyTorch on GPUs
+    "exact: fp32, PyTorch": FidSection(channels_last=False, runtime="torch"),
+    "exact: fp32 + channels_last, PyTorch": FidSection(runtime="torch"),
+    "exact: fp32, ONNX Runtime (auto on CPUs)": FidSection(runtime="onnxruntime"),
+    "fast: bf16 + channels_last + folded BN": FidSection(precision="bf16", runtime="torch"),
 }
 
 
@@ -63,55 +66,12 @@ def cli_fid(a: Path, b: Path, batch_size: int) -> tuple[float, float]:
     return float(re.search(r"FID:\s+([0-9.eE+-]+)", result.stdout).group(1)), seconds
 
 
-def ganlab_fid(
-    sets: list[torch.Tensor], precision: Precision, channels_last: bool, fold: bool, batch_size: int
-):
+def ganlab_fid(sets: list[torch.Tensor], settings: FidSection) -> tuple[float, float]:
+    """FID as the stages compute it, loading the network included (an ONNX export is cached
+    beside the weights after its first run)."""
     started = time.perf_counter()
-    device = torch.device("cpu")
-    model = fid.prepare(load_fid_inception(), device, channels_last, fold_batchnorm=fold)
-    stats = []
-    for images in sets:
-        features, _ = fid.inception_outputs(
-            images,
-            model,
-            batch_size=batch_size,
-            precision=precision,
-            device=device,
-            channels_last=channels_last,
-        )
-        stats.append(fid.statistics(features))
-    value = fid.frechet_distance(*stats[0], *stats[1])
-    return value, time.perf_counter() - started
-
-
-def onnxruntime_fid(sets: list[torch.Tensor], batch_size: int, folder: Path):
-    """Another CPU runtime on the same fp32 network: ONNX Runtime (not a ganlab dependency;
-    this row runs where `pip install onnxruntime onnx` has been done), export included."""
-    import onnxruntime
-
-    started = time.perf_counter()
-    model = fid.prepare(load_fid_inception(), torch.device("cpu"), channels_last=False)
-
-    class Pool3(torch.nn.Module):
-        def forward(self, images: torch.Tensor) -> torch.Tensor:
-            return model.features(images)[0].flatten(1)
-
-    example = torch.zeros(batch_size, 3, 28, 28)
-    path = folder / "inception.onnx"
-    dynamic = {"images": {0: "n"}}
-    torch.onnx.export(
-        Pool3(), (example,), path, input_names=["images"], dynamic_axes=dynamic, dynamo=False
-    )
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    stats = []
-    for images in sets:
-        features = []
-        for start in range(0, len(images), batch_size):
-            batch = images[start : start + batch_size].float().div(255).repeat(1, 3, 1, 1)
-            features.append(session.run(None, {"images": batch.numpy()})[0])
-        stats.append(fid.statistics(np.concatenate(features).astype(np.float64)))
+    network = inception_network(settings, CPU)
+    stats = [fid.statistics(inception_features(s, network, settings, CPU)[0]) for s in sets]
     value = fid.frechet_distance(*stats[0], *stats[1])
     return value, time.perf_counter() - started
 
@@ -138,25 +98,18 @@ def main() -> None:
         )
         cli_value, cli_seconds = cli_fid(Path(tmp) / "a", Path(tmp) / "b", args.batch_size)
         rows = [("pytorch-fid CLI (PNG folders)", total / cli_seconds, 1.0, cli_value, 0.0)]
-        for name, (precision, channels_last, fold) in MODES.items():
-            value, seconds = ganlab_fid(sets, precision, channels_last, fold, args.batch_size)
+        for name, settings in MODES.items():
+            settings = dataclasses.replace(settings, batch_size=args.batch_size)
+            value, seconds = ganlab_fid(sets, settings)
             rate = total / seconds
             rows.append((name, rate, rate / rows[0][1], value, abs(value - cli_value)))
-        try:
-            value, seconds = onnxruntime_fid(sets, args.batch_size, Path(tmp))
-        except ImportError as error:
-            print(f"(no ONNX Runtime row: {error}; pip install onnxruntime onnx to add it)")
-        else:
-            rate = total / seconds
-            row = ("other runtime: ONNX Runtime fp32", rate, rate / rows[0][1], value)
-            rows.append((*row, abs(value - cli_value)))
 
     print(
         f"\n{'mode':38} {'images/s':>9} {'vs CLI':>7} {'FID':>10} {'|dFID|':>9} {'|dFID|/FID':>10}"
     )
     for name, rate, ratio, value, delta in rows:
         print(
-            f"{name:38} {rate:9.1f} {ratio:6.2f}x {value:10.4f} {delta:9.4f} "
+            f"{name:42} {rate:9.1f} {ratio:6.2f}x {value:10.4f} {delta:9.4f} "
             f"{delta / cli_value:10.2%}"
         )
     print("\nwall times include loading the network, as a user of either tool sees them")

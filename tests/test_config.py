@@ -56,6 +56,10 @@ BAD_PARAMS = [
     ({"lrr": 0.1}, ["unknown key", "'lrr'", "lr"]),
     ({"fid": {"n_fake": 1}}, ["fid.n_fake", "1", ">= 2"]),
     ({"fid": {"precision": "fp16"}}, ["fid.precision", "bf16", "fp32"]),
+    (
+        {"fid": {"runtime": "onnxruntime", "precision": "bf16"}},
+        ["fid.runtime = 'onnxruntime'", "fid.precision = 'bf16'", "fp32"],
+    ),
     ({"fid": {"n_reel": 5}}, ["unknown key", "fid.n_reel", "n_real"]),
     ({"train": {"subset": 0}}, ["train.subset", "0"]),
     ({"train": 5}, ["train", "mapping"]),

@@ -129,6 +129,8 @@ class FidSection:
     batch_size: int = at_least(1, 100)
     precision: str = one_of(("bf16", "fp32"), "fp32")  # fp32 = exact, as the pytorch-fid CLI
     channels_last: bool = True
+    # auto: ONNX Runtime for fp32 on CPUs (faster, same features), PyTorch on GPUs and for bf16
+    runtime: str = one_of(("auto", "torch", "onnxruntime"), "auto")
 
 
 @dataclass(frozen=True)
@@ -433,6 +435,12 @@ def _check_combinations(config: Config) -> None:
         raise ConfigError(
             "params.yaml: dataset = 'image_folder' needs download.image_folder: expected the "
             "path of a folder of images (one subfolder per class, or just images)"
+        )
+    if config.fid.runtime == "onnxruntime" and config.fid.precision != "fp32":
+        raise ConfigError(
+            f"params.yaml: fid.runtime = 'onnxruntime' runs the fp32 network only, not "
+            f"fid.precision = {config.fid.precision!r}: expected fid.precision fp32 or "
+            "fid.runtime torch (or auto)"
         )
     max_steps = config.train.max_steps
     if max_steps is not None and not config.translates and max_steps < config.n_critic:

@@ -2,8 +2,11 @@ import numpy as np
 import pytest
 import torch
 
+from ganlab.config import FidSection
 from ganlab.errors import GanlabError
 from ganlab.metrics import fid, inception
+from ganlab.metrics.features import inception_features, inception_network
+from ganlab.metrics.onnx_runtime import OnnxInception
 
 
 def test_frechet_distance_with_equal_covariances_is_squared_mean_distance():
@@ -120,6 +123,12 @@ def test_fid_equals_the_pytorch_fid_cli_on_png_folders(tmp_path):
     )
     theirs = float(re.search(r"FID:\s+([0-9.eE+-]+)", cli.stdout).group(1))
     assert ours == pytest.approx(theirs, abs=1e-3)
+    # the stages' default on a CPU (fid.runtime: auto): the same network on ONNX Runtime
+    settings = FidSection(batch_size=50)
+    network = inception_network(settings, cpu)
+    assert isinstance(network, OnnxInception)
+    stats = [fid.statistics(inception_features(s, network, settings, cpu)[0]) for s in sets]
+    assert fid.frechet_distance(*stats[0], *stats[1]) == pytest.approx(theirs, abs=1e-3)
 
 
 def test_reference_statistics_are_byte_identical_across_reruns_and_load_in_pytorch_fid(tmp_path):

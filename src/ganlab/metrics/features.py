@@ -14,10 +14,24 @@ from ganlab.config import FidSection
 from ganlab.device import resolve_precision
 from ganlab.metrics import classifier, fid
 from ganlab.metrics.inception import FIDInception, load_fid_inception
+from ganlab.metrics.onnx_runtime import OnnxInception, load_onnx_inception
+
+CPU = torch.device("cpu")
 
 
-def inception_network(settings: FidSection, device: torch.device) -> FIDInception:
-    """pytorch-fid's Inception on the device; BatchNorm folded in the fast (bf16) mode only."""
+def uses_onnxruntime(settings: FidSection, device: torch.device) -> bool:
+    """fid.runtime: auto runs the exact (fp32) network on ONNX Runtime on CPUs, where it is
+    faster than PyTorch, and on PyTorch on GPUs and in the bf16 fast mode."""
+    if settings.runtime == "auto":
+        return device.type == "cpu" and settings.precision == "fp32"
+    return settings.runtime == "onnxruntime"
+
+
+def inception_network(settings: FidSection, device: torch.device) -> FIDInception | OnnxInception:
+    """pytorch-fid's Inception for fid.runtime on the device; BatchNorm folded in the fast
+    (bf16) mode only."""
+    if uses_onnxruntime(settings, device):
+        return load_onnx_inception()
     return fid.prepare(
         load_fid_inception(),
         device,
@@ -26,21 +40,32 @@ def inception_network(settings: FidSection, device: torch.device) -> FIDInceptio
     )
 
 
+def runtime_name(settings: FidSection, device: torch.device) -> str:
+    """Which runtime runs the network (fid.runtime resolved), with its version, for provenance."""
+    if uses_onnxruntime(settings, device):
+        import onnxruntime
+
+        return f"onnxruntime {onnxruntime.__version__} (CPU)"
+    return f"torch {torch.__version__} ({device.type})"
+
+
 def inception_features(
     images: torch.Tensor,
-    network: FIDInception,
+    network: FIDInception | OnnxInception,
     settings: FidSection,
     device: torch.device,
     desc: str = "inception",
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """uint8 images -> pool3 features, and logits when the weights have the classifier."""
+    onnx = isinstance(network, OnnxInception)
+    device = CPU if onnx else device  # ONNX Runtime's CPU provider reads numpy arrays
     features, logits = fid.inception_outputs(
         images,
         network,
         batch_size=settings.batch_size,
         precision=resolve_precision(settings.precision, device),
         device=device,
-        channels_last=settings.channels_last,
+        channels_last=settings.channels_last and not onnx,  # ONNX Runtime wants NCHW
         desc=desc,
     )
     return features, logits if network.has_classifier else None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,7 @@ def prepare(
 @torch.no_grad()
 def inception_outputs(
     images: torch.Tensor,
-    model: FIDInception,
+    model: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
     *,
     batch_size: int,
     precision: Precision,
@@ -64,7 +65,8 @@ def inception_outputs(
     channels_last: bool = False,
     desc: str = "inception",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 N x C x H x W images -> (pool3 features N x 2048 float64, logits N x 1008)."""
+    """uint8 N x C x H x W images -> (pool3 features N x 2048 float64, logits N x 1008), by
+    FIDInception or another runtime's network called the same way."""
     features, logits = [], []
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     for start in tqdm(

@@ -17,7 +17,7 @@ from ganlab.data import datasets
 from ganlab.device import pick_device, resolve_precision
 from ganlab.io import write_json
 from ganlab.metrics import fid
-from ganlab.metrics.features import inception_features, inception_network
+from ganlab.metrics.features import inception_features, inception_network, runtime_name
 from ganlab.metrics.inception import ensure_weights
 from ganlab.stages import StageError, parser, run_stage
 
@@ -66,7 +66,12 @@ def main() -> None:
     )
     write_json(
         args.info,
-        {"precision": precision.name, "device": device.type, "inception_weights": weights_source},
+        {
+            "precision": precision.name,
+            "device": device.type,
+            "inception_weights": weights_source,
+            "inception_runtime": runtime_name(config.fid, device),
+        },
     )
     print(f"FID reference statistics of {len(images)} images -> {args.out} ({seconds:.0f} s)")
 

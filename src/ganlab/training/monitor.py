@@ -26,6 +26,7 @@ from ganlab.metrics.classifier import DomainClassifier
 from ganlab.metrics.features import Features, classifier_features, inception_features
 from ganlab.metrics.fid import MetricError
 from ganlab.metrics.inception import FIDInception
+from ganlab.metrics.onnx_runtime import OnnxInception
 
 EVAL_SEED_OFFSET = 2  # its own noise: not the progress grids' (seed) nor evaluate's (seed + 1)
 
@@ -36,7 +37,7 @@ class Reference:
 
     classifier: DomainClassifier
     real_classifier: np.ndarray  # the classifier's features of the test split
-    inception: FIDInception | None = None  # None: no Inception FID while training
+    inception: FIDInception | OnnxInception | None = None  # None: no Inception FID while training
     real_stats: tuple[np.ndarray, np.ndarray] | None = None  # data/fid_stats.npz
     fid: FidSection | None = None
 
