@@ -105,7 +105,7 @@ def main() -> None:
             rows.append((name, rate, rate / rows[0][1], value, abs(value - cli_value)))
 
     print(
-        f"\n{'mode':38} {'images/s':>9} {'vs CLI':>7} {'FID':>10} {'|dFID|':>9} {'|dFID|/FID':>10}"
+        f"\n{'mode':42} {'images/s':>9} {'vs CLI':>7} {'FID':>10} {'|dFID|':>9} {'|dFID|/FID':>10}"
     )
     for name, rate, ratio, value, delta in rows:
         print(
