@@ -26,28 +26,26 @@ def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
-    """The CPU's feature flags (Linux); empty where they can't be read."""
+def _cpuinfo_value(key: str, cpuinfo: str) -> str | None:
+    """The value of the first `key` line of /proc/cpuinfo (Linux); None where it can't be read."""
     try:
         with open(cpuinfo, encoding="utf-8") as lines:
             for line in lines:
-                if line.startswith("flags"):
-                    return set(line.partition(":")[2].split())
+                if line.startswith(key):
+                    return line.partition(":")[2].strip()
     except OSError:
         pass
-    return set()
+    return None
+
+
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
+    """The CPU's feature flags (Linux); empty where they can't be read."""
+    return set((_cpuinfo_value("flags", cpuinfo) or "").split())
 
 
 def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
     """The CPU's model name (Linux), for benchmark output: speeds differ by CPU."""
-    try:
-        with open(cpuinfo, encoding="utf-8") as lines:
-            for line in lines:
-                if line.startswith("model name"):
-                    return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
+    return _cpuinfo_value("model name", cpuinfo) or "unknown CPU"
 
 
 def cpu_has_fast_bf16(flags: set[str] | None = None) -> bool:
