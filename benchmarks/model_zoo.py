@@ -13,37 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 from pathlib import Path
 
-from ganlab.presets import PRESETS, flat_overrides, yaml_value
+from experiments import restore_workspace, run_preset
+from ganlab.presets import PRESETS
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def run_preset(repo: Path, name: str, minutes: float, n_fake: int) -> bool:
-    """One `dvc exp run` of a preset under the time budget; False if it failed."""
-    budget = {"epochs": 1000, "train.max_minutes": minutes, "fid.n_fake": n_fake}
-    overrides = {**flat_overrides(name), **budget}
-    sets = [arg for k, v in overrides.items() for arg in ("-S", f"{k}={yaml_value(v)}")]
-    # `dvc exp run -S` edits the workspace's params.yaml, which keeps the last experiment's
-    # values: start every preset from the committed params, or it inherits the previous one's.
-    restore_from_head(repo, ["params.yaml"])
-    result = subprocess.run(["dvc", "exp", "run", "-n", run_name(name), *sets], cwd=repo)
-    return result.returncode == 0
-
-
-def restore_from_head(repo: Path, paths: list[str]) -> None:
-    """Write the committed bytes of these files back (git checkout trusts stale index stats
-    after DVC rewrote a file in place, so it is not used here)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--", *paths], cwd=repo, capture_output=True, text=True, check=True
-    )
-    for name in listed.stdout.split():
-        committed = subprocess.run(
-            ["git", "show", f"HEAD:{name}"], cwd=repo, capture_output=True, check=True
-        )
-        (repo / name).write_bytes(committed.stdout)
 
 
 def run_name(preset: str) -> str:
@@ -100,11 +75,12 @@ def main() -> None:
         try:
             for name in args.presets:
                 print(f"\n=== {name}: {args.minutes} min of training ===", flush=True)
-                if not run_preset(args.repo, name, args.minutes, args.n_fake):
+                budget = {"epochs": 1000, "train.max_minutes": args.minutes}
+                overrides = budget | {"fid.n_fake": args.n_fake}
+                if not run_preset(args.repo, name, run_name(name), overrides):
                     failed.append(name)
-        finally:  # the workspace as committed: params, lock file, metrics, then the outputs
-            restore_from_head(args.repo, ["params.yaml", "dvc.lock", "metrics"])
-            subprocess.run(["dvc", "checkout", "--force", "--quiet"], cwd=args.repo, check=False)
+        finally:
+            restore_workspace(args.repo)
         if failed:
             print(f"\nfailed presets (see their output above): {', '.join(failed)}")
 

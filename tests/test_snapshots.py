@@ -1,4 +1,4 @@
-"""G and D kept after every epoch or N steps, and the pick of one to evaluate."""
+"""G and D kept after every epoch, N steps or N minutes, and the pick of one to evaluate."""
 
 import functools
 from pathlib import Path
@@ -8,6 +8,7 @@ import torch
 
 from ganlab import checkpoint, sampling, snapshots
 from ganlab.config import ConfigError, config_from_dict
+from ganlab.training import runner
 from ganlab.training.gan import history_columns_of
 from ganlab.training.runner import Hooks
 from tests.conftest import tiny_images, tiny_params, train_on_cpu
@@ -55,6 +56,35 @@ def test_snapshots_every_n_steps_are_named_by_step(tmp_path: Path):
     train_with_snapshots(config, tmp_path / "s", tmp_path / "c.pt")
     names = sorted(path.name for path in (tmp_path / "s").iterdir())
     assert names == ["step_0000003.pt", "step_0000006.pt"]  # 8 steps; no epoch snapshots
+
+
+class TickingClock:
+    """A perf_counter that moves 5 s each time it is read: minutes of training in no time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 5.0
+        return self.now
+
+
+def test_snapshots_every_n_minutes_end_with_the_budgets_last_generator(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "time", TickingClock())
+    budget = {"snapshot_minutes": 1, "max_minutes": 3}
+    config = config_from_dict(tiny_params(epochs=100, train=budget))
+    result = train_with_snapshots(config, tmp_path / "s", tmp_path / "c.pt")
+    paths = sorted((tmp_path / "s").iterdir())
+    assert [path.name for path in paths] == [
+        "minute_0001.00.pt",
+        "minute_0002.00.pt",
+        "minute_0003.00.pt",
+    ]
+    saved = [checkpoint.load(path) for path in paths]
+    assert [s["minutes"] for s in saved] == [1, 2, 3]
+    assert 0 < saved[0]["step"] < saved[1]["step"] < saved[2]["step"] == result.steps
+    last = saved[2]["state_dict"]  # the 3-minute snapshot is the generator training ended with
+    assert all(torch.equal(last[k], v) for k, v in result.netG.state_dict().items())
 
 
 def test_lowest_g_loss_and_epoch_pick_the_right_snapshot(tmp_path: Path):
@@ -124,7 +154,11 @@ def test_publish_moves_the_staged_snapshots_into_a_clean_output_folder(tmp_path:
         ({"evaluate": {"epoch": 1}}, "evaluate.epoch = 1 with evaluate.checkpoint = 'best'"),
         (
             {"model": "cyclegan", "train": {"snapshot_epochs": True}},
-            "train.snapshot_epochs / snapshot_every",
+            "train.snapshot_epochs / snapshot_every / snapshot_minutes",
+        ),
+        (
+            {"model": "pix2pix", "train": {"snapshot_minutes": 5}},
+            "train.snapshot_epochs / snapshot_every / snapshot_minutes = (False, None, 5",
         ),
     ],
 )

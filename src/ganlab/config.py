@@ -94,6 +94,7 @@ class TrainSection:
     # G and D kept as outputs (models/snapshots/) for evaluate.checkpoint to choose from
     snapshot_epochs: bool = False  # after every epoch: epoch_NNN.pt
     snapshot_every: int | None = at_least(1, None)  # every N steps: step_NNNNNNN.pt
+    snapshot_minutes: float | None = positive(None)  # every N minutes of training: minute_*.pt
 
 
 def widths(default: tuple[int, ...]) -> Any:
@@ -269,12 +270,13 @@ class Config:
         relevant = {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_TRAINING}
         # nproc: the global batch and the data order per step; the eval keys: the best generator
         # the snapshot keys: which snapshots a resumed run has
-        shaping = ("subset", "nproc", "max_steps", "snapshot_epochs", "snapshot_every", *EVAL_KEYS)
+        shaping = ("subset", "nproc", "max_steps", *SNAPSHOT_KEYS, *EVAL_KEYS)
         relevant["train"] = {k: v for k, v in relevant["train"].items() if k in shaping}
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
 EVAL_KEYS = ("eval_every", "eval_samples", "fid_every", "fid_samples")
+SNAPSHOT_KEYS = ("snapshot_epochs", "snapshot_every", "snapshot_minutes")
 _NOT_TRAINING = {"download", "fid", "classifier", "evaluate", "render"}
 
 
@@ -388,11 +390,11 @@ def _check_translation(config: Config) -> None:
             f"params.yaml: train.nproc = {config.train.nproc} with model = {config.model!r}: "
             "data-parallel training covers noise-to-image models; expected 1"
         )
-    snapshots = (config.train.snapshot_epochs, config.train.snapshot_every)
-    if snapshots != (False, None):
+    snapshots = tuple(getattr(config.train, key) for key in SNAPSHOT_KEYS)
+    if snapshots != (False, None, None):
         raise ConfigError(
-            f"params.yaml: train.snapshot_epochs / snapshot_every = {snapshots} with model = "
-            f"{config.model!r}: snapshots cover noise-to-image models; expected false / null"
+            f"params.yaml: train.{' / '.join(SNAPSHOT_KEYS)} = {snapshots} with model = "
+            f"{config.model!r}: snapshots cover noise-to-image models; expected false / null / null"
         )
     try:
         check_task(config)

@@ -1,4 +1,4 @@
-"""G and D kept after every epoch (or every N steps), and the choice of one to evaluate.
+"""G and D kept after every epoch (or every N steps or minutes), and the choice of one to evaluate.
 
 The classic lab saves both networks after every epoch and later loads the epoch with the
 lowest training loss. Snapshots are written while training to a staging folder beside the
@@ -31,6 +31,7 @@ class Snapshot:
     epoch_end: bool
     state: dict[str, Any]  # the Step's snapshot(): state dicts by network ("G", "D")
     history: list[list[float]]  # every log row so far: the epoch's means come from it
+    minutes: float | None = None  # train.snapshot_minutes' snapshots: the training minutes
 
 
 class SnapshotError(GanlabError, FileNotFoundError):
@@ -38,7 +39,10 @@ class SnapshotError(GanlabError, FileNotFoundError):
 
 
 def file_name(snapshot: Snapshot) -> str:
-    """epoch_NNN.pt for the end of an epoch, step_NNNNNNN.pt for every-N-steps ones."""
+    """epoch_NNN.pt for the end of an epoch, minute_NNNN.NN.pt for every-N-minutes ones,
+    step_NNNNNNN.pt for every-N-steps ones."""
+    if snapshot.minutes is not None:
+        return f"minute_{snapshot.minutes:07.2f}.pt"
     if snapshot.epoch_end:
         return f"epoch_{snapshot.epoch:03d}.pt"
     return f"step_{snapshot.step:07d}.pt"
@@ -65,7 +69,8 @@ def save(
             "step": snapshot.step,
             "epoch": snapshot.epoch,
             "epoch_means": epoch_means(snapshot.history, columns, snapshot.epoch),
-        },
+        }
+        | ({"minutes": snapshot.minutes} if snapshot.minutes is not None else {}),
     )
     return path
 

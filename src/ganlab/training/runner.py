@@ -62,6 +62,7 @@ class Progress:
     history: list[list[float]] = field(default_factory=list)
     frames: list[torch.Tensor] = field(default_factory=list)
     frame_steps: list[int] = field(default_factory=list)  # the step each frame shows
+    minute_snapshots: int = 0  # train.snapshot_minutes' snapshots kept so far
     elapsed: float = 0.0
     # Running sums of the step's statistics since the last log row, kept on the device so
     # the loop never waits for the host.
@@ -123,6 +124,7 @@ class RunResult:
     best_state: dict[str, torch.Tensor] | None = None
     eval_seconds: float = 0.0
     frame_steps: list[int] = field(default_factory=list)  # the step each frame shows
+    minute_snapshots: int = 0  # train.snapshot_minutes' snapshots kept so far
 
 
 def planned_steps(config: Config, steps_per_epoch: int) -> int:
@@ -269,6 +271,9 @@ class Runner:
             last = self._out_of_budget()
             if self.evaluator is not None and (last or self.evaluator.due(progress.step)):
                 self._evaluate(final=last)  # the final row has every score (Inception FID too)
+            if self._minute_snapshot_due():  # before a budget's end: its last minute counts
+                self._snapshot(epoch_end=False, minutes=self._minute_snapshot_at())
+                progress.minute_snapshots += 1
             if last:
                 break
             every = self.config.render.frame_every
@@ -298,11 +303,21 @@ class Runner:
         progress.frame_steps.append(progress.step)
         self.hooks.on_frame(progress.step, progress.frames[-1])
 
-    def _snapshot(self, epoch_end: bool) -> None:
+    def _snapshot(self, epoch_end: bool, minutes: float | None = None) -> None:
         progress = self.progress
         epoch = progress.epoch if epoch_end else progress.epoch + 1
-        snapshot = Snapshot(progress.step, epoch, epoch_end, self.step.snapshot(), progress.history)
+        state = self.step.snapshot()
+        snapshot = Snapshot(progress.step, epoch, epoch_end, state, progress.history, minutes)
         self.hooks.on_snapshot(snapshot)
+
+    def _minute_snapshot_at(self) -> float:
+        """The minutes of training the next train.snapshot_minutes snapshot is taken at."""
+        return self.config.train.snapshot_minutes * (self.progress.minute_snapshots + 1)
+
+    def _minute_snapshot_due(self) -> bool:
+        if self.config.train.snapshot_minutes is None:
+            return False
+        return self._elapsed() >= 60 * self._minute_snapshot_at()
 
     def _out_of_budget(self) -> bool:
         return self._elapsed() >= self.budget or self.progress.step >= self.total_steps

@@ -1,0 +1,140 @@
+"""The lab's time-budget recipe on Fashion-MNIST: FID-10k after 10, 20 and 30 minutes of training.
+
+One `dvc exp run` of the recipe preset (`train.max_minutes` as the budget, a snapshot of G
+every `--every` minutes, FID reference statistics of 10,000 training images), then every
+snapshot is scored with the evaluate stage's own code on 10,000 fakes: pytorch-fid's network
+and math in fp32, the exact path. Prints one row per snapshot beside the published
+Fashion-MNIST FIDs, draws FID against minutes, keeps the run's sample grid, and puts the
+workspace back as committed.
+
+    python benchmarks/quality.py        # ~65 min on a 2-core CPU: 30 of training, FID the rest
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from argparse import Namespace
+from pathlib import Path
+
+import pandas as pd
+
+from experiments import restore_workspace, run_preset
+from ganlab import checkpoint
+from ganlab.device import cpu_model
+from ganlab.presets import RECIPES
+
+REPO = Path(__file__).resolve().parents[1]
+# Lucic et al. 2018, "Are GANs Created Equal?", best FID on Fashion-MNIST (large GPU budgets)
+PUBLISHED = {"WGAN (Lucic et al. 2018)": 21.5, "NS GAN (Lucic et al. 2018)": 26.5}
+
+
+def stage_inputs(repo: Path, generator: Path) -> Namespace:
+    """The paths the evaluate stage reads, as dvc.yaml passes them, for one generator file."""
+    return Namespace(
+        generator=generator,
+        data=repo / "data/raw",
+        stats=repo / "data/fid_stats.npz",
+        features=repo / "data/fid_features.npy",
+        stats_info=repo / "reports/fid_stats_info.json",
+        classifier=repo / "data/classifier.pt",
+    )
+
+
+def score_snapshots(repo: Path) -> list[dict]:
+    """Every minute snapshot of the experiment in the workspace, scored as evaluate scores
+    (the one evaluate scored already, the same generator at the same step, is read back)."""
+    from ganlab.config import load_config
+    from ganlab.device import pick_device
+    from ganlab.stages.evaluate import score_generated
+
+    config = load_config(repo / "params.yaml")
+    device = pick_device()
+    evaluated = json.loads((repo / "metrics/eval.json").read_text(encoding="utf-8"))
+    evaluated_info = json.loads((repo / "reports/eval_info.json").read_text(encoding="utf-8"))
+    rows = []
+    for path in sorted((repo / "models/snapshots").glob("minute_*.pt")):
+        saved = checkpoint.load(path)
+        if saved["step"] == evaluated["checkpoint_step"]:
+            metrics, info = evaluated, evaluated_info
+        else:
+            print(f"scoring {path.name}: step {saved['step']:,}", flush=True)
+            metrics, info = score_generated(stage_inputs(repo, path), config, device)
+        rows.append(
+            {
+                "minutes": saved["minutes"],
+                "step": saved["step"],
+                "images_seen": saved["step"] * config.batch_size,
+                "fid": metrics["fid"],
+                "kid": metrics["kid"],
+                "classifier_fid": metrics["classifier_fid"],
+                "classes_covered": metrics["classes_covered"],
+                "n_fake": metrics["n_fake"],
+                "n_real": metrics["n_real"],
+                "inception": f"{info['inception_runtime']} {info['fid_precision']}",
+            }
+        )
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| minutes | step | images seen | FID | KID | classifier FID | classes | n real / fake |",
+        "|" + " ---: |" * 8,
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['minutes']:g} | {r['step']:,} | {r['images_seen']:,} | **{r['fid']:.2f}** "
+            f"| {r['kid']:.4f} | {r['classifier_fid']:.1f} | {r['classes_covered']}/10 "
+            f"| {r['n_real']:,} / {r['n_fake']:,} |"
+        )
+    for name, value in PUBLISHED.items():
+        lines.append(f"| {name} | | | {value} | | | | 10,000 / 10,000 |")
+    return "\n".join(lines)
+
+
+def keep_pictures(repo: Path, rows: list[dict], out: Path) -> None:
+    """FID against minutes, and the run's sample grid, into `out` (before the workspace goes)."""
+    from ganlab.plots import save_curves
+
+    out.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(rows)
+    title = "FID-10k of the recipe against minutes of training (Fashion-MNIST)"
+    save_curves(frame, {"fid": "FID-10k"}, out / "quality_fid.png", title, "FID", x="minutes")
+    shutil.copyfile(repo / "reports/figures/samples.png", out / "quality_samples.png")
+    (out / "quality.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+
+
+def main() -> None:
+    arguments = argparse.ArgumentParser(description=__doc__)
+    arguments.add_argument("--repo", type=Path, default=REPO, help="the ganlab repository")
+    arguments.add_argument("--preset", default="fashion_30min", choices=list(RECIPES))
+    arguments.add_argument("--minutes", type=float, default=30.0, help="training budget")
+    arguments.add_argument("--every", type=float, default=10.0, help="minutes between snapshots")
+    arguments.add_argument("--n", type=int, default=10000, help="fakes and reals for FID")
+    arguments.add_argument(
+        "--out", type=Path, default=REPO / "reports/quality", help="curve, grid and JSON here"
+    )
+    args = arguments.parse_args()
+
+    os.environ["DVC_ROOT"] = str(args.repo)
+    budget = {"train.max_minutes": args.minutes, "train.snapshot_minutes": args.every}
+    overrides = budget | {"fid.n_real": args.n, "fid.n_fake": args.n}
+    name = f"quality-{args.preset.replace('_', '-')}"
+    try:
+        if not run_preset(args.repo, args.preset, name, overrides):
+            raise SystemExit(f"`dvc exp run -n {name}` failed: see its output above")
+        rows = score_snapshots(args.repo)
+        keep_pictures(args.repo, rows, args.out)
+    finally:
+        restore_workspace(args.repo)
+    print(f"\n{args.preset} on Fashion-MNIST, {cpu_model()}; FID: pytorch-fid Inception pool3,")
+    print(f"{rows[0]['inception']}, {args.n:,} generated vs {args.n:,} training images\n")
+    print(table(rows))
+    print(f"\ncurve, grid and numbers: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
