@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import struct
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,15 @@ def write_generator_file(path: Path, spec, model: str = "dcgan") -> Path:
 @pytest.fixture
 def tiny_config():
     return config_from_dict(tiny_params())
+
+
+@pytest.fixture(autouse=True, scope="session")
+def probe_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """precision: auto's probed choices go to a folder of the test session's (stages run as
+    subprocesses inherit it), not to the user's cache."""
+    folder = tmp_path_factory.mktemp("ganlab-cache")
+    os.environ["GANLAB_CACHE"] = str(folder)
+    return folder
 
 
 @pytest.fixture

@@ -53,9 +53,8 @@ def cpu_has_fast_bf16(flags: set[str] | None = None) -> bool:
 
     AVX512-BF16 alone is not enough: measured on such a CPU without AMX (2-core Intel Xeon),
     bf16 autocast made DCGAN training 1.4x slower than fp32 and Inception 1.2x slower, and on
-    an AMD EPYC it sped DCGAN up but slowed the MLP (benchmarks/train_speed.py). A fixed rule
-    from the flags, not a timing taken at start: the same params on the same machine always
-    train in the same precision."""
+    an AMD EPYC it sped DCGAN up but slowed the MLP (benchmarks/train_speed.py). The rule for
+    sampling and evaluation; training on a CPU times both (ganlab.training.precision_probe)."""
     flags = cpu_flags() if flags is None else flags
     return "amx_bf16" in flags and bool(torch.backends.mkldnn.is_available())
 

@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from ganlab.models.conditional import (
@@ -197,6 +198,12 @@ def build_translator(name: str, spec: TranslatorSpec, init: str = "dcgan") -> di
     for net in nets.values():
         INITS[init](net)
     return nets
+
+
+def memory_format_for(net: nn.Module) -> torch.memory_format:
+    """channels_last for convolutional nets (faster convolutions), the default for the rest."""
+    conv = any(isinstance(m, nn.Conv2d | nn.ConvTranspose2d) for m in net.modules())
+    return torch.channels_last if conv else torch.contiguous_format
 
 
 def count_parameters(net: nn.Module) -> int:

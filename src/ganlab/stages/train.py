@@ -31,6 +31,7 @@ from ganlab.stages import StageError, frame_name, parser, run_stage, write_run_i
 from ganlab.training import distributed, semi_supervised, translation
 from ganlab.training.gan import history_columns_of, model_spec, train
 from ganlab.training.monitor import Reference
+from ganlab.training.precision_probe import cache_path, training_precision
 from ganlab.training.runner import EVAL_BASE_COLUMNS, Hooks, history_columns
 
 
@@ -117,7 +118,13 @@ def _train(args, config: Config, world: distributed.World, device: torch.device)
             f"{len(images)} training images but batch_size = {config.batch_size}: "
             "lower batch_size or raise train.subset"
         )
-    precision = resolve_precision(config.precision, device)
+    spec = model_spec(config, tuple(images.shape[1:]), n_classes)
+    precision, probe = training_precision(config, spec, device, world.size)
+    if probe is not None:
+        print(
+            f"precision: auto -> {precision.name} on this CPU ({probe['fp32_ms']:.1f} ms a step "
+            f"in fp32, {probe['bf16_ms']:.1f} in bf16; cached in {cache_path()})"
+        )
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
@@ -145,12 +152,12 @@ def _train(args, config: Config, world: distributed.World, device: torch.device)
     with tracking.open_run(run_id, system_metrics=True):
         tracking.set_tags(
             {"device": device.type, "precision": precision.name, "processes": world.size}
+            | ({f"precision_probe_{k}": v for k, v in probe.items()} if probe else {})
         )
         source = datasets.source_of(config.dataset, config.download.image_folder)
         tracking.log_dataset(config.dataset, datasets.digest(images), source)
 
         started = time.perf_counter()
-        spec = model_spec(config, tuple(images.shape[1:]), n_classes)
         saved = {
             "model": config.model,
             "spec": dataclasses.asdict(spec),

@@ -21,7 +21,7 @@ from ganlab.config import Config
 from ganlab.data.datasets import DATASETS
 from ganlab.device import Precision
 from ganlab.images import fixed_labels, sample_latent, scale_batch, to_uint8
-from ganlab.models import ModelSpec, build_models, pixel_low
+from ganlab.models import ModelSpec, build_models, memory_format_for, pixel_low
 from ganlab.models.conditional import discriminate, forward_generator
 from ganlab.training import distributed
 from ganlab.training.augment import diff_augment
@@ -84,10 +84,6 @@ def make_optimizers(
         optimizer_for(config.g_optimizer, netG, config.lr, betas),
         optimizer_for(config.d_optimizer, netD, config.d_lr or config.lr, betas),
     )
-
-
-def _is_conv(net: nn.Module) -> bool:
-    return any(isinstance(m, nn.Conv2d | nn.ConvTranspose2d) for m in net.modules())
 
 
 @dataclass
@@ -296,7 +292,7 @@ class GANStep:
         if labeled is not None:  # semi-supervised: D's cross-entropy on the labeled images too
             self.columns = (*GANStep.columns, CLASS_LOSS_COLUMN)
             self.d_stats = (*GANStep.d_stats, len(GANStep.columns))
-        self.memory_format = torch.channels_last if _is_conv(nets.netD) else torch.contiguous_format
+        self.memory_format = memory_format_for(nets.netD)
         self.low = pixel_low(nets.netG)  # real images in G's output range
         self.global_batch = config.batch_size * world.size  # a step takes world.size batches
         self.steps_per_epoch = len(images) // self.global_batch
@@ -407,7 +403,7 @@ def build_nets(
         distributed.convert_sync_batchnorm(net, world, config.train.sync_batchnorm)
         for net in build_models(config.model, spec, config.init)
     )
-    memory_format = torch.channels_last if _is_conv(netD) else torch.contiguous_format
+    memory_format = memory_format_for(netD)
     netG.to(device, memory_format=memory_format)
     netD.to(device, memory_format=memory_format)
     nets = Nets(
