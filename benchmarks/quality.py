@@ -8,6 +8,7 @@ Fashion-MNIST FIDs, draws FID against minutes, keeps the run's sample grid, and 
 workspace back as committed.
 
     python benchmarks/quality.py        # ~65 min on a 2-core CPU: 30 of training, FID the rest
+    dvc exp apply quality-fashion-30min && python benchmarks/quality.py --score-only
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def stage_inputs(repo: Path, generator: Path) -> Namespace:
         data=repo / "data/raw",
         stats=repo / "data/fid_stats.npz",
         features=repo / "data/fid_features.npy",
-        stats_info=repo / "reports/fid_stats_info.json",
+        stats_info=repo / "metrics/fid_stats.json",
         classifier=repo / "data/classifier.pt",
     )
 
@@ -117,6 +118,11 @@ def main() -> None:
     arguments.add_argument(
         "--out", type=Path, default=REPO / "reports/quality", help="curve, grid and JSON here"
     )
+    arguments.add_argument(
+        "--score-only",
+        action="store_true",
+        help="score the experiment in the workspace (after `dvc exp apply quality-...`)",
+    )
     args = arguments.parse_args()
 
     os.environ["DVC_ROOT"] = str(args.repo)
@@ -124,7 +130,7 @@ def main() -> None:
     overrides = budget | {"fid.n_real": args.n, "fid.n_fake": args.n}
     name = f"quality-{args.preset.replace('_', '-')}"
     try:
-        if not run_preset(args.repo, args.preset, name, overrides):
+        if not args.score_only and not run_preset(args.repo, args.preset, name, overrides):
             raise SystemExit(f"`dvc exp run -n {name}` failed: see its output above")
         rows = score_snapshots(args.repo)
         keep_pictures(args.repo, rows, args.out)
