@@ -36,5 +36,5 @@ def restore_from_head(repo: Path, paths: list[str]) -> None:
 
 def restore_workspace(repo: Path) -> None:
     """The workspace as committed: params, lock file, metrics, then the outputs it names."""
-    restore_from_head(repo, ["params.yaml", "dvc.lock", "metrics"])
+    restore_from_head(repo, ["params.yaml", "dvc.lock", "metrics", "reports"])
     subprocess.run(["dvc", "checkout", "--force", "--quiet"], cwd=repo, check=False)

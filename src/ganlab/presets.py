@@ -248,13 +248,12 @@ LESSONS: dict[str, dict[str, Any]] = {
 # The lab's own recipes for a wall-clock budget (benchmarks/quality.py measures them).
 RECIPES: dict[str, dict[str, Any]] = {
     # 30 minutes on a 2-core CPU: DCGAN at Radford's width with params.yaml's EMA of G, batch 64
-    # for twice the updates of 128, bf16 (1.8x fp32 at this width on an AMD EPYC without AMX,
-    # where auto would pick fp32), a G snapshot every 10 minutes, FID-10k.
+    # for twice the updates of 128, precision auto (the probe picks bf16 at this width on an
+    # AMD EPYC without AMX), a G snapshot every 10 minutes, FID-10k.
     "fashion_30min": {
         "ngf": 64,
         "ndf": 64,
         "batch_size": 64,
-        "precision": "bf16",
         "epochs": 1000,
         "train": {"max_minutes": 30, "snapshot_minutes": 10},
         "fid": {"n_real": 10000, "n_fake": 10000},

@@ -30,11 +30,11 @@ def timed(monkeypatch: pytest.MonkeyPatch, fp32_ms: float, bf16_ms: float) -> li
     """Step timings as given, in place of the clock; returns the precisions timed."""
     timed_names: list[str] = []
 
-    def seconds(netG, netD, spec, batch_size, precision):
+    def seconds(config, spec, precision):
         timed_names.append(precision.name)
         return {"fp32": fp32_ms, "bf16": bf16_ms}[precision.name] / 1000
 
-    monkeypatch.setattr(precision_probe, "seconds_per_step", seconds)
+    monkeypatch.setattr(precision_probe, "seconds_per_cycle", seconds)
     return timed_names
 
 
@@ -51,7 +51,7 @@ def test_auto_takes_bf16_only_when_it_is_clearly_faster(
     assert (probe["fp32_ms"], probe["bf16_ms"]) == (fp32_ms, bf16_ms)
 
 
-def test_the_choice_is_cached_per_model_shape_and_batch(cache, monkeypatch):
+def test_the_choice_is_cached_per_machine_and_training_params(cache, monkeypatch):
     timed_names = timed(monkeypatch, 20, 10)
     config = config_from_dict(tiny_params(precision="auto"))
     precision_probe.training_precision(config, spec_of(config), CPU)
@@ -86,12 +86,20 @@ def test_explicit_precisions_and_data_parallel_runs_are_not_probed(cache, monkey
     assert timed_names == [] and not cache.exists()
 
 
-@pytest.mark.parametrize("settings", [{}, {"conditional": "projection"}, {"model": "mlp"}])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"conditional": "projection"},
+        {"model": "mlp"},
+        {"n_critic": 2, "loss": "wasserstein", "clip_value": 0.01},
+    ],
+)
 def test_the_real_probe_times_both_and_leaves_the_random_state_alone(settings):
     config = config_from_dict(tiny_params(**settings))
     torch.manual_seed(7)
     before = torch.get_rng_state()
-    result = precision_probe.measure(config.model, spec_of(config), config.batch_size, config.init)
+    result = precision_probe.measure(config, spec_of(config))
     assert torch.equal(torch.get_rng_state(), before)  # training draws what it would have
     assert result["fp32_ms"] > 0 and result["bf16_ms"] > 0
     assert result["precision"] in ("fp32", "bf16")

@@ -3,9 +3,11 @@
 What bf16 autocast buys on a CPU depends on the chip and on the model. Measured on a 2-core
 AMD EPYC without AMX: DCGAN at width 64 trained 1.8x faster in bf16, at width 32 1.06x, and
 the MLP 10% slower; on an Intel Xeon without AMX, bf16 made DCGAN 1.4x slower. So auto times a
-few G and D steps of this run's networks in each precision and takes bf16 only when it is
-clearly faster. The choice is cached by CPU, torch version, threads, batch and network shapes,
-so the same params on the same machine always train in the same precision, and the probe
+few training steps of this run's networks in each precision and takes bf16 only when it is
+clearly faster. It times the run's own training step, optimizers and EMA included: G and D
+alone overstate bf16's gain on small models (1.28x at width 32 there, against 1.06x for whole
+steps). The choice is cached by CPU, torch version, threads and training params, so the
+same params on the same machine always train in the same precision, and the probe
 runs once.
 """
 
@@ -23,11 +25,13 @@ import torch
 
 from ganlab.device import Precision, cpu_model, resolve_precision
 from ganlab.io import write_json
-from ganlab.models import ModelSpec, build_models, memory_format_for
-from ganlab.models.conditional import discriminate, forward_generator
+from ganlab.models import ModelSpec
+from ganlab.training import distributed
+from ganlab.training.gan import GANStep, build_nets
+from ganlab.training.runner import Progress
 
 BF16_MARGIN = 1.2  # bf16 must be this much faster, so that timing noise can't flip a near tie
-WARMUP, REPEATS = 2, 5  # untimed steps, then timed ones (the fastest counts)
+WARMUP, REPEATS = 2, 5  # untimed cycles, then timed ones (the fastest counts)
 CANDIDATES = (Precision("fp32", None), Precision("bf16", torch.bfloat16))
 
 
@@ -39,52 +43,55 @@ def cache_path() -> Path:
     return Path(root) / "ganlab" / "precision.json"
 
 
-def probe_key(model: str, spec: ModelSpec, batch_size: int) -> str:
-    """What decides the timing: the machine, torch, threads and the networks' shapes."""
+def probe_key(config, spec: ModelSpec) -> str:
+    """What decides the timing: the machine, torch, threads and what shapes training (the
+    networks, batch, losses, optimizers: the resume fingerprint)."""
     what = {
         "cpu": cpu_model(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "model": model,
+        "training": config.training_fingerprint(),
         "spec": dataclasses.asdict(spec),
-        "batch_size": batch_size,
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def seconds_per_step(
-    netG: torch.nn.Module, netD: torch.nn.Module, spec: ModelSpec, batch_size: int, precision
-) -> float:
-    """The fastest of REPEATS G forward + D forward/backward steps on a fixed random batch."""
+def seconds_per_cycle(config, spec: ModelSpec, precision: Precision) -> float:
+    """The fastest of REPEATS timed training cycles (n_critic D steps and G's turn) of this
+    run's own step: its networks, optimizers, EMA and batch handling, on random images."""
     device = torch.device("cpu")
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, compile=False))
+    steps = config.n_critic * (WARMUP + REPEATS)
     draw = torch.Generator().manual_seed(0)
-    z = torch.randn(batch_size, spec.z_dim, generator=draw)
-    real = torch.rand(batch_size, *spec.image_shape, generator=draw) * 2 - 1
+    shape = (config.batch_size * steps, *spec.image_shape)
+    images = torch.randint(0, 256, shape, dtype=torch.uint8, generator=draw)
     labels = None
     if spec.n_classes:
-        labels = torch.randint(spec.n_classes, (batch_size,), generator=draw)
+        labels = torch.randint(spec.n_classes, (len(images),), generator=draw)
+    world = distributed.World()
+    nets = build_nets(config, spec, device, precision, world)
+    step = GANStep(
+        nets, config, images, labels, spec, device=device, precision=precision, world=world
+    )
+    progress = Progress(sums=torch.zeros(len(step.columns)))
+    order = torch.arange(len(images))
     times = []
-    for _ in range(WARMUP + REPEATS):
+    for cycle in range(WARMUP + REPEATS):
         started = time.perf_counter()
-        with precision.autocast(device):
-            fake = forward_generator(netG, z, labels)
-            real_scores, _ = discriminate(netD, real, labels)
-            fake_scores, _ = discriminate(netD, fake, labels)
-        (real_scores.float().mean() - fake_scores.float().mean()).backward()
+        for index in range(cycle * config.n_critic, (cycle + 1) * config.n_critic):
+            step.update(progress, index, order)
+            progress.step += 1
         times.append(time.perf_counter() - started)
     return min(times[WARMUP:])
 
 
-def measure(model: str, spec: ModelSpec, batch_size: int, init: str) -> dict[str, Any]:
-    """Milliseconds per step in each precision on fresh networks, and the faster one.
+def measure(config, spec: ModelSpec) -> dict[str, Any]:
+    """Milliseconds per training cycle in each precision on fresh networks, and the faster one.
 
     The probe's networks are its own and the global RNG is put back: training is the same
     with or without it."""
     with torch.random.fork_rng(devices=[]):
-        netG, netD = build_models(model, spec, init)
-        for net in (netG, netD):  # laid out as training lays them out
-            net.train().to(memory_format=memory_format_for(netD))
-        ms = {p.name: 1000 * seconds_per_step(netG, netD, spec, batch_size, p) for p in CANDIDATES}
+        ms = {p.name: 1000 * seconds_per_cycle(config, spec, p) for p in CANDIDATES}
     faster = ms["fp32"] / ms["bf16"] >= BF16_MARGIN
     return {"precision": "bf16" if faster else "fp32", "fp32_ms": ms["fp32"], "bf16_ms": ms["bf16"]}
 
@@ -105,10 +112,10 @@ def training_precision(
     decided by one: only for one process on a CPU (GPUs and DDP keep resolve_precision's rule)."""
     if config.precision != "auto" or device.type != "cpu" or processes > 1:
         return resolve_precision(config.precision, device), None
-    path, key = cache_path(), probe_key(config.model, spec, config.batch_size)
+    path, key = cache_path(), probe_key(config, spec)
     cache = read_cache(path)
     if key not in cache:
-        cache[key] = measure(config.model, spec, config.batch_size, config.init)
+        cache[key] = measure(config, spec)
         write_json(path, cache)
     probe = cache[key]
     return resolve_precision(probe["precision"], device), probe
