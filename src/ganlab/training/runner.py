@@ -124,7 +124,6 @@ class RunResult:
     best_state: dict[str, torch.Tensor] | None = None
     eval_seconds: float = 0.0
     frame_steps: list[int] = field(default_factory=list)  # the step each frame shows
-    minute_snapshots: int = 0  # train.snapshot_minutes' snapshots kept so far
 
 
 def planned_steps(config: Config, steps_per_epoch: int) -> int:
