@@ -25,6 +25,7 @@ import pandas as pd
 from experiments import restore_workspace, run_preset
 from ganlab import checkpoint
 from ganlab.device import cpu_model
+from ganlab.io import write_json
 from ganlab.presets import RECIPES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -105,7 +106,7 @@ def keep_pictures(repo: Path, rows: list[dict], out: Path) -> None:
     title = "FID-10k of the recipe against minutes of training (Fashion-MNIST)"
     save_curves(frame, {"fid": "FID-10k"}, out / "quality_fid.png", title, "FID", x="minutes")
     shutil.copyfile(repo / "reports/figures/samples.png", out / "quality_samples.png")
-    (out / "quality.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    write_json(out / "quality.json", rows, sort_keys=False)
 
 
 def main() -> None:

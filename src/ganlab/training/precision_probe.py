@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from ganlab.config import Config
 from ganlab.device import Precision, cpu_model, resolve_precision
 from ganlab.io import write_json
 from ganlab.models import ModelSpec
@@ -42,7 +43,7 @@ def cache_path() -> Path:
     return Path(root) / "ganlab" / "precision.json"
 
 
-def probe_key(config, spec: ModelSpec) -> str:
+def probe_key(config: Config, spec: ModelSpec) -> str:
     """What decides the timing: the machine, torch, threads and what shapes training (the
     networks, batch, losses, optimizers: the resume fingerprint)."""
     what = {
@@ -55,7 +56,7 @@ def probe_key(config, spec: ModelSpec) -> str:
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def seconds_per_cycle(config, spec: ModelSpec, precision: Precision) -> float:
+def seconds_per_cycle(config: Config, spec: ModelSpec, precision: Precision) -> float:
     """The fastest of REPEATS timed training cycles (n_critic D steps and G's turn) of this
     run's own step: its networks, optimizers, EMA and batch handling, on random images."""
     device = torch.device("cpu")
@@ -84,7 +85,7 @@ def seconds_per_cycle(config, spec: ModelSpec, precision: Precision) -> float:
     return min(times[WARMUP:])
 
 
-def measure(config, spec: ModelSpec) -> dict[str, Any]:
+def measure(config: Config, spec: ModelSpec) -> dict[str, Any]:
     """Milliseconds per training cycle in each precision on fresh networks, and the faster one.
 
     The probe's networks are its own and the global RNG is put back: training is the same
@@ -105,7 +106,7 @@ def read_cache(path: Path) -> dict[str, Any]:
 
 
 def training_precision(
-    config, spec: ModelSpec, device: torch.device, processes: int = 1
+    config: Config, spec: ModelSpec, device: torch.device, processes: int = 1
 ) -> tuple[Precision, dict[str, Any] | None]:
     """The precision a noise-to-image model trains in, and the probe's timings when auto was
     decided by one: only for one process on a CPU (GPUs and DDP keep resolve_precision's rule)."""
