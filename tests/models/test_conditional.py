@@ -32,6 +32,21 @@ def test_conditional_models_take_labels(model, conditioning):
         assert not torch.allclose(scores, netD(images, torch.tensor([1, 1, 1]))[0])
 
 
+def test_spectral_norm_bounds_the_projection_embedding_too():
+    """Miyato & Koyama normalize the class embedding with D's layers; unbounded, it grew
+    until the class term swamped the normalized rest of D."""
+    spec = ModelSpec(
+        8, (1, 28, 28), ngf=4, ndf=4, conditioning="projection", n_classes=10, spectral_norm=True
+    )
+    _, netD = build_models("dcgan", spec)
+    with torch.no_grad():
+        netD.embed.parametrizations.weight.original.mul_(50)
+    netD.train()
+    for _ in range(30):  # power iterations run on each training forward pass
+        netD(torch.randn(4, 1, 28, 28), torch.arange(4))
+    assert torch.linalg.matrix_norm(netD.embed.weight, ord=2).item() == pytest.approx(1, abs=0.02)
+
+
 def two_class_data(n: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
     """Class 0: a bar at the top; class 1: a bar at the bottom. Nothing else tells them apart."""
     labels = torch.arange(n) % 2

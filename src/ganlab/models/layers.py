@@ -68,9 +68,11 @@ D_NORMS = ("batch", "layer", "none")
 
 
 def add_spectral_norm_(netD: nn.Module) -> nn.Module:
-    """SNGAN (Miyato et al., 2018): spectral normalization on every conv and linear layer of D."""
+    """SNGAN (Miyato et al., 2018): spectral normalization on every conv and linear layer of D,
+    and on the projection discriminator's class embedding, as Miyato & Koyama (2018) do: an
+    unbounded embedding lets the class term outgrow the normalized rest of D."""
     for name, module in list(netD.named_children()):
-        if isinstance(module, nn.Conv2d | nn.Linear):
+        if isinstance(module, nn.Conv2d | nn.Linear | nn.Embedding):
             setattr(netD, name, nn.utils.parametrizations.spectral_norm(module))
         else:
             add_spectral_norm_(module)
