@@ -25,6 +25,7 @@ from ganlab.models import ModelSpec, build_models, memory_format_for, pixel_low
 from ganlab.models.conditional import discriminate, forward_generator
 from ganlab.training import distributed
 from ganlab.training.augment import diff_augment
+from ganlab.training.ema import ema_decay_at, standing_statistics_, update_ema_
 from ganlab.training.losses import LOSSES, d_accuracy
 from ganlab.training.monitor import Monitor, Reference
 from ganlab.training.optimizers import optimizer_for
@@ -119,23 +120,6 @@ class Nets:
     def generator(self) -> nn.Module:
         """The generator to sample from: the EMA one when it is kept."""
         return self.netG_ema if self.netG_ema is not None else self.netG
-
-
-@torch.no_grad()
-def update_ema_(ema: nn.Module, net: nn.Module, decay: float) -> None:
-    """ema <- decay * ema + (1 - decay) * net for weights; buffers (BatchNorm stats) copied."""
-    torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1 - decay)
-    for ema_buffer, buffer in zip(ema.buffers(), net.buffers(), strict=True):
-        ema_buffer.copy_(buffer)
-
-
-def ema_decay_at(config: Config, step: int) -> float:
-    """ema_decay, warmed up (ema_warmup) as TensorFlow's ExponentialMovingAverage does:
-    min(decay, (1 + step) / (10 + step)), so the average follows G early instead of
-    dragging its random initial weights through a short run."""
-    if not config.ema_warmup:
-        return config.ema_decay
-    return min(config.ema_decay, (1 + step) / (10 + step))
 
 
 @dataclass
@@ -374,13 +358,20 @@ class GANStep:
     def end_epoch(self) -> None:
         pass
 
+    def sampler(self) -> nn.Module:
+        """The generator to sample from: the EMA one, in eval mode with BatchNorm statistics
+        of its own (ganlab.training.ema), when it is kept; else G as it trains."""
+        if self.nets.netG_ema is None:
+            return self.nets.netG
+        return standing_statistics_(self.nets.netG_ema, self.config, self.device, self.precision)
+
     def snapshot(self) -> dict[str, Any]:
         """G as it is sampled from (the EMA one if kept) and D, both as state dicts."""
-        return {"G": self.nets.generator.state_dict(), "D": self.nets.netD.state_dict()}
+        return {"G": self.sampler().state_dict(), "D": self.nets.netD.state_dict()}
 
     def frame(self) -> torch.Tensor:
         """The fixed noise through the generator that is sampled from (the EMA one if kept)."""
-        generator = self.nets.generator.eval()
+        generator = self.sampler().eval()
         with torch.no_grad(), self.precision.autocast(self.device):
             frame = to_uint8(
                 forward_generator(generator, self.fixed_noise, self.fixed_classes), self.low
@@ -473,12 +464,12 @@ def train(
     )
     monitor = None
     if reference is not None and config.train.eval_every is not None:
-        monitor = Monitor(reference, nets.generator, config, device=device, precision=precision)
+        monitor = Monitor(reference, step.sampler, config, device=device, precision=precision)
     runner = Runner(step, config, device, checkpoint_path, run_id, hooks, world, monitor)
     result = runner.run()
     return TrainResult(
         **vars(result),
-        netG=nets.generator.eval(),
+        netG=step.sampler().eval(),
         images_seen=result.steps * step.global_batch,
         netD=nets.netD.eval(),
         labeled=labeled,

@@ -12,6 +12,7 @@ run with scoring trains the same weights as one without.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,13 +57,13 @@ class Monitor:
     def __init__(
         self,
         reference: Reference,
-        generator: nn.Module,
+        sampler: Callable[[], nn.Module],
         config: Config,
         *,
         device: torch.device,
         precision: Precision,
     ) -> None:
-        self.reference, self.generator, self.config = reference, generator, config
+        self.reference, self.sampler, self.config = reference, sampler, config
         self.device, self.precision = device, precision
         self.columns = ("classifier_fid", "fid")
 
@@ -80,10 +81,11 @@ class Monitor:
         train = self.config.train
         fid_due = self._fid_due(step, final)
         n = max(train.eval_samples, train.fid_samples if fid_due else 0)
-        was_training = self.generator.training
-        self.generator.eval()
+        generator = self.sampler()  # the EMA G with its own BatchNorm statistics, if kept
+        was_training = generator.training
+        generator.eval()
         fakes = sampling.generate(
-            self.generator,
+            generator,
             n,
             z_dim=self.config.z_dim,
             latent=self.config.latent,
@@ -91,7 +93,7 @@ class Monitor:
             device=self.device,
             precision=self.precision,
         )
-        self.generator.train(was_training)
+        generator.train(was_training)
         features = Features(real_classifier=self.reference.real_classifier)
         features.fake_classifier, _ = classifier_features(
             self.reference.classifier, fakes[: train.eval_samples], self.device
@@ -108,4 +110,4 @@ class Monitor:
         return [_score(features, name) for name in self.columns]
 
     def state(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().cpu().clone() for k, v in self.generator.state_dict().items()}
+        return {k: v.detach().cpu().clone() for k, v in self.sampler().state_dict().items()}

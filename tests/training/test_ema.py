@@ -1,0 +1,52 @@
+"""The EMA generator samples with BatchNorm statistics of its own weights."""
+
+import copy
+
+import torch
+
+from ganlab.config import config_from_dict
+from ganlab.models import ModelSpec, build_models
+from ganlab.training.ema import batch_norms, standing_statistics_, update_ema_
+from tests.conftest import FP32, tiny_params
+
+CPU = torch.device("cpu")
+
+
+def ema_of_a_moved_generator() -> tuple[torch.nn.Module, torch.Tensor]:
+    """An EMA whose weights lag G's while its copied BatchNorm statistics are G's; and noise."""
+    netG, _ = build_models("dcgan", ModelSpec(8, (1, 28, 28), ngf=8, ndf=8))
+    ema = copy.deepcopy(netG).requires_grad_(False)
+    with torch.no_grad():
+        for p in netG.parameters():
+            p.mul_(3).add_(0.5)  # G moves far from the average
+        netG.train()
+        for _ in range(20):  # and its running statistics follow it
+            netG(torch.randn(64, 8))
+    update_ema_(ema, netG, decay=0.99)
+    return ema, torch.randn(2000, 8, generator=torch.Generator().manual_seed(5))
+
+
+def test_standing_statistics_are_the_ema_generators_own():
+    ema, z = ema_of_a_moved_generator()
+    with torch.no_grad():
+        own = copy.deepcopy(ema).train()(z)  # BatchNorm on the batch: the EMA's own statistics
+        copied = ema.eval()(z)
+        config = config_from_dict(tiny_params(z_dim=8))
+        standing = standing_statistics_(ema, config, CPU, FP32)(z)
+    scale = own.abs().mean()
+    assert (copied - own).abs().mean() > 0.5 * scale  # G's statistics don't fit the EMA's weights
+    assert (standing - own).abs().mean() < 0.1 * scale
+
+
+def test_standing_statistics_are_a_function_of_the_weights_alone():
+    """Measured twice, from any earlier statistics: the same buffers, bit for bit (resume)."""
+    config = config_from_dict(tiny_params(z_dim=8))
+    ema, _ = ema_of_a_moved_generator()
+    first = {
+        k: v.clone() for k, v in standing_statistics_(ema, config, CPU, FP32).state_dict().items()
+    }
+    for norm in batch_norms(ema):
+        norm.running_mean.add_(1.0)
+    second = standing_statistics_(ema, config, CPU, FP32)
+    assert not second.training and all(norm.momentum == 0.1 for norm in batch_norms(ema))
+    assert all(torch.equal(first[k], v) for k, v in second.state_dict().items())
