@@ -50,3 +50,15 @@ def test_standing_statistics_are_a_function_of_the_weights_alone():
     second = standing_statistics_(ema, config, CPU, FP32)
     assert not second.training and all(norm.momentum == 0.1 for norm in batch_norms(ema))
     assert all(torch.equal(first[k], v) for k, v in second.state_dict().items())
+
+
+def test_sync_batchnorm_keeps_its_copied_statistics():
+    """Only rank 0 samples; a train-mode SyncBatchNorm forward there would wait for the others."""
+    ema, _ = ema_of_a_moved_generator()
+    ema = torch.nn.SyncBatchNorm.convert_sync_batchnorm(ema)
+    before = [norm.running_mean.clone() for norm in batch_norms(ema)]
+    config = config_from_dict(tiny_params(z_dim=8))
+    assert not standing_statistics_(ema, config, CPU, FP32).training
+    assert all(
+        torch.equal(a, n.running_mean) for a, n in zip(before, batch_norms(ema), strict=True)
+    )

@@ -46,8 +46,13 @@ def standing_statistics_(
     generator: nn.Module, config: Config, device: torch.device, precision: Precision
 ) -> nn.Module:
     """The generator in eval mode, its BatchNorm statistics measured on STANDING_SAMPLES fakes
-    of its own (the mean over batches, not a momentum average); unchanged without BatchNorm."""
+    of its own (the mean over batches, not a momentum average); unchanged without BatchNorm.
+
+    SyncBatchNorm (DDP with train.sync_batchnorm) keeps G's copied statistics: in train mode it
+    all-reduces across ranks, and only rank 0 samples, so measuring would hang the run."""
     norms = batch_norms(generator)
+    if any(isinstance(norm, nn.SyncBatchNorm) for norm in norms):
+        return generator.eval()
     momenta = [norm.momentum for norm in norms]
     for norm in norms:
         norm.reset_running_stats()
