@@ -6,8 +6,9 @@ import torch
 
 from ganlab.config import config_from_dict
 from ganlab.models import ModelSpec, build_models
+from ganlab.training import gan
 from ganlab.training.ema import batch_norms, standing_statistics_, update_ema_
-from tests.conftest import FP32, tiny_params
+from tests.conftest import FP32, tiny_images, tiny_params, train_on_cpu
 
 CPU = torch.device("cpu")
 
@@ -62,3 +63,20 @@ def test_sync_batchnorm_keeps_its_copied_statistics():
     assert all(
         torch.equal(a, n.running_mean) for a, n in zip(before, batch_norms(ema), strict=True)
     )
+
+
+def test_statistics_are_measured_once_per_ema_update(tmp_path, monkeypatch):
+    """The end of a run asks for the EMA generator three times at one step (the last frame, the
+    returned generator, the saved one): the statistics are measured once, as costly as sampling."""
+    measured: list[int] = []
+    measure = gan.standing_statistics_
+
+    def counting(generator, *args):
+        measured.append(1)
+        return measure(generator, *args)
+
+    monkeypatch.setattr(gan, "standing_statistics_", counting)
+    config = config_from_dict(tiny_params(epochs=1, ema_decay=0.9))
+    result = train_on_cpu(config, tiny_images(), tmp_path / "c.pt")
+    assert len(result.frames) == 2  # step 0 and the end of the epoch...
+    assert len(measured) == 2  # ...and the returned generator reuses the last measurement

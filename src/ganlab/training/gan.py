@@ -100,6 +100,7 @@ class Nets:
     # What the training step calls: DDP wrappers under torchrun, else netG and netD themselves.
     stepG: nn.Module | None = None
     stepD: nn.Module | None = None
+    ema_updates: int = 0  # EMA updates so far: when the standing statistics were measured
 
     def __post_init__(self) -> None:
         self.stepG = self.stepG or self.netG
@@ -220,6 +221,7 @@ def g_step(
     nets.scaler.step(nets.optG)
     if nets.netG_ema is not None:
         update_ema_(nets.netG_ema, nets.netG, ema_decay_at(config, batch.step))
+        nets.ema_updates += 1
     with torch.no_grad():
         return torch.stack([errG.detach(), gan_loss.shown(output).mean()])
 
@@ -273,6 +275,7 @@ class GANStep:
         )
         self.device, self.precision, self.world = device, precision, world
         self.labeled = labeled
+        self.standing_at: int | None = None  # nets.ema_updates at the last standing statistics
         if labeled is not None:  # semi-supervised: D's cross-entropy on the labeled images too
             self.columns = (*GANStep.columns, CLASS_LOSS_COLUMN)
             self.d_stats = (*GANStep.d_stats, len(GANStep.columns))
@@ -296,6 +299,7 @@ class GANStep:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.nets.load_state_dict(state)
+        self.standing_at = None
 
     def train_mode(self, on: bool) -> None:
         self.nets.netG.train(on)
@@ -361,9 +365,13 @@ class GANStep:
     def sampler(self) -> nn.Module:
         """The generator to sample from: the EMA one, in eval mode with BatchNorm statistics
         of its own (ganlab.training.ema), when it is kept; else G as it trains."""
-        if self.nets.netG_ema is None:
-            return self.nets.netG
-        return standing_statistics_(self.nets.netG_ema, self.config, self.device, self.precision)
+        nets = self.nets
+        if nets.netG_ema is None:
+            return nets.netG
+        if self.standing_at != nets.ema_updates:  # measured once per EMA update, when asked
+            standing_statistics_(nets.netG_ema, self.config, self.device, self.precision)
+            self.standing_at = nets.ema_updates
+        return nets.netG_ema.eval()
 
     def snapshot(self) -> dict[str, Any]:
         """G as it is sampled from (the EMA one if kept) and D, both as state dicts."""
