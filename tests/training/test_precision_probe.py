@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ def timed(monkeypatch: pytest.MonkeyPatch, fp32_ms: float, bf16_ms: float) -> li
     """Step timings as given, in place of the clock; returns the precisions timed."""
     timed_names: list[str] = []
 
-    def seconds(config, spec, precision):
+    def seconds(config, spec, precision, give_up_after=math.inf):
         timed_names.append(precision.name)
         return {"fp32": fp32_ms, "bf16": bf16_ms}[precision.name] / 1000
 
@@ -49,6 +50,29 @@ def test_auto_takes_bf16_only_when_it_is_clearly_faster(
     precision, probe = precision_probe.training_precision(config, spec_of(config), CPU)
     assert precision.name == chosen == probe["precision"]
     assert (probe["fp32_ms"], probe["bf16_ms"]) == (fp32_ms, bf16_ms)
+
+
+def test_bf16_far_too_slow_to_win_is_not_timed_to_the_end(monkeypatch):
+    """On CPUs with no bf16 hardware a bf16 cycle is 10-20x fp32's: one such cycle settles it."""
+    config = config_from_dict(tiny_params(precision="auto"))
+    updates: list[int] = []
+    update = precision_probe.GANStep.update
+    monkeypatch.setattr(
+        precision_probe.GANStep, "update", lambda *a: updates.append(1) or update(*a)
+    )
+    precision_probe.seconds_per_cycle(config, spec_of(config), precision_probe.BF16, 0.0)
+    assert len(updates) == config.n_critic  # one cycle, not WARMUP + REPEATS
+
+    limits = {}
+
+    def seconds(config, spec, precision, give_up_after=math.inf):
+        limits[precision.name] = give_up_after
+        return {"fp32": 0.5, "bf16": 9.0}[precision.name]
+
+    monkeypatch.setattr(precision_probe, "seconds_per_cycle", seconds)
+    result = precision_probe.measure(config, spec_of(config))
+    assert limits == {"fp32": math.inf, "bf16": precision_probe.GIVE_UP * 0.5 / 1.2}
+    assert result["precision"] == "fp32" and result["bf16_cut_short"]
 
 
 def test_the_choice_is_cached_per_machine_and_training_params(cache, monkeypatch):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -32,7 +33,12 @@ from ganlab.training.runner import Progress
 
 BF16_MARGIN = 1.2  # bf16 must be this much faster, so that timing noise can't flip a near tie
 WARMUP, REPEATS = 2, 5  # untimed cycles, then timed ones (the fastest counts)
-CANDIDATES = (Precision("fp32", None), Precision("bf16", torch.bfloat16))
+FP32, BF16 = Precision("fp32", None), Precision("bf16", torch.bfloat16)
+# bf16 wins only below fp32 / BF16_MARGIN a cycle; one cycle (warm-up included) over GIVE_UP
+# times that, and over GIVE_UP_FLOOR_S (room for first-call kernel set-up), ends its timing: on
+# CPUs with no bf16 hardware (AVX2 only) bf16 runs 10-20x slower, and a 64x64 DCGAN's seven
+# cycles took minutes.
+GIVE_UP, GIVE_UP_FLOOR_S = 4.0, 1.0
 
 
 def cache_path() -> Path:
@@ -56,9 +62,12 @@ def probe_key(config: Config, spec: ModelSpec) -> str:
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def seconds_per_cycle(config: Config, spec: ModelSpec, precision: Precision) -> float:
+def seconds_per_cycle(
+    config: Config, spec: ModelSpec, precision: Precision, give_up_after: float = math.inf
+) -> float:
     """The fastest of REPEATS timed training cycles (n_critic D steps and G's turn) of this
-    run's own step: its networks, optimizers, EMA and batch handling, on random images."""
+    run's own step: its networks, optimizers, EMA and batch handling, on random images; or the
+    first cycle that took longer than give_up_after seconds."""
     device = torch.device("cpu")
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, compile=False))
     steps = config.n_critic * (WARMUP + REPEATS)
@@ -82,6 +91,8 @@ def seconds_per_cycle(config: Config, spec: ModelSpec, precision: Precision) -> 
             step.update(progress, index, order)
             progress.step += 1
         times.append(time.perf_counter() - started)
+        if times[-1] > give_up_after:
+            return times[-1]
     return min(times[WARMUP:])
 
 
@@ -91,9 +102,16 @@ def measure(config: Config, spec: ModelSpec) -> dict[str, Any]:
     The probe's networks are its own and the global RNG is put back: training is the same
     with or without it."""
     with torch.random.fork_rng(devices=[]):
-        ms = {p.name: 1000 * seconds_per_cycle(config, spec, p) for p in CANDIDATES}
-    faster = ms["fp32"] / ms["bf16"] >= BF16_MARGIN
-    return {"precision": "bf16" if faster else "fp32", "fp32_ms": ms["fp32"], "bf16_ms": ms["bf16"]}
+        fp32 = seconds_per_cycle(config, spec, FP32)
+        give_up = max(GIVE_UP * fp32 / BF16_MARGIN, GIVE_UP_FLOOR_S)
+        bf16 = seconds_per_cycle(config, spec, BF16, give_up_after=give_up)
+    faster = fp32 / bf16 >= BF16_MARGIN
+    return {
+        "precision": "bf16" if faster else "fp32",
+        "fp32_ms": 1000 * fp32,
+        "bf16_ms": 1000 * bf16,
+        "bf16_cut_short": bf16 > give_up,  # one cycle, far too slow to win: not timed further
+    }
 
 
 def read_cache(path: Path) -> dict[str, Any]:
