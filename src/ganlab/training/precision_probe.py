@@ -4,10 +4,10 @@ What bf16 autocast buys on a CPU depends on the chip and on the model. On a 2-co
 without AMX, the default DCGAN (width 32) trained 1.30x faster in bf16 (3,086 against 2,367
 images/s over the same 14,055 steps) and the MLP 10% slower; on an Intel Xeon without AMX,
 bf16 made DCGAN 1.4x slower. So auto times a few cycles of the run's own training step
-(networks, optimizers, EMA, batch handling) in each precision and takes bf16 only when it is
-clearly faster. The choice is cached by CPU, torch version, threads and training params, so
-the same params on the same machine always train in the same precision, and the probe runs
-once.
+(networks, optimizers, EMA, batch handling) in each precision, alternating, and takes bf16
+only when it is clearly faster. The choice is cached by CPU (model name and vector flags),
+torch version, threads and training params, so the same params on the same machine always
+train in the same precision, and the probe runs once.
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ganlab.config import Config
-from ganlab.device import Precision, cpu_model, resolve_precision
+from ganlab.device import Precision, cpu_flags, cpu_model, resolve_precision
 from ganlab.io import write_json
 from ganlab.models import ModelSpec
 from ganlab.training import distributed
@@ -34,10 +34,10 @@ from ganlab.training.runner import Progress
 BF16_MARGIN = 1.2  # bf16 must be this much faster, so that timing noise can't flip a near tie
 WARMUP, REPEATS = 2, 5  # untimed cycles, then timed ones (the fastest counts)
 FP32, BF16 = Precision("fp32", None), Precision("bf16", torch.bfloat16)
-# bf16 wins only below fp32 / BF16_MARGIN a cycle; one cycle (warm-up included) over GIVE_UP
-# times that, and over GIVE_UP_FLOOR_S (room for first-call kernel set-up), ends its timing: on
-# CPUs with no bf16 hardware (AVX2 only) bf16 runs 10-20x slower, and a 64x64 DCGAN's seven
-# cycles took minutes.
+# bf16 wins only below fp32 / BF16_MARGIN a cycle; one bf16 cycle (warm-up included) over
+# GIVE_UP times that (fp32's fastest so far), and over GIVE_UP_FLOOR_S (room for first-call
+# kernel set-up), ends its timing: on CPUs with no bf16 hardware (AVX2 only) bf16 runs 10-20x
+# slower, and a 64x64 DCGAN's seven cycles took minutes.
 GIVE_UP, GIVE_UP_FLOOR_S = 4.0, 1.0
 
 
@@ -51,9 +51,11 @@ def cache_path() -> Path:
 
 def probe_key(config: Config, spec: ModelSpec) -> str:
     """What decides the timing: the machine, torch, threads and what shapes training (the
-    networks, batch, losses, optimizers: the resume fingerprint)."""
+    networks, batch, losses, optimizers: the resume fingerprint). The machine is its model name
+    and its vector-unit flags: "AMD EPYC" names chips with and without AVX-512 BF16."""
     what = {
         "cpu": cpu_model(),
+        "cpu_flags": sorted(flag for flag in cpu_flags() if flag.startswith(("avx", "amx"))),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "training": config.training_fingerprint(),
@@ -62,12 +64,9 @@ def probe_key(config: Config, spec: ModelSpec) -> str:
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def seconds_per_cycle(
-    config: Config, spec: ModelSpec, precision: Precision, give_up_after: float = math.inf
-) -> float:
-    """The fastest of REPEATS timed training cycles (n_critic D steps and G's turn) of this
-    run's own step: its networks, optimizers, EMA and batch handling, on random images; or the
-    first cycle that took longer than give_up_after seconds."""
+def cycle_timer(config: Config, spec: ModelSpec, precision: Precision) -> Callable[[], float]:
+    """A function that runs one more training cycle (n_critic D steps and G's turn) of this
+    run's own step in this precision, on random images, and returns the seconds it took."""
     device = torch.device("cpu")
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, compile=False))
     steps = config.n_critic * (WARMUP + REPEATS)
@@ -84,33 +83,45 @@ def seconds_per_cycle(
     )
     progress = Progress(sums=torch.zeros(len(step.columns)))
     order = torch.arange(len(images))
-    times = []
-    for cycle in range(WARMUP + REPEATS):
+
+    def one_cycle() -> float:
         started = time.perf_counter()
-        for index in range(cycle * config.n_critic, (cycle + 1) * config.n_critic):
-            step.update(progress, index, order)
+        for _ in range(config.n_critic):
+            step.update(progress, progress.step % steps, order)
             progress.step += 1
-        times.append(time.perf_counter() - started)
-        if times[-1] > give_up_after:
-            return times[-1]
-    return min(times[WARMUP:])
+        return time.perf_counter() - started
+
+    return one_cycle
 
 
 def measure(config: Config, spec: ModelSpec) -> dict[str, Any]:
     """Milliseconds per training cycle in each precision on fresh networks, and the faster one.
 
+    The two precisions' cycles alternate, so that load from other processes (`dvc queue
+    start -j 2`, a second run) falls on both alike: timed one after the other, fp32 was once
+    measured at 904 ms a cycle while a queued neighbour ran and bf16 at 41 ms after it ended,
+    on a CPU where fp32 takes 8 ms and bf16 14. The fastest cycle after the warm-up counts.
     The probe's networks are its own and the global RNG is put back: training is the same
     with or without it."""
     with torch.random.fork_rng(devices=[]):
-        fp32 = seconds_per_cycle(config, spec, FP32)
-        give_up = max(GIVE_UP * fp32 / BF16_MARGIN, GIVE_UP_FLOOR_S)
-        bf16 = seconds_per_cycle(config, spec, BF16, give_up_after=give_up)
+        timers = {FP32.name: cycle_timer(config, spec, FP32)}
+        timers[BF16.name] = cycle_timer(config, spec, BF16)
+        times: dict[str, list[float]] = {FP32.name: [], BF16.name: []}
+        cut_short = False
+        for _ in range(WARMUP + REPEATS):
+            times[FP32.name].append(timers[FP32.name]())
+            if not cut_short:
+                times[BF16.name].append(timers[BF16.name]())
+                give_up = max(GIVE_UP * min(times[FP32.name]) / BF16_MARGIN, GIVE_UP_FLOOR_S)
+                cut_short = times[BF16.name][-1] > give_up
+    fp32 = min(times[FP32.name][WARMUP:])
+    bf16 = times[BF16.name][-1] if cut_short else min(times[BF16.name][WARMUP:])
     faster = fp32 / bf16 >= BF16_MARGIN
     return {
         "precision": "bf16" if faster else "fp32",
         "fp32_ms": 1000 * fp32,
         "bf16_ms": 1000 * bf16,
-        "bf16_cut_short": bf16 > give_up,  # one cycle, far too slow to win: not timed further
+        "bf16_cut_short": cut_short,  # one cycle, far too slow to win: not timed further
     }
 
 
