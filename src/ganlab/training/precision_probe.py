@@ -104,8 +104,7 @@ def measure(config: Config, spec: ModelSpec) -> dict[str, Any]:
     The probe's networks are its own and the global RNG is put back: training is the same
     with or without it."""
     with torch.random.fork_rng(devices=[]):
-        timers = {FP32.name: cycle_timer(config, spec, FP32)}
-        timers[BF16.name] = cycle_timer(config, spec, BF16)
+        timers = {p.name: cycle_timer(config, spec, p) for p in (FP32, BF16)}
         times: dict[str, list[float]] = {FP32.name: [], BF16.name: []}
         cut_short = False
         for _ in range(WARMUP + REPEATS):
