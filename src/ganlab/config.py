@@ -25,7 +25,7 @@ from ganlab.data.datasets import DATASETS
 from ganlab.data.domains import check_task
 from ganlab.errors import GanlabError
 from ganlab.models import INITS, MODELS, TRANSLATORS
-from ganlab.models.conditional import CONDITIONINGS
+from ganlab.models.conditional import CONDITIONINGS, LABEL_INPUTS
 from ganlab.models.layers import D_NORMS
 from ganlab.models.mlp import ACTIVATIONS, OUTPUTS
 from ganlab.training.augment import AUGMENTATIONS
@@ -231,6 +231,7 @@ class Config:
     real_label: float = _rule(1.0, lambda v: 0.5 < v <= 1.0, "a number in (0.5, 1.0]")
     conditional: str = one_of(CONDITIONINGS, "none")  # class-conditional G and D
     class_weight: float = _rule(1.0, lambda v: v >= 0, "a number >= 0")  # ACGAN's class loss
+    label_input: str = one_of(LABEL_INPUTS, "concat")  # a conditional G's label: [z, e(y)] | z*e(y)
     init: str = one_of(INITS, "dcgan")
     dropout: float = in_range(0.0, 1.0, 0.0, high_open=True)
     ngf: int = at_least(1, 64)

@@ -17,8 +17,17 @@ from tests.conftest import FP32, tiny_params, train_on_cpu, write_generator_file
 
 @pytest.mark.parametrize("model", sorted(MODELS))
 @pytest.mark.parametrize("conditioning", ["projection", "acgan"])
-def test_conditional_models_take_labels(model, conditioning):
-    spec = ModelSpec(8, (1, 28, 28), ngf=4, ndf=4, conditioning=conditioning, n_classes=10)
+@pytest.mark.parametrize("label_input", ["concat", "multiply"])
+def test_conditional_models_take_labels(model, conditioning, label_input):
+    spec = ModelSpec(
+        8,
+        (1, 28, 28),
+        ngf=4,
+        ndf=4,
+        conditioning=conditioning,
+        n_classes=10,
+        label_input=label_input,
+    )
     netG, netD = build_models(model, spec)
     labels = torch.tensor([0, 3, 9])
     images = netG(torch.randn(3, 8), labels)
@@ -30,6 +39,23 @@ def test_conditional_models_take_labels(model, conditioning):
         assert class_logits is None
         # the projection term makes D's score depend on the label it is asked about
         assert not torch.allclose(scores, netD(images, torch.tensor([1, 1, 1]))[0])
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_multiplied_label_scales_each_noise_unit(model):
+    """label_input: multiply feeds G's own network z * embed(y), an embedding as wide as z
+    (the ACGAN code's G), so that no class can be drawn without the noise."""
+    spec = ModelSpec(
+        8, (1, 28, 28), ngf=4, ndf=4, conditioning="acgan", n_classes=10, label_input="multiply"
+    )
+    netG, _ = build_models(model, spec)
+    netG.eval()
+    z, labels = torch.randn(4, 8), torch.tensor([0, 3, 3, 9])
+    with torch.no_grad():
+        expected = netG.base(z * netG.embed(labels))
+        assert torch.equal(netG(z, labels), expected)
+        # the same class with other noise is another image
+        assert not torch.allclose(netG(z, labels)[1], netG(z.flip(0), labels)[1])
 
 
 def test_spectral_norm_bounds_the_projection_embedding_too():
@@ -58,12 +84,18 @@ def two_class_data(n: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
 
 # projection with its paper's hinge loss: with bce, 240 steps land short of the bar on
 # some seeds and CPUs (the bar moved by 0.17 on an AMD EPYC)
-@pytest.mark.parametrize(("conditioning", "loss"), [("projection", "hinge"), ("acgan", "bce")])
-def test_conditional_generator_draws_the_class_it_is_asked_for(conditioning, loss, tmp_path, cpu):
+@pytest.mark.parametrize(
+    ("conditioning", "loss", "label_input"),
+    [("projection", "hinge", "concat"), ("acgan", "bce", "concat"), ("acgan", "bce", "multiply")],
+)
+def test_conditional_generator_draws_the_class_it_is_asked_for(
+    conditioning, loss, label_input, tmp_path, cpu
+):
     images, labels = two_class_data()
     params = tiny_params(
         model="mlp",
         conditional=conditioning,
+        label_input=label_input,
         loss=loss,
         epochs=60,
         batch_size=32,

@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from ganlab.models.conditional import (
-    LABEL_EMBEDDING,
     ConditionalDiscriminator,
     ConditionalGenerator,
+    base_inputs,
 )
 from ganlab.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganlab.models.layers import add_spectral_norm_
@@ -48,6 +48,7 @@ class ModelSpec:
     minibatch_discrimination: bool = False  # Salimans et al. (2016), in D
     # semi-supervised GAN: D classifies into these K classes + fake (0: a plain D)
     d_classes: int = 0
+    label_input: str = "concat"  # a conditional G's label: concat | multiply (models.conditional)
 
     @classmethod
     def from_saved(cls, values: dict) -> ModelSpec:
@@ -178,8 +179,9 @@ def build_models(name: str, spec: ModelSpec, init: str = "dcgan") -> tuple[nn.Mo
     if spec.conditioning == "none":
         netG, netD = MODELS[name](spec)
     else:
-        netG, netD = MODELS[name](dataclasses.replace(spec, z_dim=spec.z_dim + LABEL_EMBEDDING))
-        netG = ConditionalGenerator(netG, spec.n_classes)
+        inputs = base_inputs(spec.z_dim, spec.label_input)
+        netG, netD = MODELS[name](dataclasses.replace(spec, z_dim=inputs))
+        netG = ConditionalGenerator(netG, spec.n_classes, spec.z_dim, spec.label_input)
         netD = ConditionalDiscriminator(netD, spec.n_classes, spec.conditioning)
     if spec.d_classes:
         netD = SemiSupervisedDiscriminator(netD, spec.d_classes)

@@ -1,6 +1,13 @@
 """Class-conditional GANs, built around any registered model's G and D.
 
-G(z, y) feeds [z, embed(y)] to the model's own generator (built for the wider input).
+G(z, y) feeds the model's own generator its label in one of two ways (`label_input`):
+
+- concat: [z, embed(y)], the generator built for the wider input;
+- multiply: z * embed(y), an embedding as wide as z, as the ACGAN code people learn from
+  has it (the Keras example, PyTorch-GAN). The label then scales every noise unit instead
+  of arriving beside them: on Fashion-MNIST, ACGAN with concat drew one image per class
+  (the generator dropped z), with multiply as varied a class as the data's (README, zoo).
+
 D(x, y) comes in two kinds, both on the model's own discriminator features phi(x):
 
 - projection (cGAN-PD, Miyato & Koyama, 2018): psi(phi(x)) + <embed(y), sum-pooled phi(x)>;
@@ -17,21 +24,34 @@ import torch
 from torch import nn
 
 CONDITIONINGS = ("none", "projection", "acgan")
-LABEL_EMBEDDING = 32  # width of G's label embedding, concatenated to z
+LABEL_INPUTS = ("concat", "multiply")  # how a conditional G takes its label
+LABEL_EMBEDDING = 32  # width of G's label embedding when concatenated to z
+
+
+def base_inputs(z_dim: int, label_input: str) -> int:
+    """How many inputs the wrapped generator takes: z and, concatenated, the label code."""
+    return z_dim + LABEL_EMBEDDING if label_input == "concat" else z_dim
 
 
 class ConditionalGenerator(nn.Module):
-    """G(z, y) = base([z, embed(y)]); `base` takes z_dim + LABEL_EMBEDDING inputs."""
+    """G(z, y) = base([z, embed(y)]) (concat) or base(z * embed(y)) (multiply); `base`
+    takes base_inputs(z_dim, label_input) inputs."""
 
-    def __init__(self, base: nn.Module, n_classes: int):
+    def __init__(self, base: nn.Module, n_classes: int, z_dim: int, label_input: str = "concat"):
         super().__init__()
-        self.embed = nn.Embedding(n_classes, LABEL_EMBEDDING)
+        if label_input not in LABEL_INPUTS:
+            raise ValueError(f"label_input {label_input!r}: expected one of {LABEL_INPUTS}")
+        width = LABEL_EMBEDDING if label_input == "concat" else z_dim
+        self.embed = nn.Embedding(n_classes, width)
         self.base = base
         self.n_classes = n_classes
+        self.label_input = label_input
         self.pixel_low = getattr(base, "pixel_low", -1.0)  # the base's output range
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         code = self.embed(labels).to(z.dtype)
+        if self.label_input == "multiply":
+            return self.base(z.flatten(1) * code)
         return self.base(torch.cat([z.flatten(1), code], dim=1))
 
 

@@ -73,6 +73,7 @@ def model_spec(config: Config, image_shape: tuple[int, int, int], n_classes: int
         config.mlp.output,
         config.minibatch_discrimination,
         n_classes if config.semi_supervised_on else 0,
+        label_input=config.label_input,
     )
 
 
