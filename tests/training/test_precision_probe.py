@@ -27,15 +27,23 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def timed(
-    monkeypatch: pytest.MonkeyPatch, fp32_ms: float, bf16_ms: float, busy_cycles: int = 0
+    monkeypatch: pytest.MonkeyPatch,
+    fp32_ms: float,
+    bf16_ms: float,
+    busy_cycles: int = 0,
+    scout_ms: tuple[float, float] | None = None,
 ) -> list[str]:
     """Training cycles that take these times in place of the clock, the first `busy_cycles`
     of the probe (in either precision) 100x longer, as while another process holds the
-    cores; returns the precisions of the cycles run, in order."""
+    cores; the scout's small cycles take `scout_ms` (fp32, bf16), by default a tenth of the
+    full ones. Returns the precisions of the full-batch cycles run, in order."""
     cycles: list[str] = []
+    fp32_scout, bf16_scout = scout_ms or (fp32_ms / 10, bf16_ms / 10)
 
     def timer(config, spec, precision):
         def one_cycle() -> float:
+            if config.batch_size == precision_probe.SCOUT_BATCH:
+                return {"fp32": fp32_scout, "bf16": bf16_scout}[precision.name] / 1000
             cycles.append(precision.name)
             busy = 100 if len(cycles) <= busy_cycles else 1
             return busy * {"fp32": fp32_ms, "bf16": bf16_ms}[precision.name] / 1000
@@ -68,6 +76,34 @@ def test_bf16_far_too_slow_to_win_is_not_timed_to_the_end(monkeypatch):
     assert cycles.count("fp32") == precision_probe.WARMUP + precision_probe.REPEATS
     assert result["precision"] == "fp32" and result["bf16_cut_short"]
     assert (result["fp32_ms"], result["bf16_ms"]) == (500, 9000)
+
+
+def test_a_scout_on_tiny_batches_spares_a_hopeless_bf16_its_full_cycles(monkeypatch):
+    """A 64x64 DCGAN on a CPU with AVX2 only: one full bf16 cycle took 700 s (fp32: 6 s); on
+    2-image cycles bf16 took 20.9 s against fp32's 0.43 s, which settles it."""
+    cycles = timed(monkeypatch, fp32_ms=6000, bf16_ms=700_000, scout_ms=(428, 20_900))
+    config = config_from_dict(tiny_params(precision="auto"))
+    result = precision_probe.measure(config, spec_of(config))
+    assert "bf16" not in cycles
+    assert cycles.count("fp32") == precision_probe.WARMUP + precision_probe.REPEATS
+    assert result["precision"] == "fp32" and result["bf16_ms"] is None
+    assert (result["scout_fp32_ms"], result["scout_bf16_ms"]) == (428, 20_900)
+    assert "not timed at full batch" in precision_probe.probe_summary(result)
+
+
+@pytest.mark.parametrize(
+    "scout_ms",
+    [
+        (1, 300),  # 300x slower, but under a second: kernel set-up can do that on any CPU
+        (200, 2000),  # 10x slower on tiny batches can still win at full batch
+    ],
+)
+def test_the_scout_leaves_cheap_or_unclear_cases_to_the_full_timing(monkeypatch, scout_ms):
+    cycles = timed(monkeypatch, fp32_ms=20, bf16_ms=10, scout_ms=scout_ms)
+    config = config_from_dict(tiny_params(precision="auto"))
+    result = precision_probe.measure(config, spec_of(config))
+    assert result["precision"] == "bf16" and result["bf16_ms"] == 10
+    assert cycles.count("bf16") == precision_probe.WARMUP + precision_probe.REPEATS
 
 
 def test_load_from_another_process_falls_on_both_precisions_alike(monkeypatch):

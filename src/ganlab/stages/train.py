@@ -31,7 +31,7 @@ from ganlab.stages import StageError, frame_name, parser, run_stage, write_run_i
 from ganlab.training import distributed, semi_supervised, translation
 from ganlab.training.gan import history_columns_of, model_spec, train
 from ganlab.training.monitor import Reference
-from ganlab.training.precision_probe import cache_path, training_precision
+from ganlab.training.precision_probe import probe_summary, training_precision
 from ganlab.training.runner import EVAL_BASE_COLUMNS, Hooks, history_columns
 
 
@@ -121,10 +121,7 @@ def _train(args, config: Config, world: distributed.World, device: torch.device)
     spec = model_spec(config, tuple(images.shape[1:]), n_classes)
     precision, probe = training_precision(config, spec, device, world.size)
     if probe is not None:
-        print(
-            f"precision: auto -> {precision.name} on this CPU ({probe['fp32_ms']:.1f} ms a step "
-            f"in fp32, {probe['bf16_ms']:.1f} in bf16; cached in {cache_path()})"
-        )
+        print(f"precision: auto -> {precision.name} on this CPU ({probe_summary(probe)})")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 

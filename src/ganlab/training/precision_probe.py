@@ -39,6 +39,12 @@ FP32, BF16 = Precision("fp32", None), Precision("bf16", torch.bfloat16)
 # kernel set-up), ends its timing: on CPUs with no bf16 hardware (AVX2 only) bf16 runs 10-20x
 # slower, and a 64x64 DCGAN's seven cycles took minutes.
 GIVE_UP, GIVE_UP_FLOOR_S = 4.0, 1.0
+# Even one full-batch bf16 cycle can cost minutes there (a 64x64 DCGAN: 325 and 700 s a cycle
+# against fp32's 4.2 and 6.0 on a Zen 2 EPYC), so bf16 is first tried on a cycle of
+# SCOUT_BATCH images: over SCOUT_GIVE_UP times fp32's scout cycle and over GIVE_UP_FLOOR_S, it
+# is not timed at full batch. Measured there at 2 images: 25x and 49x for those two models,
+# 5x for the default 28x28 DCGAN (whose bf16 cycles stay under the floor), 1.2x for the MLP.
+SCOUT_BATCH, SCOUT_GIVE_UP = 2, 12.0
 
 
 def cache_path() -> Path:
@@ -94,6 +100,22 @@ def cycle_timer(config: Config, spec: ModelSpec, precision: Precision) -> Callab
     return one_cycle
 
 
+def scout(config: Config, spec: ModelSpec) -> dict[str, Any]:
+    """A first look at bf16 on cycles of SCOUT_BATCH images: fp32 (warm-up), bf16, fp32 again.
+    bf16 is hopeless when its cycle takes over SCOUT_GIVE_UP times the slower fp32 one (so load
+    from another process during either fp32 cycle can't flag it) and over GIVE_UP_FLOOR_S."""
+    small = dataclasses.replace(config, batch_size=SCOUT_BATCH)
+    fp32, bf16 = cycle_timer(small, spec, FP32), cycle_timer(small, spec, BF16)
+    fp32()  # warm-up
+    before, bf16_s, after = fp32(), bf16(), fp32()
+    fp32_s = max(before, after)
+    return {
+        "scout_fp32_ms": 1000 * fp32_s,
+        "scout_bf16_ms": 1000 * bf16_s,
+        "hopeless": bf16_s > max(SCOUT_GIVE_UP * fp32_s, GIVE_UP_FLOOR_S),
+    }
+
+
 def measure(config: Config, spec: ModelSpec) -> dict[str, Any]:
     """Milliseconds per training cycle in each precision on fresh networks, and the faster one.
 
@@ -101,12 +123,14 @@ def measure(config: Config, spec: ModelSpec) -> dict[str, Any]:
     start -j 2`, a second run) falls on both alike: timed one after the other, fp32 was once
     measured at 904 ms a cycle while a queued neighbour ran and bf16 at 41 ms after it ended,
     on a CPU where fp32 takes 8 ms and bf16 14. The fastest cycle after the warm-up counts.
+    A scout on tiny batches goes first, so that a bf16 hopeless on this CPU costs seconds.
     The probe's networks are its own and the global RNG is put back: training is the same
     with or without it."""
     with torch.random.fork_rng(devices=[]):
+        first_look = scout(config, spec)
         timers = {p.name: cycle_timer(config, spec, p) for p in (FP32, BF16)}
         times: dict[str, list[float]] = {FP32.name: [], BF16.name: []}
-        cut_short = False
+        cut_short = hopeless = first_look.pop("hopeless")
         for _ in range(WARMUP + REPEATS):
             times[FP32.name].append(timers[FP32.name]())
             if not cut_short:
@@ -114,14 +138,30 @@ def measure(config: Config, spec: ModelSpec) -> dict[str, Any]:
                 give_up = max(GIVE_UP * min(times[FP32.name]) / BF16_MARGIN, GIVE_UP_FLOOR_S)
                 cut_short = times[BF16.name][-1] > give_up
     fp32 = min(times[FP32.name][WARMUP:])
-    bf16 = times[BF16.name][-1] if cut_short else min(times[BF16.name][WARMUP:])
-    faster = fp32 / bf16 >= BF16_MARGIN
+    if hopeless:
+        bf16 = None  # not timed at full batch
+    else:
+        bf16 = times[BF16.name][-1] if cut_short else min(times[BF16.name][WARMUP:])
+    faster = bf16 is not None and fp32 / bf16 >= BF16_MARGIN
     return {
         "precision": "bf16" if faster else "fp32",
         "fp32_ms": 1000 * fp32,
-        "bf16_ms": 1000 * bf16,
-        "bf16_cut_short": cut_short,  # one cycle, far too slow to win: not timed further
+        "bf16_ms": None if bf16 is None else 1000 * bf16,
+        "bf16_cut_short": cut_short,  # one cycle or the scout's, far too slow to win
+        **first_look,
     }
+
+
+def probe_summary(probe: dict[str, Any]) -> str:
+    """What the probe timed, for the train stage's log."""
+    if probe["bf16_ms"] is None:
+        bf16 = (
+            f"bf16 not timed at full batch: {probe['scout_bf16_ms']:.0f} ms a cycle of "
+            f"{SCOUT_BATCH} images against fp32's {probe['scout_fp32_ms']:.0f}"
+        )
+    else:
+        bf16 = f"{probe['bf16_ms']:.1f} in bf16"
+    return f"{probe['fp32_ms']:.1f} ms a cycle in fp32, {bf16}; cached in {cache_path()}"
 
 
 def read_cache(path: Path) -> dict[str, Any]:
