@@ -231,7 +231,7 @@ class Config:
     real_label: float = _rule(1.0, lambda v: 0.5 < v <= 1.0, "a number in (0.5, 1.0]")
     conditional: str = one_of(CONDITIONINGS, "none")  # class-conditional G and D
     class_weight: float = _rule(1.0, lambda v: v >= 0, "a number >= 0")  # ACGAN's class loss
-    label_input: str = one_of(LABEL_INPUTS, "concat")  # a conditional G's label: [z, e(y)] | z*e(y)
+    label_input: str = one_of(LABEL_INPUTS, "multiply")  # conditional G's label: z*e(y) | [z, e(y)]
     init: str = one_of(INITS, "dcgan")
     dropout: float = in_range(0.0, 1.0, 0.0, high_open=True)
     ngf: int = at_least(1, 64)

@@ -50,9 +50,8 @@ PAPERS: dict[str, dict[str, Any]] = {
         "beta1": 0.0,
         "beta2": 0.9,
     },
-    # Odena et al. (2017): an auxiliary classifier in D; G takes z * embed(y), as the ACGAN code
-    # people learn from does (with [z, embed(y)] it drew one image per class here: README).
-    "acgan": {"conditional": "acgan", "label_input": "multiply"},
+    # Odena et al. (2017): an auxiliary classifier in D.
+    "acgan": {"conditional": "acgan"},
 }
 
 # The classic teaching setups, each exactly as its material has it (issue 17's table). Adam's

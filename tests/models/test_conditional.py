@@ -1,5 +1,6 @@
 """Class-conditional GANs: projection D (cGAN-PD) and ACGAN, on any registered model."""
 
+import dataclasses
 from pathlib import Path
 
 import mlflow
@@ -183,3 +184,13 @@ def test_conditional_generator_is_registered_with_a_one_hot_input(tmp_path, monk
     rebuilt, _ = build_generator(metadata, weights, cpu, "registry")
     for name, value in netG.state_dict().items():
         assert torch.equal(rebuilt.state_dict()[name], value), name
+
+
+def test_conditional_gs_take_z_times_the_label_code_unless_saved_before_the_choice():
+    """params.yaml's default is multiply (the zoo's acgan and cgan_projection rows); a generator
+    file written before label_input existed was concat and must load as one."""
+    config = config_from_dict(tiny_params(conditional="projection"))
+    assert config.label_input == "multiply"
+    saved = dataclasses.asdict(ModelSpec(8, (1, 28, 28), conditioning="projection", n_classes=10))
+    del saved["label_input"]
+    assert ModelSpec.from_saved(saved).label_input == "concat"

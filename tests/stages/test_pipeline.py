@@ -432,7 +432,11 @@ def test_conditional_experiment_renders_a_class_grid_and_samples_a_class(repo, t
     source = ["--checkpoint", "models/generator.pt"]
     run(["ganlab", "sample", *source, "--class", "7", "-n", "8", "--out", str(out)], root, env)
     assert out.stat().st_size > 0
-    model = mlflow.pytorch.load_model("models:/ganlab-fashion_mnist-dcgan/3")
+    name = "ganlab-fashion_mnist-dcgan"  # the version this run registered: the newest
+    newest = max(
+        int(v.version) for v in mlflow.MlflowClient().search_model_versions(f"name='{name}'")
+    )
+    model = mlflow.pytorch.load_model(f"models:/{name}/{newest}")
     z_and_class = torch.cat([torch.randn(2, 16), torch.eye(10)[[7, 7]]], dim=1)
     assert model(z_and_class).shape == (2, 1, 28, 28)
 

@@ -48,7 +48,9 @@ class ModelSpec:
     minibatch_discrimination: bool = False  # Salimans et al. (2016), in D
     # semi-supervised GAN: D classifies into these K classes + fake (0: a plain D)
     d_classes: int = 0
-    label_input: str = "concat"  # a conditional G's label: concat | multiply (models.conditional)
+    # a conditional G's label: multiply | concat (models.conditional); files saved before the
+    # choice existed hold no label_input and were concat
+    label_input: str = "concat"
 
     @classmethod
     def from_saved(cls, values: dict) -> ModelSpec:

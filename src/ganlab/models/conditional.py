@@ -4,9 +4,10 @@ G(z, y) feeds the model's own generator its label in one of two ways (`label_inp
 
 - concat: [z, embed(y)], the generator built for the wider input;
 - multiply: z * embed(y), an embedding as wide as z, as the ACGAN code people learn from
-  has it (the Keras example, PyTorch-GAN). The label then scales every noise unit instead
-  of arriving beside them: on Fashion-MNIST, ACGAN with concat drew one image per class
-  (the generator dropped z), with multiply as varied a class as the data's (README, zoo).
+  has it (the Keras example, PyTorch-GAN), and params.yaml's default. The label then scales
+  every noise unit instead of arriving beside them: on Fashion-MNIST, ACGAN with concat drew
+  one image per class (the generator dropped z), with multiply as varied a class as the
+  data's; the projection cGAN's FID-2k went from 95.3 to 35.4 (README, the zoo).
 
 D(x, y) comes in two kinds, both on the model's own discriminator features phi(x):
 
