@@ -7,7 +7,22 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ganlab.presets import flat_overrides, yaml_value
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def preset_params(preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """params.yaml, then the preset (unless "none"), then the overrides, as `dvc exp run -S`
+    would set them (dotted keys set sections): for benchmarks that train in-process."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    settings = flat_overrides(preset) if preset != "none" else {}
+    for key, value in {**settings, **overrides}.items():
+        section, _, inner = key.rpartition(".")
+        (params[section] if section else params)[inner] = value
+    return params
 
 
 def run_preset(repo: Path, preset: str, name: str, overrides: dict[str, Any]) -> bool:

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from experiments import REPO, preset_params  # benchmarks/ is a folder of scripts
 from ganlab.config import config_from_dict
 from ganlab.data import datasets
 from ganlab.device import cpu_model, resolve_precision
@@ -27,24 +28,18 @@ from ganlab.images import scale_batch, to_uint8
 from ganlab.metrics import classifier
 from ganlab.models import pixel_low
 from ganlab.models.conditional import LABEL_INPUTS, forward_generator
-from ganlab.presets import flat_overrides
 from ganlab.training.gan import train
 
-REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
 FP32 = resolve_precision("fp32", CPU)
 PER_CLASS = 64  # images drawn per class
 
 
 def params_with(preset: str, overrides: dict) -> dict:
-    """params.yaml, then the preset, then the overrides (dotted keys set sections); no
-    in-training scoring, fp32, no EMA: the live generator after exactly these steps."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    base = {"train.eval_every": None, "precision": "fp32", "ema_decay": None}
-    for key, value in {**base, **flat_overrides(preset), **overrides}.items():
-        section, _, inner = key.rpartition(".")
-        (params[section] if section else params)[inner] = value
-    return params
+    """The preset's params with no in-training scoring, fp32 and no EMA: the live generator
+    after exactly these steps."""
+    as_trained = {"train.eval_every": None, "precision": "fp32", "ema_decay": None}
+    return preset_params(preset, {**as_trained, **overrides})
 
 
 def within_class_spread(images: torch.Tensor, labels: torch.Tensor) -> float:

@@ -22,26 +22,14 @@ from pathlib import Path
 import torch
 import yaml
 
+from experiments import REPO, preset_params  # benchmarks/ is a folder of scripts
 from ganlab.config import config_from_dict
 from ganlab.data import datasets
 from ganlab.device import cpu_model, resolve_precision
-from ganlab.presets import flat_overrides
 from ganlab.training import semi_supervised
 from ganlab.training.gan import model_spec, train
 
-REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
-
-
-def params_with(preset: str, overrides: dict) -> dict:
-    """params.yaml, the preset (unless "none"), then the overrides (dotted keys set sections)."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["train"]["eval_every"] = None  # D's accuracy is the product here, not G's FID
-    settings = flat_overrides(preset) if preset != "none" else {}
-    for key, value in {**settings, **overrides}.items():
-        section, _, inner = key.rpartition(".")
-        (params[section] if section else params)[inner] = value
-    return params
 
 
 def main() -> None:
@@ -54,7 +42,8 @@ def main() -> None:
     args = arguments.parse_args()
     overrides = dict(item.split("=", 1) for item in args.set)
     overrides = {key: yaml.safe_load(value) for key, value in overrides.items()}
-    config = config_from_dict(params_with(args.preset, overrides))
+    # D's accuracy is the product here, not G's FID: no in-training scoring
+    config = config_from_dict(preset_params(args.preset, {"train.eval_every": None, **overrides}))
     precision = resolve_precision(config.precision, CPU)
     images, labels = datasets.load_images(config.dataset, args.data, train=True)
     test_images, test_labels = datasets.load_images(config.dataset, args.data, train=False)

@@ -130,18 +130,15 @@ def measure(config: Config, spec: ModelSpec) -> dict[str, Any]:
         first_look = scout(config, spec)
         timers = {p.name: cycle_timer(config, spec, p) for p in (FP32, BF16)}
         times: dict[str, list[float]] = {FP32.name: [], BF16.name: []}
-        cut_short = hopeless = first_look.pop("hopeless")
+        cut_short = first_look.pop("hopeless")  # then bf16 gets no full-batch cycle
         for _ in range(WARMUP + REPEATS):
             times[FP32.name].append(timers[FP32.name]())
             if not cut_short:
                 times[BF16.name].append(timers[BF16.name]())
                 give_up = max(GIVE_UP * min(times[FP32.name]) / BF16_MARGIN, GIVE_UP_FLOOR_S)
                 cut_short = times[BF16.name][-1] > give_up
-    fp32 = min(times[FP32.name][WARMUP:])
-    if hopeless:
-        bf16 = None  # not timed at full batch
-    else:
-        bf16 = times[BF16.name][-1] if cut_short else min(times[BF16.name][WARMUP:])
+    fp32, bf16_times = min(times[FP32.name][WARMUP:]), times[BF16.name]
+    bf16 = (bf16_times[-1] if cut_short else min(bf16_times[WARMUP:])) if bf16_times else None
     faster = bf16 is not None and fp32 / bf16 >= BF16_MARGIN
     return {
         "precision": "bf16" if faster else "fp32",
