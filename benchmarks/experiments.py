@@ -3,12 +3,16 @@ workspace back as committed (params.yaml, dvc.lock, metrics and the outputs)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
+from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
+from ganlab import checkpoint
 from ganlab.presets import flat_overrides, yaml_value
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,3 +57,61 @@ def restore_workspace(repo: Path) -> None:
     """The workspace as committed: params, lock file, metrics, then the outputs it names."""
     restore_from_head(repo, ["params.yaml", "dvc.lock", "metrics", "reports"])
     subprocess.run(["dvc", "checkout", "--force", "--quiet"], cwd=repo, check=False)
+
+
+def stage_inputs(repo: Path, generator: Path) -> Namespace:
+    """The paths the evaluate stage reads, as dvc.yaml passes them, for one generator file."""
+    return Namespace(
+        generator=generator,
+        data=repo / "data/raw",
+        stats=repo / "data/fid_stats.npz",
+        features=repo / "data/fid_features.npy",
+        stats_info=repo / "metrics/fid_stats.json",
+        classifier=repo / "data/classifier.pt",
+    )
+
+
+def score_snapshots(repo: Path) -> list[dict]:
+    """Every minute snapshot of the experiment in the workspace, scored as evaluate scores
+    (the one evaluate scored already, the same generator at the same step, is read back),
+    then evaluate's own pick (`evaluate.checkpoint`, e.g. the best so far) if it is none of them."""
+    from ganlab.config import load_config
+    from ganlab.device import pick_device
+    from ganlab.stages.evaluate import score_generated
+
+    config = load_config(repo / "params.yaml")
+    device = pick_device()
+    evaluated = json.loads((repo / "metrics/eval.json").read_text(encoding="utf-8"))
+    evaluated_info = json.loads((repo / "reports/eval_info.json").read_text(encoding="utf-8"))
+
+    def row(generator: str, step: int, minutes: float, metrics: dict, info: dict) -> dict:
+        return {
+            "generator": generator,
+            "minutes": minutes,
+            "step": step,
+            "images_seen": step * config.batch_size,
+            "fid": metrics["fid"],
+            "kid": metrics["kid"],
+            "classifier_fid": metrics["classifier_fid"],
+            "classes_covered": metrics["classes_covered"],
+            "n_fake": metrics["n_fake"],
+            "n_real": metrics["n_real"],
+            "inception": f"{info['inception_runtime']} {info['fid_precision']}",
+        }
+
+    rows = []
+    for path in sorted((repo / "models/snapshots").glob("minute_*.pt")):
+        saved = checkpoint.load(path)
+        if saved["step"] == evaluated["checkpoint_step"]:
+            metrics, info = evaluated, evaluated_info
+        else:
+            print(f"scoring {path.name}: step {saved['step']:,}", flush=True)
+            metrics, info = score_generated(stage_inputs(repo, path), config, device)
+        rows.append(row("snapshot", saved["step"], saved["minutes"], metrics, info))
+    step = evaluated["checkpoint_step"]
+    if step not in {r["step"] for r in rows}:
+        curve = pd.read_csv(repo / "metrics/train_quality.csv").set_index("step")["minutes"]
+        minutes = float(curve.get(step, curve.iloc[-1]))  # the last step: the budget's end
+        picked = f"{evaluated_info['checkpoint']} (evaluate)"
+        rows.append(row(picked, step, minutes, evaluated, evaluated_info))
+    return rows

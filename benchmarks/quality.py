@@ -14,16 +14,13 @@ workspace back as committed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-from argparse import Namespace
 from pathlib import Path
 
 import pandas as pd
 
-from experiments import restore_workspace, run_preset
-from ganlab import checkpoint
+from experiments import restore_workspace, run_preset, score_snapshots
 from ganlab.device import cpu_model
 from ganlab.io import write_json
 from ganlab.presets import RECIPES
@@ -33,67 +30,21 @@ REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = {"WGAN (Lucic et al. 2018)": 21.5, "NS GAN (Lucic et al. 2018)": 26.5}
 
 
-def stage_inputs(repo: Path, generator: Path) -> Namespace:
-    """The paths the evaluate stage reads, as dvc.yaml passes them, for one generator file."""
-    return Namespace(
-        generator=generator,
-        data=repo / "data/raw",
-        stats=repo / "data/fid_stats.npz",
-        features=repo / "data/fid_features.npy",
-        stats_info=repo / "metrics/fid_stats.json",
-        classifier=repo / "data/classifier.pt",
-    )
-
-
-def score_snapshots(repo: Path) -> list[dict]:
-    """Every minute snapshot of the experiment in the workspace, scored as evaluate scores
-    (the one evaluate scored already, the same generator at the same step, is read back)."""
-    from ganlab.config import load_config
-    from ganlab.device import pick_device
-    from ganlab.stages.evaluate import score_generated
-
-    config = load_config(repo / "params.yaml")
-    device = pick_device()
-    evaluated = json.loads((repo / "metrics/eval.json").read_text(encoding="utf-8"))
-    evaluated_info = json.loads((repo / "reports/eval_info.json").read_text(encoding="utf-8"))
-    rows = []
-    for path in sorted((repo / "models/snapshots").glob("minute_*.pt")):
-        saved = checkpoint.load(path)
-        if saved["step"] == evaluated["checkpoint_step"]:
-            metrics, info = evaluated, evaluated_info
-        else:
-            print(f"scoring {path.name}: step {saved['step']:,}", flush=True)
-            metrics, info = score_generated(stage_inputs(repo, path), config, device)
-        rows.append(
-            {
-                "minutes": saved["minutes"],
-                "step": saved["step"],
-                "images_seen": saved["step"] * config.batch_size,
-                "fid": metrics["fid"],
-                "kid": metrics["kid"],
-                "classifier_fid": metrics["classifier_fid"],
-                "classes_covered": metrics["classes_covered"],
-                "n_fake": metrics["n_fake"],
-                "n_real": metrics["n_real"],
-                "inception": f"{info['inception_runtime']} {info['fid_precision']}",
-            }
-        )
-    return rows
-
-
 def table(rows: list[dict]) -> str:
     lines = [
-        "| minutes | step | images seen | FID | KID | classifier FID | classes | n real / fake |",
-        "|" + " ---: |" * 8,
+        "| generator | minutes | step | images seen | FID | KID | classifier FID | classes "
+        "| n real / fake |",
+        "| --- |" + " ---: |" * 8,
     ]
     for r in rows:
         lines.append(
-            f"| {r['minutes']:g} | {r['step']:,} | {r['images_seen']:,} | **{r['fid']:.2f}** "
+            f"| {r['generator']} | {r['minutes']:g} | {r['step']:,} | {r['images_seen']:,} "
+            f"| **{r['fid']:.2f}** "
             f"| {r['kid']:.4f} | {r['classifier_fid']:.1f} | {r['classes_covered']}/10 "
             f"| {r['n_real']:,} / {r['n_fake']:,} |"
         )
     for name, value in PUBLISHED.items():
-        lines.append(f"| {name} | | | {value} | | | | 10,000 / 10,000 |")
+        lines.append(f"| {name} | | | | {value} | | | | 10,000 / 10,000 |")
     return "\n".join(lines)
 
 
@@ -102,7 +53,7 @@ def keep_pictures(repo: Path, rows: list[dict], out: Path) -> None:
     from ganlab.plots import save_curves
 
     out.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame([r for r in rows if r["generator"] == "snapshot"])
     title = "FID-10k of the recipe against minutes of training (Fashion-MNIST)"
     save_curves(frame, {"fid": "FID-10k"}, out / "quality_fid.png", title, "FID", x="minutes")
     shutil.copyfile(repo / "reports/figures/samples.png", out / "quality_samples.png")

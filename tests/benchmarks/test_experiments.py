@@ -1,0 +1,67 @@
+"""benchmarks/experiments.py scores snapshots (quality.py, model_zoo.py) on dvc.yaml's files."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+import yaml
+
+from tests.conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import experiments  # benchmarks/ is a folder of scripts, not a package
+
+
+def test_the_snapshots_are_scored_on_the_files_the_evaluate_stage_reads():
+    command = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["evaluate"]["cmd"]
+    words = shlex.split(command)
+    stage_args = {
+        words[i][2:].replace("-", "_"): words[i + 1]
+        for i in range(len(words) - 1)
+        if words[i].startswith("--")
+    }
+    inputs = vars(experiments.stage_inputs(REPO, REPO / "models/snapshots/minute_0010.00.pt"))
+    for name, path in inputs.items():
+        if name != "generator":
+            assert path == REPO / stage_args[name], name
+
+
+def test_evaluates_pick_joins_the_snapshots_with_its_minutes_of_training(tmp_path, monkeypatch):
+    """A run that got worse late: its 10- and 20-minute snapshots, then the best-so-far generator
+    evaluate scored (step 15,500, 12.2 minutes in), which is neither; the 20-minute snapshot is
+    scored anew, the pick is read back from evaluate's metrics, not scored again."""
+    import json
+    import shutil
+
+    from ganlab import checkpoint
+    from ganlab.stages import evaluate
+
+    shutil.copyfile(REPO / "params.yaml", tmp_path / "params.yaml")
+    for step, minutes in ((12800, 10.0), (25600, 20.0)):
+        path = tmp_path / f"models/snapshots/minute_{minutes:07.2f}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        checkpoint.save(path, {"step": step, "minutes": minutes})
+    scores = {"fid": 20.0, "kid": 0.01, "classifier_fid": 35.0, "classes_covered": 10}
+    scores |= {"n_fake": 10000, "n_real": 10000}
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics/eval.json").write_text(json.dumps(scores | {"checkpoint_step": 15500}))
+    (tmp_path / "metrics/train_quality.csv").write_text(
+        "step,epoch,minutes,classifier_fid\n15000,17,11.8,35.1\n15500,17,12.195,34.6\n"
+    )
+    info = {"checkpoint": "best", "inception_runtime": "onnxruntime", "fid_precision": "fp32"}
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports/eval_info.json").write_text(json.dumps(info))
+    scored = []
+
+    def score_generated(args, config, device):
+        scored.append(args.generator.name)
+        return scores | {"fid": 25.0 + len(scored)}, info
+
+    monkeypatch.setattr(evaluate, "score_generated", score_generated)
+    rows = experiments.score_snapshots(tmp_path)
+
+    assert scored == ["minute_0010.00.pt", "minute_0020.00.pt"]
+    picked = rows[-1]
+    assert [r["generator"] for r in rows] == ["snapshot", "snapshot", "best (evaluate)"]
+    assert (picked["step"], picked["minutes"], picked["fid"]) == (15500, 12.195, 20.0)
