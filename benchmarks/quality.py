@@ -3,9 +3,10 @@
 One `dvc exp run` of the recipe preset (`train.max_minutes` as the budget, a snapshot of G
 every `--every` minutes, FID reference statistics of 10,000 training images), then every
 snapshot is scored with the evaluate stage's own code on 10,000 fakes: pytorch-fid's network
-and math in fp32, the exact path. Prints one row per snapshot beside the published
+and math in fp32, the exact path. Prints one row per snapshot, and one for the generator the
+evaluate stage picked (`evaluate.checkpoint`: the best so far) beside the published
 Fashion-MNIST FIDs, draws FID against minutes, keeps the run's sample grid, and puts the
-workspace back as committed.
+workspace back as committed. Any preset can be put on the clock (`--preset cgan_projection`).
 
     python benchmarks/quality.py        # ~65 min on a 2-core CPU: 30 of training, FID the rest
     dvc exp apply quality-fashion-30min && python benchmarks/quality.py --score-only
@@ -23,7 +24,7 @@ import pandas as pd
 from experiments import restore_workspace, run_preset, score_snapshots
 from ganlab.device import cpu_model
 from ganlab.io import write_json
-from ganlab.presets import RECIPES
+from ganlab.presets import PRESETS
 
 REPO = Path(__file__).resolve().parents[1]
 # Lucic et al. 2018, "Are GANs Created Equal?", best FID on Fashion-MNIST (large GPU budgets)
@@ -63,7 +64,9 @@ def keep_pictures(repo: Path, rows: list[dict], out: Path) -> None:
 def main() -> None:
     arguments = argparse.ArgumentParser(description=__doc__)
     arguments.add_argument("--repo", type=Path, default=REPO, help="the ganlab repository")
-    arguments.add_argument("--preset", default="fashion_30min", choices=list(RECIPES))
+    arguments.add_argument(
+        "--preset", default="fashion_30min", choices=list(PRESETS), help="a recipe, or any preset"
+    )
     arguments.add_argument("--minutes", type=float, default=30.0, help="training budget")
     arguments.add_argument("--every", type=float, default=10.0, help="minutes between snapshots")
     arguments.add_argument("--n", type=int, default=10000, help="fakes and reals for FID")
@@ -78,7 +81,12 @@ def main() -> None:
     args = arguments.parse_args()
 
     os.environ["DVC_ROOT"] = str(args.repo)
-    budget = {"train.max_minutes": args.minutes, "train.snapshot_minutes": args.every}
+    # epochs: enough that the minutes are what stops training, as the recipes set it
+    budget = {
+        "epochs": 1000,
+        "train.max_minutes": args.minutes,
+        "train.snapshot_minutes": args.every,
+    }
     overrides = budget | {"fid.n_real": args.n, "fid.n_fake": args.n}
     name = f"quality-{args.preset.replace('_', '-')}"
     try:
