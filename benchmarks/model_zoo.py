@@ -70,7 +70,7 @@ def metric_to_reach(target: float) -> str:
 def reach_cell(row: dict) -> str:
     """The board's cell: minutes, 'not in N min' when scored and never reached, '-' unscored."""
     if row["minutes_to_target"] is not None:
-        return f"{row['minutes_to_target']:g}"
+        return f"{row['minutes_to_target']:.1f}"
     if row["curve_scored"]:
         return f"not in {row['train_s'] / 60:.0f}"
     return "-"

@@ -89,7 +89,7 @@ def test_the_board_tells_reached_from_never_reached_from_never_scored(monkeypatc
     monkeypatch.setattr(tracking, "runs_frame", lambda: runs)
     rows = model_zoo.table_from_mlflow(REPO, ["cgan_projection", "sngan", "lsgan"], 30.0)
     cells = {row["preset"]: model_zoo.reach_cell(row) for row in rows}
-    assert cells == {"cgan_projection": "8", "sngan": "not in 10", "lsgan": "-"}
+    assert cells == {"cgan_projection": "8.0", "sngan": "not in 10", "lsgan": "-"}
 
 
 def test_the_curve_lands_in_the_finished_run_the_experiment_made(tmp_path, monkeypatch):
