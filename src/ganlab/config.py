@@ -35,6 +35,7 @@ PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 IMAGE_SIZES = (28, 32, 64)  # what DCGAN builds natively (see models.dcgan)
 LATENTS = ("normal", "uniform")
+LR_DECAYS = ("none", "linear")  # lr_decay: ganlab.training.optimizers.lr_factor
 G_FAKES = ("reuse", "fresh")  # what G's step scores: D's step's fakes, or fakes of fresh z
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 TASKS = ("auto", "edges", "classes")  # see ganlab.data.domains
@@ -221,6 +222,8 @@ class Config:
     minibatch_discrimination: bool = False  # Salimans et al. (2016): D compares each sample
     feature_matching: bool = False  # G matches D's mean hidden features on real data
     instance_noise: float = _rule(0.0, lambda v: v >= 0, "a number >= 0")  # std, annealed to 0
+    lr_decay: str = one_of(LR_DECAYS, "none")  # linear: lr (and d_lr) fall to 0 at the run's end
+    lr_decay_start: float = in_range(0.0, 1.0, 0.0, high_open=True)  # fraction of the run at lr
     ema_decay: float | None = _rule(None, lambda v: 0 < v < 1, "a number in (0, 1) or null")
     ema_warmup: bool = False  # decay min(ema_decay, (1 + step) / (10 + step)), as TensorFlow's
     diffaugment: tuple[str, ...] = _rule(
@@ -365,6 +368,8 @@ NOISE_ONLY = (
     "minibatch_discrimination",
     "feature_matching",
     "instance_noise",
+    "lr_decay",
+    "lr_decay_start",
     "diffaugment",
     "conditional",
     "dropout",

@@ -1,6 +1,7 @@
 """The GAN variants: each loss, regularizer and trick as params of the one training loop."""
 
 import dataclasses
+import itertools
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ import torch
 from torch import nn
 
 import ganlab.training.gan
+import ganlab.training.runner
 from ganlab import presets
 from ganlab.config import config_from_dict
 from ganlab.models.conditional import forward_generator
@@ -16,6 +18,7 @@ from ganlab.training import losses
 from ganlab.training.augment import AUGMENTATIONS, diff_augment
 from ganlab.training.ema import ema_decay_at, update_ema_
 from ganlab.training.losses import LOSSES
+from ganlab.training.optimizers import lr_factor
 from ganlab.training.regularizers import clip_weights_, gradient_penalty, r1_penalty
 from ganlab.training.runner import Hooks
 from tests.conftest import tiny_images, tiny_params, train_on_cpu
@@ -175,6 +178,36 @@ def test_max_steps_trains_that_many_steps_whatever_the_epochs(tmp_path: Path, cp
     )
     assert result.steps == 10 and result.epochs == 3  # the third one partial
     assert frames == [0, 4, 8, 10] and result.history[-1][0] == 10
+
+
+def test_lr_factor_known_values():
+    assert [lr_factor("linear", 0.0, f) for f in (0.0, 0.25, 1.0)] == [1.0, 0.75, 0.0]
+    assert [lr_factor("linear", 0.5, f) for f in (0.25, 0.5, 0.75)] == [1.0, 1.0, 0.5]
+    assert lr_factor("none", 0.0, 0.9) == 1.0
+
+
+def test_lr_decay_falls_to_zero_over_the_planned_steps(tmp_path: Path, cpu):
+    config = config_from_dict(
+        tiny_params(lr=1e-3, d_lr=4e-3, lr_decay="linear", train={"max_steps": 10})
+    )
+    result = train_on_cpu(config, tiny_images(), tmp_path / "c.pt")
+    lr_at = {int(row[0]): row[-1] for row in result.history}  # the lr of each row's last step
+    assert lr_at == pytest.approx({s: 1e-3 * (1 - (s - 1) / 10) for s in (2, 4, 6, 8, 10)})
+    optimizers = torch.load(tmp_path / "c.pt", weights_only=True)["nets"]
+    assert optimizers["optD"]["param_groups"][0]["lr"] == pytest.approx(4e-3 * 0.1)
+
+
+def test_lr_decay_follows_the_clock_when_max_minutes_ends_the_run(tmp_path: Path, cpu, monkeypatch):
+    clock = iter(range(10**6))  # each look at the clock: a second later
+    monkeypatch.setattr(ganlab.training.runner.time, "perf_counter", lambda: float(next(clock)))
+    config = config_from_dict(
+        tiny_params(epochs=1000, lr_decay="linear", lr_decay_start=0.5, train={"max_minutes": 1})
+    )
+    result = train_on_cpu(config, tiny_images(), tmp_path / "c.pt")
+    lrs = [row[-1] for row in result.history]
+    assert result.steps < 100 < 4 * 1000  # the clock ended the run, not the 4,000 steps planned
+    assert lrs[0] == 2e-4 and lrs[-1] < 2e-4 / 4 < lrs[len(lrs) // 2]
+    assert all(a >= b for a, b in itertools.pairwise(lrs))
 
 
 def test_weight_clipping_holds_after_training(tmp_path: Path, cpu):

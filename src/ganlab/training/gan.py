@@ -28,7 +28,7 @@ from ganlab.training.augment import diff_augment
 from ganlab.training.ema import ema_decay_at, standing_statistics_, update_ema_
 from ganlab.training.losses import LOSSES, d_accuracy
 from ganlab.training.monitor import Monitor, Reference
-from ganlab.training.optimizers import optimizer_for
+from ganlab.training.optimizers import lr_factor, optimizer_for, set_lr_
 from ganlab.training.regularizers import clip_weights_, gradient_penalty, r1_penalty
 from ganlab.training.runner import (
     ADVERSARIAL_COLUMNS,
@@ -280,6 +280,8 @@ class GANStep:
         if labeled is not None:  # semi-supervised: D's cross-entropy on the labeled images too
             self.columns = (*GANStep.columns, CLASS_LOSS_COLUMN)
             self.d_stats = (*GANStep.d_stats, len(GANStep.columns))
+        if config.lr_decay != "none":
+            self.extra_columns = ("lr",)  # G's, as it falls
         self.memory_format = memory_format_for(nets.netD)
         self.low = pixel_low(nets.netG)  # real images in G's output range
         self.global_batch = config.batch_size * world.size  # a step takes world.size batches
@@ -334,6 +336,7 @@ class GANStep:
             progress.step,
             self.labeled(progress.step) if self.labeled is not None else None,
         )
+        self._schedule_lr(progress.run_fraction)
         progress.sums[list(self.d_stats)] += d_step(
             self.nets, batch, config, self.precision, device
         )
@@ -345,6 +348,15 @@ class GANStep:
                 progress.sums[[1, 4]] += g_step(self.nets, batch, config, self.precision, device)
                 progress.g_updates += 1
         self.nets.scaler.update()
+
+    def _schedule_lr(self, run_fraction: float) -> None:
+        """lr_decay: G's and D's learning rates for this point of the run."""
+        config = self.config
+        if config.lr_decay == "none":
+            return
+        factor = lr_factor(config.lr_decay, config.lr_decay_start, run_fraction)
+        set_lr_(self.nets.optG, config.lr * factor)
+        set_lr_(self.nets.optD, (config.d_lr or config.lr) * factor)
 
     def _fakes_for_g(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """New fakes for a G update: of fresh noise (g_fakes: fresh), or of the same z again
@@ -358,7 +370,7 @@ class GANStep:
             return forward_generator(self.nets.stepG, z, labels)
 
     def log_extras(self) -> list[float]:
-        return []
+        return [self.nets.optG.param_groups[0]["lr"]] if self.extra_columns else []
 
     def end_epoch(self) -> None:
         pass
@@ -392,7 +404,8 @@ class GANStep:
 def history_columns_of(config: Config) -> tuple[str, ...]:
     """The columns of a noise-to-image GAN's history rows under these params."""
     extra = (CLASS_LOSS_COLUMN,) if config.semi_supervised_on else ()
-    return (*history_columns(GANStep), *extra)
+    lr = ("lr",) if config.lr_decay != "none" else ()
+    return (*history_columns(GANStep), *extra, *lr)
 
 
 def build_nets(

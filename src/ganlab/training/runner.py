@@ -64,6 +64,9 @@ class Progress:
     frame_steps: list[int] = field(default_factory=list)  # the step each frame shows
     minute_snapshots: int = 0  # train.snapshot_minutes' snapshots kept so far
     elapsed: float = 0.0
+    # how much of the run is done (steps planned, or train.max_minutes when that ends it
+    # first), as of this step: what lr schedules follow
+    run_fraction: float = 0.0
     # Running sums of the step's statistics since the last log row, kept on the device so
     # the loop never waits for the host.
     sums: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
@@ -259,6 +262,7 @@ class Runner:
         epoch_start_order = self.data_order.get_state()
         order = self.step.epoch_order(self.data_order)
         for index in range(progress.batch_in_epoch, self.step.steps_per_epoch):
+            progress.run_fraction = self._run_fraction()
             self.step.update(progress, index, order)
             progress.step += 1
             progress.batch_in_epoch = index + 1
@@ -317,6 +321,11 @@ class Runner:
         if self.config.train.snapshot_minutes is None:
             return False
         return self._elapsed() >= 60 * self._minute_snapshot_at()
+
+    def _run_fraction(self) -> float:
+        """Steps done over steps planned, or minutes over train.max_minutes when more: by steps
+        alone (and so the same on every machine and resume) unless the clock ends the run."""
+        return min(1.0, max(self.progress.step / self.total_steps, self._elapsed() / self.budget))
 
     def _out_of_budget(self) -> bool:
         return self._elapsed() >= self.budget or self.progress.step >= self.total_steps
