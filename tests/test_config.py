@@ -71,6 +71,12 @@ BAD_PARAMS = [
         ["train.max_steps = 2", "n_critic = 5", "never update"],
     ),
     ({"batch_size": 64, "train": {"subset": 10}}, ["train.subset = 10", "batch_size = 64"]),
+    ({"lr_decay": "cosine"}, ["lr_decay", "'cosine'", "none", "linear"]),
+    ({"lr_decay_start": 1.0}, ["lr_decay_start", "1.0", "[0.0, 1.0)"]),
+    (
+        {"lr_decay": "linear", "train": {"max_minutes": 30, "nproc": 2}},
+        ["lr_decay = 'linear'", "train.nproc = 2", "own clock", "train.max_steps"],
+    ),
 ]
 
 
