@@ -73,10 +73,6 @@ BAD_PARAMS = [
     ({"batch_size": 64, "train": {"subset": 10}}, ["train.subset = 10", "batch_size = 64"]),
     ({"lr_decay": "cosine"}, ["lr_decay", "'cosine'", "none", "linear"]),
     ({"lr_decay_start": 1.0}, ["lr_decay_start", "1.0", "[0.0, 1.0)"]),
-    (
-        {"lr_decay": "linear", "train": {"max_minutes": 30, "nproc": 2}},
-        ["lr_decay = 'linear'", "train.nproc = 2", "own clock", "train.max_steps"],
-    ),
 ]
 
 

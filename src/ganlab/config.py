@@ -463,13 +463,6 @@ def _check_combinations(config: Config) -> None:
             f"params.yaml: train.subset = {subset} is smaller than batch_size = "
             f"{config.batch_size}: expected train.subset >= batch_size (or null for all images)"
         )
-    train = config.train
-    if config.lr_decay != "none" and train.max_minutes is not None and train.nproc > 1:
-        raise ConfigError(
-            f"params.yaml: lr_decay = {config.lr_decay!r} with train.max_minutes and train.nproc = "
-            f"{train.nproc}: each process would read its own clock and set its own lr; expected "
-            "train.max_steps (by steps, the same in every process) or nproc 1"
-        )
     _check_evaluation(config.train)
     _check_checkpoint_choice(config)
     _check_semi_supervised(config)

@@ -1,8 +1,11 @@
 """DDP on the CPU (gloo, 2 processes): the same steps as one process with twice the batch."""
 
+import datetime
+import itertools
 import json
 import os
 import socket
+import types
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from ganlab.config import config_from_dict
-from ganlab.training import distributed
+from ganlab.training import distributed, runner
 from ganlab.training.gan import GANStep, train
 from ganlab.training.losses import LOSSES
 from ganlab.training.runner import history_columns
@@ -29,9 +32,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _rank(rank: int, world_size: int, port: int, out: str, params: dict) -> None:
+def _rank(
+    rank: int, world_size: int, port: int, out: str, params: dict, fast_clock: int | None = None
+) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    # a rank left waiting in a collective fails the test in seconds instead of hanging it
+    timeout = datetime.timedelta(seconds=60)
+    dist.init_process_group("gloo", rank=rank, world_size=world_size, timeout=timeout)
+    if rank == fast_clock:  # this rank's clock gains 20 s at every read
+        readings = itertools.count()
+        runner.time = types.SimpleNamespace(perf_counter=lambda: 20.0 * next(readings))
     try:
         config = config_from_dict(tiny_params(**params))
         result = train(
@@ -52,8 +62,11 @@ def _rank(rank: int, world_size: int, port: int, out: str, params: dict) -> None
         dist.destroy_process_group()
 
 
-def run_ddp(tmp_path: Path, params: dict, world_size: int = 2) -> list[dict]:
-    mp.spawn(_rank, args=(world_size, free_port(), str(tmp_path), params), nprocs=world_size)
+def run_ddp(
+    tmp_path: Path, params: dict, world_size: int = 2, fast_clock: int | None = None
+) -> list[dict]:
+    args = (world_size, free_port(), str(tmp_path), params, fast_clock)
+    mp.spawn(_rank, args=args, nprocs=world_size)
     return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(world_size)]
 
 
@@ -104,6 +117,25 @@ def test_ddp_trains_the_other_families_with_finite_losses(params, tmp_path: Path
     if not LOSSES[params.get("loss", "bce")].probability:  # a critic has no accuracy: NaN
         history = history[:, :-2]
     assert len(history) and torch.isfinite(history).all()
+    for name, values in rank0["weights"].items():
+        assert torch.equal(torch.tensor(values), torch.tensor(rank1["weights"][name]))
+
+
+@pytest.mark.parametrize(("fast_clock", "steps"), [(1, 3 * STEPS), (0, "fewer")])
+def test_every_rank_stops_by_rank_0s_clock_under_train_max_minutes(fast_clock, steps, tmp_path):
+    """One rank's clock runs far ahead (20 s a read, 1 minute allowed). Rank 0's decides for
+    all: when rank 1's runs ahead, both train every planned step (by its own clock rank 1 would
+    stop first and leave rank 0 waiting in DDP's all-reduce); when rank 0's does, both stop at
+    the same early step, with the same weights."""
+    params = {**PARAMS, "batch_size": 8, "epochs": 3, "lr_decay": "linear"}
+    params["train"] = {**PARAMS["train"], "max_minutes": 1}
+    rank0, rank1 = run_ddp(tmp_path, params, fast_clock=fast_clock)
+    assert rank0["steps"] == rank1["steps"]
+    if steps == "fewer":
+        assert 0 < rank0["steps"] < 3 * STEPS
+    else:
+        assert rank0["steps"] == steps
+    assert rank0["history"] == rank1["history"]  # the lr column too: one decay by one clock
     for name, values in rank0["weights"].items():
         assert torch.equal(torch.tensor(values), torch.tensor(rank1["weights"][name]))
 

@@ -224,6 +224,7 @@ class Runner:
                 row = dict(zip(eval_columns(self.evaluator), self.progress.evals[-1], strict=True))
                 self.hooks.on_eval(row, self.progress.evals)
         self.started = self.last_checkpoint = time.perf_counter()
+        self.shared_clock = (-1, 0.0)  # (step, rank 0's seconds of training) under DDP
         bar = tqdm(
             total=self.total_steps,
             initial=self.progress.step,
@@ -320,18 +321,37 @@ class Runner:
     def _minute_snapshot_due(self) -> bool:
         if self.config.train.snapshot_minutes is None:
             return False
-        return self._elapsed() >= 60 * self._minute_snapshot_at()
+        return self._clock() >= 60 * self._minute_snapshot_at()
 
     def _run_fraction(self) -> float:
         """Steps done over steps planned, or minutes over train.max_minutes when more: by steps
         alone (and so the same on every machine and resume) unless the clock ends the run."""
-        return min(1.0, max(self.progress.step / self.total_steps, self._elapsed() / self.budget))
+        by_steps = self.progress.step / self.total_steps
+        if self.budget == math.inf:
+            return min(1.0, by_steps)
+        return min(1.0, max(by_steps, self._clock() / self.budget))
 
     def _out_of_budget(self) -> bool:
-        return self._elapsed() >= self.budget or self.progress.step >= self.total_steps
+        if self.progress.step >= self.total_steps:
+            return True
+        return self.budget != math.inf and self._clock() >= self.budget
 
     def _elapsed(self) -> float:
+        """Seconds of training so far in this process (scoring time left out)."""
         return self.progress.elapsed + time.perf_counter() - self.started
+
+    def _clock(self) -> float:
+        """Seconds of training as rank 0 counts them, on every rank (read once a step): the
+        time budget, the lr decay by the clock and the minute snapshots then act at the same
+        step in every process. Each process's own clock would not do: rank 0 alone spends
+        time scoring and leaves it out, so the others would stop first and leave it waiting
+        in an all-reduce."""
+        if self.world.size == 1:
+            return self._elapsed()
+        step = self.progress.step
+        if self.shared_clock[0] != step:
+            self.shared_clock = (step, distributed.from_main(self._elapsed(), self.world))
+        return self.shared_clock[1]
 
     def _evaluate(self, final: bool) -> None:
         """One quality row; keeps the generator when its score is the best so far.
