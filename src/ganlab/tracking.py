@@ -218,7 +218,17 @@ def _log_registered_model(
         registered_model_name=registered_name,
         serialization_format="pt2",
         metadata=_plain(metadata),
+        pip_requirements=model_requirements(),
     )
+
+
+def model_requirements() -> list[str]:
+    """What loading the pt2 model needs: torch and numpy at this run's versions (MLflow adds
+    itself). Named, not inferred: MLflow's inference loads the model in a subprocess (~10 s a
+    run) and lists whatever that process imported (tqdm, pandas, pydot...)."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("torch", "numpy")]
 
 
 def _plain(value: Any) -> Any:

@@ -26,6 +26,27 @@ def test_frechet_distance_of_scaled_isotropic_gaussians():
     assert value == pytest.approx(d * (2 - 1) ** 2, rel=1e-6)
 
 
+@pytest.mark.parametrize("n_fake", [16, 300, 2000])
+def test_frechet_distance_is_pytorch_fids_value_with_full_and_low_rank_covariances(
+    n_fake, monkeypatch
+):
+    """The eigenvalue route gives what pytorch-fid's sqrtm gives: fewer samples than dimensions
+    (the in-training FID's few hundred fakes) included, without falling back to sqrtm."""
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    rng = np.random.default_rng(n_fake)
+    d = 256
+    mix = rng.normal(size=(d, d)) * (np.arange(1, d + 1) ** -0.7)[:, None]
+    real = np.maximum(rng.normal(size=(2000, d)) @ mix, 0)  # non-negative, like pool3 features
+    fake = np.maximum(rng.normal(size=(n_fake, d)) @ mix + 0.2, 0)
+    stats = [fid.statistics(real), fid.statistics(fake)]
+    theirs = calculate_frechet_distance(*stats[0], *stats[1])
+    monkeypatch.setattr(
+        fid, "calculate_frechet_distance", None
+    )  # the fallback is for non-covariances
+    assert fid.frechet_distance(*stats[0], *stats[1]) == pytest.approx(theirs, rel=1e-5)
+
+
 def test_inception_score_known_answers():
     confident = np.full((100, 10), -30.0)
     confident[np.arange(100), np.arange(100) % 10] = 30.0  # sure of one class, all classes equally

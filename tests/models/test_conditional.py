@@ -176,6 +176,19 @@ def test_conditional_generator_is_registered_with_a_one_hot_input(tmp_path, monk
         metadata = {k: v for k, v in saved.items() if k != "state_dict"}
         tracking.log_generator(netG, 8, "ganlab-test-cond", metadata)
     model = mlflow.pytorch.load_model("models:/ganlab-test-cond/1")
+    # what serving it needs, at this run's versions: not what the logging process had imported
+    requirements = (
+        Path(
+            mlflow.artifacts.download_artifacts(
+                "models:/ganlab-test-cond/1", dst_path=str(tmp_path)
+            )
+        )
+        .joinpath("requirements.txt")
+        .read_text()
+        .split()
+    )
+    assert {r.split("==")[0] for r in requirements} == {"mlflow", "torch", "numpy"}
+    assert f"torch=={torch.__version__.split('+')[0]}" in requirements
     x = torch.cat([torch.randn(2, 8), torch.nn.functional.one_hot(torch.tensor([2, 5]), 10)], 1)
     with torch.no_grad():
         assert torch.allclose(model(x), OneHotInput(netG, 8)(x), atol=1e-5)

@@ -95,7 +95,54 @@ class MetricError(GanlabError, ValueError):
 def frechet_distance(
     mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
 ) -> float:
-    """pytorch-fid's Frechet distance between two Gaussians."""
+    """pytorch-fid's Frechet distance, |mu1 - mu2|^2 + tr(s1) + tr(s2) - 2 tr sqrt(s1 s2).
+
+    tr sqrt(s1 s2) is the sum of the square roots of the eigenvalues of s1^1/2 s2 s1^1/2
+    (the same nonzero eigenvalues as s1 s2), from two symmetric eigendecompositions: the
+    value of pytorch-fid's scipy sqrtm to ~1e-9 relative (tests/metrics/test_fid.py) at a
+    fraction of its time for 2048-d features (benchmarks/fid_speed.py). Matrices that are
+    no covariance (an eigenvalue below zero beyond rounding, NaNs) take pytorch-fid's own
+    path, so they fail as they do there."""
+    mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
+    sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
+        raise ValueError(
+            f"FID: the two Gaussians differ in dimension (means {mu1.shape} and {mu2.shape}, "
+            f"covariances {sigma1.shape} and {sigma2.shape}); expected features of one network"
+        )
+    trace_of_root = _trace_sqrt_product(sigma1, sigma2)
+    if trace_of_root is None:
+        return _pytorch_fid_distance(mu1, sigma1, mu2, sigma2)
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_of_root)
+
+
+NEGATIVE_EIGENVALUE_TOLERANCE = 1e-6  # relative to the largest: rounding, not a real direction
+
+
+def _trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float | None:
+    """tr sqrt(sigma1 sigma2) for covariances; None when either is not one."""
+    if not (np.isfinite(sigma1).all() and np.isfinite(sigma2).all()):
+        return None
+    values, vectors = np.linalg.eigh(sigma1)
+    if _negative_beyond_rounding(values):
+        return None
+    root = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    product = root @ sigma2 @ root
+    values = np.linalg.eigvalsh((product + product.T) / 2)
+    if _negative_beyond_rounding(values):
+        return None
+    return float(np.sqrt(np.clip(values, 0, None)).sum())
+
+
+def _negative_beyond_rounding(eigenvalues: np.ndarray) -> bool:
+    scale = max(float(np.abs(eigenvalues).max()), np.finfo(np.float64).tiny)
+    return float(eigenvalues.min()) < -NEGATIVE_EIGENVALUE_TOLERANCE * scale
+
+
+def _pytorch_fid_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
+) -> float:
     try:
         return float(calculate_frechet_distance(mu1, sigma1, mu2, sigma2))
     except ValueError as error:

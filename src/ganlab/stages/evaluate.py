@@ -132,8 +132,8 @@ def provenance(config: Config, features: Features, device: torch.device, seconds
     note = {}
     if n <= dims:
         note["fid_note"] = (
-            f"{n} samples for {dims} dims: the covariance is singular and FID uses pytorch-fid's "
-            "diagonal offset; compare only at equal sample counts"
+            f"{n} samples for {dims} dims: the covariance is singular (FID is still exact over "
+            "its nonzero eigenvalues) and biased upwards; compare only at equal sample counts"
         )
     return note | {
         "feature_extractor": INCEPTION,
