@@ -134,7 +134,7 @@ def tiny_params(**overrides) -> dict:
         "train": {"log_every": 2, "checkpoint_every": 3},
         "fid": {"n_real": 32, "n_fake": 32, "batch_size": 16},
         "render": {"n_samples": 16, "nrow": 4},
-        "classifier": {"epochs": 1, "batch_size": 64},
+        "classifier": {"epochs": 1, "batch_size": 64, "subset": 4000},
     }
     for key, value in overrides.items():
         if isinstance(value, dict):

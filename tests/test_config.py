@@ -71,6 +71,10 @@ BAD_PARAMS = [
         ["train.max_steps = 2", "n_critic = 5", "never update"],
     ),
     ({"batch_size": 64, "train": {"subset": 10}}, ["train.subset = 10", "batch_size = 64"]),
+    (
+        {"classifier": {"subset": 100}},
+        ["classifier.subset = 100", "classifier.batch_size = 128"],
+    ),
     ({"lr_decay": "cosine"}, ["lr_decay", "'cosine'", "none", "linear"]),
     ({"lr_decay_start": 1.0}, ["lr_decay_start", "1.0", "[0.0, 1.0)"]),
 ]

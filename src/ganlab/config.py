@@ -35,7 +35,7 @@ PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 IMAGE_SIZES = (28, 32, 64)  # what DCGAN builds natively (see models.dcgan)
 LATENTS = ("normal", "uniform")
-LR_DECAYS = ("none", "linear")  # lr_decay: ganlab.training.optimizers.lr_factor
+LR_DECAYS = ("none", "linear")  # lr_decay: ganlab.training.optimizers.lr_factor_by_fraction
 G_FAKES = ("reuse", "fresh")  # what G's step scores: D's step's fakes, or fakes of fresh z
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 TASKS = ("auto", "edges", "classes")  # see ganlab.data.domains
@@ -138,6 +138,7 @@ class FidSection:
 @dataclass(frozen=True)
 class ClassifierSection:
     epochs: int = at_least(1, 5)
+    subset: int | None = at_least(1, None)  # N training images drawn by seed; None = all
     batch_size: int = at_least(1, 128)
     lr: float = positive(1e-3)
     seed: int = at_least(0, 0)
@@ -462,6 +463,13 @@ def _check_combinations(config: Config) -> None:
         raise ConfigError(
             f"params.yaml: train.subset = {subset} is smaller than batch_size = "
             f"{config.batch_size}: expected train.subset >= batch_size (or null for all images)"
+        )
+    classifier = config.classifier
+    if classifier.subset is not None and classifier.subset < classifier.batch_size:
+        raise ConfigError(
+            f"params.yaml: classifier.subset = {classifier.subset} is smaller than "
+            f"classifier.batch_size = {classifier.batch_size}: expected classifier.subset >= "
+            "classifier.batch_size (or null for all images)"
         )
     _check_evaluation(config.train)
     _check_checkpoint_choice(config)

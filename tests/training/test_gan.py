@@ -18,7 +18,7 @@ from ganlab.training import losses
 from ganlab.training.augment import AUGMENTATIONS, diff_augment
 from ganlab.training.ema import ema_decay_at, update_ema_
 from ganlab.training.losses import LOSSES
-from ganlab.training.optimizers import lr_factor
+from ganlab.training.optimizers import lr_factor_by_fraction
 from ganlab.training.regularizers import clip_weights_, gradient_penalty, r1_penalty
 from ganlab.training.runner import Hooks
 from tests.conftest import tiny_images, tiny_params, train_on_cpu
@@ -181,9 +181,9 @@ def test_max_steps_trains_that_many_steps_whatever_the_epochs(tmp_path: Path, cp
 
 
 def test_lr_factor_known_values():
-    assert [lr_factor("linear", 0.0, f) for f in (0.0, 0.25, 1.0)] == [1.0, 0.75, 0.0]
-    assert [lr_factor("linear", 0.5, f) for f in (0.25, 0.5, 0.75)] == [1.0, 1.0, 0.5]
-    assert lr_factor("none", 0.0, 0.9) == 1.0
+    assert [lr_factor_by_fraction("linear", 0.0, f) for f in (0.0, 0.25, 1.0)] == [1.0, 0.75, 0.0]
+    assert [lr_factor_by_fraction("linear", 0.5, f) for f in (0.25, 0.5, 0.75)] == [1.0, 1.0, 0.5]
+    assert lr_factor_by_fraction("none", 0.0, 0.9) == 1.0
 
 
 def test_lr_decay_falls_to_zero_over_the_planned_steps(tmp_path: Path, cpu):

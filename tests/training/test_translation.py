@@ -136,12 +136,12 @@ def test_image_pool_mixes_in_older_fakes_once_full():
 
 
 def test_learning_rate_decays_linearly_over_the_last_epochs():
-    factors = [translation.lr_factor(epoch, 4, 2) for epoch in range(4)]
+    factors = [translation.lr_factor_by_epoch(epoch, 4, 2) for epoch in range(4)]
     assert factors == [1.0, 1.0, pytest.approx(2 / 3), pytest.approx(1 / 3)]
-    assert translation.lr_factor(0, 3, 0) == 1.0
+    assert translation.lr_factor_by_epoch(0, 3, 0) == 1.0
     # CycleGAN's 100 + 100 epochs: full rate until epoch 100, then down towards 0.
-    assert translation.lr_factor(99, 200, None) == 1.0
-    assert translation.lr_factor(199, 200, None) == pytest.approx(1 / 101)
+    assert translation.lr_factor_by_epoch(99, 200, None) == 1.0
+    assert translation.lr_factor_by_epoch(199, 200, None) == pytest.approx(1 / 101)
 
 
 def _train(config, task, tmp_path: Path, hooks: Hooks | None = None):

@@ -8,6 +8,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import torch
+
 from ganlab.config import load_config
 from ganlab.data import datasets
 from ganlab.device import pick_device
@@ -27,6 +29,12 @@ def main() -> None:
     datasets.verify(config.dataset, args.data, config.download.trusted_md5)
     size = config.image_size
     train_images, train_labels = datasets.load_images(config.dataset, args.data, True, size=size)
+    if settings.subset is not None and settings.subset < len(train_images):
+        # drawn, not the first N: an image folder lists its classes one after another
+        chosen = torch.randperm(
+            len(train_images), generator=torch.Generator().manual_seed(settings.seed)
+        )[: settings.subset]
+        train_images, train_labels = train_images[chosen], train_labels[chosen]
     test_images, test_labels = datasets.load_images(config.dataset, args.data, False, size=size)
     n_classes = len(datasets.class_names(config.dataset, args.data))
     device = pick_device()
@@ -50,10 +58,14 @@ def main() -> None:
         {
             "test_accuracy": round(test_accuracy, 4),
             "epochs": settings.epochs,
+            "train_images": len(train_images),
             "seconds": round(seconds, 1),
         },
     )
-    print(f"domain classifier: test accuracy {test_accuracy:.2%} after {settings.epochs} epochs")
+    print(
+        f"domain classifier: test accuracy {test_accuracy:.2%} after {settings.epochs} epochs "
+        f"on {len(train_images):,} images"
+    )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from ganlab.training.augment import diff_augment
 from ganlab.training.ema import ema_decay_at, standing_statistics_, update_ema_
 from ganlab.training.losses import LOSSES, d_accuracy
 from ganlab.training.monitor import Monitor, Reference
-from ganlab.training.optimizers import lr_factor, optimizer_for, set_lr_
+from ganlab.training.optimizers import lr_factor_by_fraction, optimizer_for, set_lr_
 from ganlab.training.regularizers import clip_weights_, gradient_penalty, r1_penalty
 from ganlab.training.runner import (
     ADVERSARIAL_COLUMNS,
@@ -354,7 +354,7 @@ class GANStep:
         config = self.config
         if config.lr_decay == "none":
             return
-        factor = lr_factor(config.lr_decay, config.lr_decay_start, run_fraction)
+        factor = lr_factor_by_fraction(config.lr_decay, config.lr_decay_start, run_fraction)
         set_lr_(self.nets.optG, config.lr * factor)
         set_lr_(self.nets.optD, (config.d_lr or config.lr) * factor)
 

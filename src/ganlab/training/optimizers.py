@@ -18,7 +18,7 @@ def optimizer_for(
     return torch.optim.Adam(parameters, lr=lr, betas=betas, foreach=True)
 
 
-def lr_factor(decay: str, start: float, fraction: float) -> float:
+def lr_factor_by_fraction(decay: str, start: float, fraction: float) -> float:
     """What lr is multiplied by when `fraction` of the run is done.
 
     linear: 1 until `start`, then straight down to 0 at the run's end (Miyato et al.'s SNGAN

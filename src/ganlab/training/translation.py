@@ -83,7 +83,7 @@ class ImagePool:
         self.images = state["images"]
 
 
-def lr_factor(epoch: int, epochs: int, decay_epochs: int | None) -> float:
+def lr_factor_by_epoch(epoch: int, epochs: int, decay_epochs: int | None) -> float:
     """1 for the first epochs, then linearly down towards 0 over the last `decay_epochs`.
 
     CycleGAN's schedule (100 epochs at lr, 100 decaying); None decays over the last half."""
@@ -148,7 +148,8 @@ def build_nets(
     optD = optimizer_for(config.d_optimizer, discriminators, config.d_lr or config.lr, betas)
     schedulers = [
         torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda epoch: lr_factor(epoch, config.epochs, config.translation.decay_epochs)
+            opt,
+            lambda epoch: lr_factor_by_epoch(epoch, config.epochs, config.translation.decay_epochs),
         )
         for opt in (optG, optD)
     ]
