@@ -99,10 +99,10 @@ def frechet_distance(
 
     tr sqrt(s1 s2) is the sum of the square roots of the eigenvalues of s1^1/2 s2 s1^1/2
     (the same nonzero eigenvalues as s1 s2), from two symmetric eigendecompositions: the
-    value of pytorch-fid's scipy sqrtm to ~1e-9 relative (tests/metrics/test_fid.py) at a
-    fraction of its time for 2048-d features (benchmarks/fid_speed.py). Matrices that are
-    no covariance (an eigenvalue below zero beyond rounding, NaNs) take pytorch-fid's own
-    path, so they fail as they do there."""
+    value of pytorch-fid's scipy sqrtm (to ~1e-11 relative at full rank, ~1e-6 with fewer
+    samples than dimensions; tests/metrics/test_fid.py) in a fifth of its time at 2048
+    dimensions. Matrices that are no covariance (an eigenvalue below zero beyond rounding,
+    NaNs) take pytorch-fid's own path, so they fail as they do there."""
     mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
     sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
