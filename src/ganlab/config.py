@@ -128,7 +128,7 @@ class DownloadSection:
 class FidSection:
     n_real: int = at_least(2, 5000)
     n_fake: int = at_least(2, 5000)
-    batch_size: int = at_least(1, 100)
+    batch_size: int = at_least(1, 50)  # pytorch-fid's; 10% faster than 100 on a 2-core Xeon
     precision: str = one_of(("bf16", "fp32"), "fp32")  # fp32 = exact, as the pytorch-fid CLI
     channels_last: bool = True
     # auto: ONNX Runtime for fp32 on CPUs (faster, same features), PyTorch on GPUs and for bf16
@@ -137,7 +137,7 @@ class FidSection:
 
 @dataclass(frozen=True)
 class ClassifierSection:
-    epochs: int = at_least(1, 5)
+    epochs: int = at_least(1, 2)
     subset: int | None = at_least(1, None)  # N training images drawn by seed; None = all
     batch_size: int = at_least(1, 128)
     lr: float = positive(1e-3)
