@@ -2,7 +2,12 @@ import pytest
 import torch
 
 from ganlab.models import INITS, MODELS, ModelSpec, build_models
-from ganlab.models.layers import MinibatchDiscrimination
+from ganlab.models.layers import (
+    DepthToSpaceConvTranspose2d,
+    MinibatchDiscrimination,
+    SeedConvTranspose2d,
+    SpaceToDepthConv2d,
+)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -24,6 +29,47 @@ def test_dcgan_handles_its_image_sizes(size, channels):
     fake = netG(torch.randn(2, 8))
     assert fake.shape == (2, channels, size, size)
     assert netD(fake).shape == (2,)
+
+
+REWRITTEN_LAYERS = {  # DCGAN's fast layer: (its parent, built the same way), an input
+    "seed": (
+        lambda c: SeedConvTranspose2d(12, 16, 7),
+        lambda c: torch.nn.ConvTranspose2d(12, 16, 7, 1, 0, bias=False),
+        lambda c, side: torch.randn(3, 12, 1, 1),
+    ),
+    "d_first": (
+        lambda c: SpaceToDepthConv2d(c, 16, bias=True),
+        lambda c: torch.nn.Conv2d(c, 16, 4, 2, 1, bias=True),
+        lambda c, side: torch.randn(3, c, side, side),
+    ),
+    "g_last": (
+        lambda c: DepthToSpaceConvTranspose2d(16, c, bias=True),
+        lambda c: torch.nn.ConvTranspose2d(16, c, 4, 2, 1, bias=True),
+        lambda c, side: torch.randn(3, 16, side // 2, side // 2),
+    ),
+}
+
+
+@pytest.mark.parametrize("layer", sorted(REWRITTEN_LAYERS))
+@pytest.mark.parametrize(("channels", "side"), [(1, 28), (3, 32), (3, 64)])
+def test_dcgans_rewritten_layers_compute_what_their_parents_do(layer, channels, side):
+    """Same outputs and gradients (input, weights, and through a gradient, as R1 needs) from the
+    same state dict: the rewrite is a speed-up, never a different model or checkpoint."""
+    make, make_parent, make_input = REWRITTEN_LAYERS[layer]
+    torch.manual_seed(0)
+    fast, parent = make(channels), make_parent(channels)
+    parent.load_state_dict(fast.state_dict())
+    x = make_input(channels, side)
+    results = []
+    for net in (fast, parent):
+        xi = x.clone().requires_grad_(True)
+        out = net(xi)
+        grad_x, grad_w = torch.autograd.grad(out.pow(2).sum(), [xi, net.weight], create_graph=True)
+        (grad_grad_w,) = torch.autograd.grad(grad_x.pow(2).sum(), [net.weight])
+        results.append((out, grad_x, grad_w, grad_grad_w))
+    for got, want in zip(*results, strict=True):
+        assert got.shape == want.shape
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * want.abs().max().item())
 
 
 def test_dcgan_rejects_sizes_it_cannot_build():

@@ -167,6 +167,25 @@ def test_g_scores_d_steps_fakes_or_fresh_ones(g_fakes, tmp_path: Path, cpu, monk
     assert same == [g_fakes == "reuse"] * 4
 
 
+def test_gs_update_leaves_ds_gradients_as_ds_step_left_them(tmp_path: Path, cpu, monkeypatch):
+    """D's weights get no gradients in G's update (d_step zeroes them anyway: computing them was
+    a fifth of a step's work), and D is trainable again after it."""
+    checked = []
+    original = ganlab.training.gan.g_step
+
+    def checking(nets, *args):
+        before = [p.grad.clone() for p in nets.netD.parameters()]
+        out = original(nets, *args)
+        after = [p.grad for p in nets.netD.parameters()]
+        checked.append(all(torch.equal(a, b) for a, b in zip(after, before, strict=True)))
+        assert all(p.requires_grad for p in nets.netD.parameters())
+        return out
+
+    monkeypatch.setattr(ganlab.training.gan, "g_step", checking)
+    train_on_cpu(config_from_dict(tiny_params(epochs=1)), tiny_images(), tmp_path / "c.pt")
+    assert checked == [True] * 4
+
+
 def test_max_steps_trains_that_many_steps_whatever_the_epochs(tmp_path: Path, cpu):
     frames = []
     config = config_from_dict(tiny_params(epochs=1, train={"max_steps": 10}))  # 4 an epoch

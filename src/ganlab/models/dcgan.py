@@ -12,7 +12,13 @@ import math
 import torch
 from torch import nn
 
-from ganlab.models.layers import batch_layers, d_norm_layer
+from ganlab.models.layers import (
+    DepthToSpaceConvTranspose2d,
+    SeedConvTranspose2d,
+    SpaceToDepthConv2d,
+    batch_layers,
+    d_norm_layer,
+)
 
 
 def _seed_size(image_size: int) -> tuple[int, int]:
@@ -33,7 +39,7 @@ class DCGANGenerator(nn.Module):
         seed, steps = _seed_size(size)
         width = ngf * 2 ** (steps - 1)
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(z_dim, width, seed, 1, 0, bias=False),
+            SeedConvTranspose2d(z_dim, width, seed),
             nn.BatchNorm2d(width),
             nn.ReLU(True),
             # (ngf * 2**(steps-1)) x seed x seed
@@ -47,7 +53,7 @@ class DCGANGenerator(nn.Module):
             ]
             width //= 2
         layers += [
-            nn.ConvTranspose2d(width, channels, 4, 2, 1, bias=False),
+            DepthToSpaceConvTranspose2d(width, channels),
             nn.Tanh(),
             # channels x size x size; no BatchNorm on G's output (Radford et al.)
         ]
@@ -73,7 +79,7 @@ class DCGANDiscriminator(nn.Module):
         channels, size, _ = image_shape
         seed, steps = _seed_size(size)
         layers: list[nn.Module] = [
-            nn.Conv2d(channels, ndf, 4, 2, 1, bias=False),
+            SpaceToDepthConv2d(channels, ndf),
             nn.LeakyReLU(0.2, inplace=True),
             # ndf x (size / 2) x (size / 2); no BatchNorm on D's input (Radford et al.)
         ]
