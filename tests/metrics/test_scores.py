@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from ganlab.metrics import scores
 from ganlab.metrics.scores import kernel_inception_distance, mmd2_unbiased, precision_recall
 
 
@@ -31,6 +32,17 @@ def test_kid_is_near_zero_for_one_distribution_and_grows_with_a_shift():
     )
     assert abs(same) < 2e-3
     assert shifted > 20 * max(abs(same), 1e-4)
+
+
+def test_kid_from_whole_kernel_matrices_equals_kid_subset_by_subset(monkeypatch):
+    """The shortcut for small sample sets (kernels of all samples once, then each subset's
+    blocks) scores the same random subsets as computing each subset's kernels."""
+    real, fake = _feature_sets(n_real=400, n_fake=300)
+    whole = kernel_inception_distance(real, fake, subsets=10, subset_size=150)
+    monkeypatch.setattr(scores, "WHOLE_KERNELS_MAX_ENTRIES", 0)
+    by_subset = kernel_inception_distance(real, fake, subsets=10, subset_size=150)
+    assert whole == pytest.approx(by_subset, rel=1e-9)
+    assert whole[1] > 0  # the subsets differ: the same draws, not one subset ten times
 
 
 def test_precision_recall_known_answers():

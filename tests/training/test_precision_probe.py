@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,24 @@ def test_the_probe_key_tells_chips_of_one_name_apart_by_their_flags(monkeypatch)
     for flags in ({"avx2", "fma"}, {"avx2", "avx512f", "avx512_bf16"}):
         monkeypatch.setattr(precision_probe, "cpu_flags", lambda flags=flags: flags)
         monkeypatch.setattr(precision_probe, "cpu_model", lambda: "AMD EPYC")
+        keys.add(precision_probe.probe_key(config, spec_of(config)))
+    assert len(keys) == 2
+
+
+def test_the_probe_key_changes_with_the_code_a_training_step_runs(tmp_path: Path, monkeypatch):
+    """A rewritten layer changes what each precision costs: new code, a new probe."""
+    package = tmp_path / "ganlab"
+    shutil.copytree(precision_probe.PACKAGE / "models", package / "models")
+    shutil.copytree(precision_probe.PACKAGE / "training", package / "training")
+    before = precision_probe.step_code_digest(package)
+    assert before == precision_probe.step_code_digest()  # the same files, the same digest
+    layers = package / "models" / "layers.py"
+    layers.write_text(layers.read_text() + "\n# a change\n")
+    assert precision_probe.step_code_digest(package) != before
+    config = config_from_dict(tiny_params(precision="auto"))
+    keys = set()
+    for digest in ("a", "b"):
+        monkeypatch.setattr(precision_probe, "step_code_digest", lambda digest=digest: digest)
         keys.add(precision_probe.probe_key(config, spec_of(config)))
     assert len(keys) == 2
 

@@ -15,13 +15,48 @@ def _polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (x @ y.T / x.shape[1] + 1.0) ** 3
 
 
-def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
-    """Unbiased estimate of the squared MMD between samples x and y under the cubic kernel."""
-    m, n = len(x), len(y)
-    k_xx, k_yy, k_xy = _polynomial_kernel(x, x), _polynomial_kernel(y, y), _polynomial_kernel(x, y)
+def _mmd2_from_kernels(k_xx: np.ndarray, k_yy: np.ndarray, k_xy: np.ndarray) -> float:
+    m, n = len(k_xx), len(k_yy)
     xx = (k_xx.sum() - np.trace(k_xx)) / (m * (m - 1))
     yy = (k_yy.sum() - np.trace(k_yy)) / (n * (n - 1))
     return float(xx + yy - 2 * k_xy.mean())
+
+
+def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
+    """Unbiased estimate of the squared MMD between samples x and y under the cubic kernel."""
+    return _mmd2_from_kernels(
+        _polynomial_kernel(x, x), _polynomial_kernel(y, y), _polynomial_kernel(x, y)
+    )
+
+
+# The three kernel matrices of all samples, one at a time, when they hold at most this many
+# entries together (5k and 5k samples: 75M; the largest 200 MB in float64): every subset's
+# MMD then comes from one matrix product, where 100 subsets' own kernels cost 4x the flops.
+# evaluate's KID on 5k + 5k Inception features: 8.2 -> 3.2 s on a 2-core Xeon.
+WHOLE_KERNELS_MAX_ENTRIES = 10**8
+
+
+def _mmd2_of_subsets(
+    real: np.ndarray, fake: np.ndarray, picks: list[tuple[np.ndarray, np.ndarray]]
+) -> np.ndarray:
+    """mmd2_unbiased of each (real rows, fake rows) subset, from the kernel matrices of all
+    samples: a subset's block sum is s^T K s for its 0/1 indicator s, all subsets in one
+    product (float64 sums of the float32 kernels)."""
+    real_in = np.zeros((len(real), len(picks)))
+    fake_in = np.zeros((len(fake), len(picks)))
+    for column, (r, f) in enumerate(picks):
+        real_in[r, column] = 1.0
+        fake_in[f, column] = 1.0
+    m, n = len(picks[0][0]), len(picks[0][1])
+    k_rr = _polynomial_kernel(real, real).astype(np.float64)
+    xx = (np.einsum("is,is->s", real_in, k_rr @ real_in) - np.diag(k_rr) @ real_in) / (m * (m - 1))
+    del k_rr
+    k_ff = _polynomial_kernel(fake, fake).astype(np.float64)
+    yy = (np.einsum("is,is->s", fake_in, k_ff @ fake_in) - np.diag(k_ff) @ fake_in) / (n * (n - 1))
+    del k_ff
+    k_rf = _polynomial_kernel(real, fake).astype(np.float64)
+    xy = np.einsum("is,is->s", real_in, k_rf @ fake_in) / (m * n)
+    return xx + yy - 2 * xy
 
 
 def kernel_inception_distance(
@@ -34,13 +69,15 @@ def kernel_inception_distance(
             f"KID needs at least 2 real and 2 generated samples, got {len(real)}, {len(fake)}"
         )
     rng = np.random.default_rng(seed)
-    values = [
-        mmd2_unbiased(
-            real[rng.choice(len(real), size, replace=False)],
-            fake[rng.choice(len(fake), size, replace=False)],
-        )
+    picks = [
+        (rng.choice(len(real), size, replace=False), rng.choice(len(fake), size, replace=False))
         for _ in range(subsets)
     ]
+    entries = len(real) ** 2 + len(fake) ** 2 + len(real) * len(fake)
+    if entries > WHOLE_KERNELS_MAX_ENTRIES:
+        values = [mmd2_unbiased(real[r], fake[f]) for r, f in picks]
+    else:
+        values = _mmd2_of_subsets(real, fake, picks)
     return float(np.mean(values)), float(np.std(values))
 
 

@@ -6,8 +6,8 @@ images/s over the same 14,055 steps) and the MLP 10% slower; on an Intel Xeon wi
 bf16 made DCGAN 1.4x slower. So auto times a few cycles of the run's own training step
 (networks, optimizers, EMA, batch handling) in each precision, alternating, and takes bf16
 only when it is clearly faster. The choice is cached by CPU (model name and vector flags),
-torch version, threads and training params, so the same params on the same machine always
-train in the same precision, and the probe runs once.
+torch version, threads, training params and the step's code, so the same params on the same
+machine always train in the same precision, and the probe runs once per version of the code.
 """
 
 from __future__ import annotations
@@ -55,11 +55,25 @@ def cache_path() -> Path:
     return Path(root) / "ganlab" / "precision.json"
 
 
+PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def step_code_digest(package: Path = PACKAGE) -> str:
+    """A digest of the code a training step runs (ganlab.models and ganlab.training): a
+    rewritten layer changes what each precision costs, so it gets a probe of its own."""
+    digest = hashlib.sha256()
+    for path in sorted([*(package / "models").glob("*.py"), *(package / "training").glob("*.py")]):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def probe_key(config: Config, spec: ModelSpec) -> str:
-    """What decides the timing: the machine, torch, threads and what shapes training (the
-    networks, batch, losses, optimizers: the resume fingerprint). The machine is its model name
-    and its vector-unit flags: "AMD EPYC" names chips with and without AVX-512 BF16."""
+    """What decides the timing: the machine, torch, threads, the step's code and what shapes
+    training (the networks, batch, losses, optimizers: the resume fingerprint). The machine is
+    its model name and its vector-unit flags: "AMD EPYC" names chips with and without AVX-512
+    BF16."""
     what = {
+        "code": step_code_digest(),
         "cpu": cpu_model(),
         "cpu_flags": sorted(flag for flag in cpu_flags() if flag.startswith(("avx", "amx"))),
         "torch": torch.__version__,
