@@ -21,6 +21,8 @@ from ganlab.images import scale_batch
 
 FEATURE_DIMS = 128
 FP32 = Precision("fp32", None)
+# channels_last: a training step of batch 128 took 52 ms against 69 contiguous (2-core Xeon).
+MEMORY_FORMAT = torch.channels_last
 
 
 class DomainClassifier(nn.Module):
@@ -67,7 +69,8 @@ def fit(
 ) -> DomainClassifier:
     """Train the classifier on uint8 images with Adam and cross-entropy."""
     torch.manual_seed(seed)
-    model = DomainClassifier(tuple(images.shape[1:]), n_classes).to(device)
+    model = DomainClassifier(tuple(images.shape[1:]), n_classes)
+    model.to(device, memory_format=MEMORY_FORMAT)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
     images, labels = images.to(device), labels.to(device)
     order_rng = torch.Generator().manual_seed(seed)
@@ -78,7 +81,9 @@ def fit(
         for index in tqdm(range(steps), desc=f"classifier epoch {epoch + 1}", unit="step"):
             chosen = order[index * batch_size : (index + 1) * batch_size]
             with precision.autocast(device):
-                _, logits = model(scale_batch(images[chosen]))
+                _, logits = model(
+                    scale_batch(images[chosen]).contiguous(memory_format=MEMORY_FORMAT)
+                )
             loss = nn.functional.cross_entropy(logits.float(), labels[chosen])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -100,9 +105,8 @@ def outputs(
     features, logits = [], []
     for start in range(0, len(images), batch_size):
         with precision.autocast(device):
-            batch_features, batch_logits = model(
-                scale_batch(images[start : start + batch_size].to(device))
-            )
+            batch = scale_batch(images[start : start + batch_size].to(device))
+            batch_features, batch_logits = model(batch.contiguous(memory_format=MEMORY_FORMAT))
         features.append(batch_features.float().cpu())
         logits.append(batch_logits.float().cpu())
     return torch.cat(features).double().numpy(), torch.cat(logits).double().numpy()
@@ -131,7 +135,7 @@ def load(path: str | Path, device: torch.device) -> DomainClassifier:
     saved = checkpoint.load(path)
     model = DomainClassifier(tuple(saved["image_shape"]), saved["n_classes"])
     model.load_state_dict(saved["state_dict"])
-    return model.to(device).eval()
+    return model.to(device, memory_format=MEMORY_FORMAT).eval()
 
 
 def class_coverage(
