@@ -31,7 +31,7 @@ def test_dcgan_handles_its_image_sizes(size, channels):
     assert netD(fake).shape == (2,)
 
 
-REWRITTEN_LAYERS = {  # DCGAN's fast layer: (its parent, built the same way), an input
+REWRITTEN_LAYERS = {  # name: (the rewritten layer, its PyTorch parent built alike, an input)
     "seed": (
         lambda c: SeedConvTranspose2d(12, 16, 7),
         lambda c: torch.nn.ConvTranspose2d(12, 16, 7, 1, 0, bias=False),

@@ -169,7 +169,7 @@ def test_g_scores_d_steps_fakes_or_fresh_ones(g_fakes, tmp_path: Path, cpu, monk
 
 def test_gs_update_leaves_ds_gradients_as_ds_step_left_them(tmp_path: Path, cpu, monkeypatch):
     """D's weights get no gradients in G's update (d_step zeroes them anyway: computing them was
-    a fifth of a step's work), and D is trainable again after it."""
+    wasted work), and D is trainable again after it."""
     checked = []
     original = ganlab.training.gan.g_step
 

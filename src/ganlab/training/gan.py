@@ -206,7 +206,7 @@ def d_step(
 @contextmanager
 def frozen(nets: Nets) -> Iterator[None]:
     """D's weights without gradients during G's update: d_step zeroes them before its own
-    backward, so computing them (a fifth of a DCGAN step on a CPU) was wasted. Under DDP,
+    backward, so computing them (~2 ms of a ~39 ms DCGAN step on a CPU) was wasted. Under DDP,
     no_sync too: there are no D gradients to reduce."""
     no_sync = getattr(nets.stepD, "no_sync", nullcontext)
     nets.netD.requires_grad_(False)
