@@ -84,7 +84,8 @@ def add_spectral_norm_(netD: nn.Module) -> nn.Module:
 # well. Each keeps its parent's parameters, initialization and state dict; only forward
 # differs. Measured on a 2-core Xeon (AVX-512), batch 64, forward and backward: the seed layer
 # 3.1 -> 0.6 ms, D's first layer 3.3 -> 1.5 ms (with the input's gradient), G's last 2.6 ->
-# 1.8 ms; oneDNN's kernels for 1-3 image channels and for a 1x1 input are the slow ones.
+# 1.8 ms; oneDNN's kernels for one image channel and for a 1x1 input are the slow ones (three
+# channels take the same layers, not timed).
 
 
 class SeedConvTranspose2d(nn.ConvTranspose2d):
