@@ -179,6 +179,28 @@ def probe_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+# The end-to-end modules: each a chain of `dvc` runs on a project its tests share (about ten
+# minutes apiece on 2 cores). pytest-xdist (`-n auto --dist loadscope` in pyproject.toml) keeps
+# a module on one worker; collected first, they start at once, one on each worker, and the
+# rest of the suite fills in around them.
+LONGEST_FIRST = ("test_pipeline.py", "test_pipeline_experiments.py")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)  # stable: order kept
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, each worker (and the stages it launches) gets its share of the
+    cores: two workers each running torch on every core would slow both."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def cpu() -> torch.device:
     return torch.device("cpu")
@@ -199,6 +221,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     ]
     if reporter is None:
         return
+    reporter.ensure_newline()
     reporter.write_sep("-", f"{len(unexpected)} unexpected skips", red=bool(unexpected))
     if unexpected:
         reporter.write_line(
