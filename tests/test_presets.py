@@ -199,6 +199,19 @@ def config_to_tiny(config) -> dict:
     }
 
 
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_is_a_valid_params_yaml(name):
+    """`dvc exp run` with a preset's line passes the stages' params check (a mistyped key or
+    value would stop the pipeline before any work)."""
+    lesson_config(name)
+
+
+def test_the_batch_128_recipe_trains_width_32_at_lr_1e_3_for_30_minutes():
+    config = lesson_config("fashion_30min_b128")
+    assert (config.ngf, config.ndf, config.batch_size, config.lr) == (32, 32, 128, 0.001)
+    assert (config.train.max_minutes, config.fid.n_real, config.fid.n_fake) == (30, 10000, 10000)
+
+
 def test_exp_run_lines_set_sections_with_dotted_keys():
     line = exp_run_line("tf_mlp_mnist")
     assert "-S mlp.g_hidden=[256]" in line and "-S train.max_steps=70000" in line

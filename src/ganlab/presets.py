@@ -262,6 +262,15 @@ RECIPES: dict[str, dict[str, Any]] = {
     # 2.6x cheaper there than width 64's, and lr 5e-4 for G and D, which reached the defaults'
     # classifier FID in ~35% fewer steps (README).
     "fashion_30min_fp32": {"ngf": 32, "ndf": 32, "lr": 0.0005, **THIRTY_MINUTES},
+    # The same width with batch 128 and lr 1e-3: 56% more images a second than batch 64 on a
+    # 2-core Xeon (2,599 against 1,665), FID-10k 19.98 against 21.87 after 10 minutes (README).
+    "fashion_30min_b128": {
+        "ngf": 32,
+        "ndf": 32,
+        **THIRTY_MINUTES,
+        "lr": 0.001,
+        "batch_size": 128,
+    },
 }
 PRESETS: dict[str, dict[str, Any]] = {**PAPERS, **LESSONS, **RECIPES}
 
