@@ -44,34 +44,31 @@ def write_pngs(images: torch.Tensor, folder: Path) -> None:
         Image.fromarray(image[0].numpy(), mode="L").save(folder / f"{i:05d}.png")
 
 
-def cli_fid(a: Path, b: Path, batch_size: int) -> tuple[float, float]:
+def cli_fid(
+    a: Path, b: Path, batch_size: int, device: str = "cpu", workers: int | None = None
+) -> tuple[float, float]:
+    """`python -m pytorch_fid a b` as a user runs it (its own data-loader workers unless
+    `workers` is given): (FID, wall seconds). Its stderr's end is in the error if it fails."""
+    command = [sys.executable, "-m", "pytorch_fid", str(a), str(b), "--device", device]
+    command += ["--batch-size", str(batch_size)]
+    if workers is not None:
+        command += ["--num-workers", str(workers)]
     started = time.perf_counter()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytorch_fid",
-            str(a),
-            str(b),
-            "--device",
-            "cpu",
-            "--batch-size",
-            str(batch_size),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    result = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
     return float(re.search(r"FID:\s+([0-9.eE+-]+)", result.stdout).group(1)), seconds
 
 
-def ganlab_fid(sets: list[torch.Tensor], settings: FidSection) -> tuple[float, float]:
+def ganlab_fid(
+    sets: list[torch.Tensor], settings: FidSection, device: torch.device = CPU
+) -> tuple[float, float]:
     """FID as the stages compute it, loading the network included (an ONNX export is cached
     beside the weights after its first run)."""
     started = time.perf_counter()
-    network = inception_network(settings, CPU)
-    stats = [fid.statistics(inception_features(s, network, settings, CPU)[0]) for s in sets]
+    network = inception_network(settings, device)
+    stats = [fid.statistics(inception_features(s, network, settings, device)[0]) for s in sets]
     value = fid.frechet_distance(*stats[0], *stats[1])
     return value, time.perf_counter() - started
 

@@ -15,6 +15,7 @@ class Precision:
     name: str
     dtype: torch.dtype | None
     grad_scaling: bool = False
+    tf32: bool = False  # scoring only: fp32 convolutions and matmuls in TF32 on a GPU
 
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
         if self.dtype is None:

@@ -3,16 +3,18 @@
 Images take the same path as pytorch-fid's CLI on PNG files (uint8 -> [0, 1] floats,
 grey replicated to RGB, bilinear resize to 299 inside the network), so the numbers
 match the CLI on PNG folders of the same images. `precision: fp32` is the exact
-mode: pytorch-fid's network as it is. `bf16` is the fast mode: BatchNorm folded into
-the convolutions and bf16 autocast, several times faster on CPUs with native bf16.
+mode: pytorch-fid's network as it is, in IEEE fp32 on GPUs too (TF32 off). `bf16` is the
+fast mode: BatchNorm folded into the convolutions and bf16 autocast on CPUs, several times
+faster on CPUs with AMX; TF32 on GPUs, where bf16 moved FID by 2% (benchmarks/gpu_paths.py).
 channels_last speeds up both (benchmarks/fid_speed.py has the figures).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +56,32 @@ def prepare(
     return model
 
 
+@contextlib.contextmanager
+def tf32_math(device: torch.device, allowed: bool) -> Iterator[None]:
+    """TF32 for fp32 convolutions and matmuls on a GPU, on or off for the block and put back
+    after it (PyTorch's default has it on for convolutions); nothing changes on a CPU."""
+    if device.type != "cuda":
+        yield
+        return
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # PyTorch >= 2.9
+        switches = (torch.backends.cudnn.conv, torch.backends.cuda.matmul)
+        saved = [switch.fp32_precision for switch in switches]
+        for switch in switches:
+            switch.fp32_precision = "tf32" if allowed else "ieee"
+        try:
+            yield
+        finally:
+            for switch, value in zip(switches, saved, strict=True):
+                switch.fp32_precision = value
+        return
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = allowed
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 @torch.no_grad()
 def inception_outputs(
     images: torch.Tensor,
@@ -69,17 +97,17 @@ def inception_outputs(
     FIDInception or another runtime's network called the same way."""
     features, logits = [], []
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    for start in tqdm(
-        range(0, len(images), batch_size), desc=desc, unit="batch", dynamic_ncols=True
-    ):
-        batch = images[start : start + batch_size].to(device).float().div_(255)
-        if batch.shape[1] == 1:
-            batch = batch.expand(-1, 3, -1, -1)
-        batch = batch.contiguous(memory_format=memory_format)
-        with precision.autocast(device):
-            pool3, batch_logits = model(batch)
-        features.append(pool3.float().cpu())
-        logits.append(batch_logits.float().cpu())
+    batches = range(0, len(images), batch_size)
+    with tf32_math(device, precision.tf32):
+        for start in tqdm(batches, desc=desc, unit="batch", dynamic_ncols=True):
+            batch = images[start : start + batch_size].to(device).float().div_(255)
+            if batch.shape[1] == 1:
+                batch = batch.expand(-1, 3, -1, -1)
+            batch = batch.contiguous(memory_format=memory_format)
+            with precision.autocast(device):
+                pool3, batch_logits = model(batch)
+            features.append(pool3.float().cpu())
+            logits.append(batch_logits.float().cpu())
     return torch.cat(features).double().numpy(), torch.cat(logits).double().numpy()
 
 

@@ -25,6 +25,7 @@ from ganlab.metrics.features import (
     classifier_features,
     inception_features,
     inception_network,
+    inception_precision,
     runtime_name,
 )
 from ganlab.stages import (
@@ -139,7 +140,7 @@ def provenance(config: Config, features: Features, device: torch.device, seconds
         "feature_extractor": INCEPTION,
         "feature_dims": int(dims),
         "classifier_feature_extractor": CLASSIFIER,
-        "fid_precision": resolve_precision(config.fid.precision, device).name,
+        "fid_precision": inception_precision(config.fid, device).name,
         "inception_runtime": runtime_name(config.fid, device),
         "device": device.type,
         "inception_seconds": round(seconds, 1),

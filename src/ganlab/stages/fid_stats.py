@@ -14,10 +14,15 @@ import torch
 
 from ganlab.config import load_config
 from ganlab.data import datasets
-from ganlab.device import pick_device, resolve_precision
+from ganlab.device import pick_device
 from ganlab.io import write_json
 from ganlab.metrics import fid
-from ganlab.metrics.features import inception_features, inception_network, runtime_name
+from ganlab.metrics.features import (
+    inception_features,
+    inception_network,
+    inception_precision,
+    runtime_name,
+)
 from ganlab.metrics.inception import ensure_weights
 from ganlab.stages import StageError, parser, run_stage
 
@@ -46,7 +51,7 @@ def main() -> None:
     images = images[chosen[: config.fid.n_real]]
 
     device = pick_device()
-    precision = resolve_precision(config.fid.precision, device)
+    precision = inception_precision(config.fid, device)
     weights_source = ensure_weights()
     network = inception_network(config.fid, device)
     started = time.perf_counter()
