@@ -44,15 +44,11 @@ def write_pngs(images: torch.Tensor, folder: Path) -> None:
         Image.fromarray(image[0].numpy(), mode="L").save(folder / f"{i:05d}.png")
 
 
-def cli_fid(
-    a: Path, b: Path, batch_size: int, device: str = "cpu", workers: int | None = None
-) -> tuple[float, float]:
-    """`python -m pytorch_fid a b` as a user runs it (its own data-loader workers unless
-    `workers` is given): (FID, wall seconds). Its stderr's end is in the error if it fails."""
+def cli_fid(a: Path, b: Path, batch_size: int, device: str = "cpu") -> tuple[float, float]:
+    """`python -m pytorch_fid a b` as a user runs it: (FID, wall seconds). Its stderr's end is
+    in the error if it fails."""
     command = [sys.executable, "-m", "pytorch_fid", str(a), str(b), "--device", device]
     command += ["--batch-size", str(batch_size)]
-    if workers is not None:
-        command += ["--num-workers", str(workers)]
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - started

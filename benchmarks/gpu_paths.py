@@ -4,9 +4,8 @@
    precision: fp32 as PyTorch runs it (TF32 convolutions), bf16 autocast (what
    `precision: auto` picks on such GPUs) and fp16 autocast with gradient scaling; images/s,
    and whether every logged loss stayed finite.
-2. A short bf16 training run of the same preset (--minutes), whose generator draws the fakes
-   that
-3. FID on the GPU scores: the pytorch-fid CLI (`--device cuda`, PNG folders) and ganlab's
+2. A short bf16 training run of the same preset (--minutes): its fakes are what 3 scores.
+3. FID on the GPU: the pytorch-fid CLI (`--device cuda`, PNG folders) and ganlab's
    modes as the stages run them there, exact (`fid.precision: fp32`, IEEE fp32) and fast
    (`bf16`: TF32 on GPUs), and bf16 autocast (the CPU fast mode) for comparison, each against
    fp32 on the CPU (pytorch-fid's own path): images/s and |dFID|/FID.
@@ -14,7 +13,8 @@
 Trains and scores on the Fashion-MNIST test split (the GPU machine may hold only that
 split): these are checks of the GPU paths and their speeds, not quality figures.
 
-    python benchmarks/gpu_paths.py --data data/raw    # ~3 minutes on one H200
+    python benchmarks/gpu_paths.py --data data/raw    # ~5 minutes on one H200 (2 of them
+                                                      # the fp32 reference on its CPU)
 """
 
 from __future__ import annotations
