@@ -32,9 +32,9 @@ from experiments import preset_params
 from fid_speed import cli_fid, ganlab_fid, write_pngs
 from ganlab.config import FidSection, config_from_dict
 from ganlab.data import datasets
-from ganlab.device import Precision, cpu_model, resolve_precision
+from ganlab.device import cpu_model, resolve_precision
 from ganlab.metrics import fid
-from ganlab.metrics.features import inception_network, inception_precision
+from ganlab.metrics.features import inception_network
 from ganlab.metrics.inception import ensure_weights
 from ganlab.sampling import generate
 from ganlab.training.gan import train
@@ -55,21 +55,18 @@ def train_preset(images: torch.Tensor, params: dict, precision: str, tmp: Path):
     )
 
 
-def gpu_fid(
-    sets: list[torch.Tensor], settings: FidSection, precision: Precision | None = None
-) -> tuple[float, float]:
-    """FID of two image sets with ganlab's network for `settings` on the GPU, loading it
-    included; `precision` replaces how fid.precision runs there (None: as the stages run it)."""
+def bf16_fid(sets: list[torch.Tensor], settings: FidSection) -> tuple[float, float]:
+    """FID with the CPU fast mode's network and bf16 autocast run on the GPU, which the stages
+    no longer do there (fid.precision bf16 is TF32 on GPUs): the comparison row."""
     started = time.perf_counter()
-    network = inception_network(settings, CUDA)
-    precision = precision or inception_precision(settings, CUDA)
+    network = inception_network(dataclasses.replace(settings, precision="bf16"), CPU).to(CUDA)
     stats = [
         fid.statistics(
             fid.inception_outputs(
                 images,
                 network,
                 batch_size=settings.batch_size,
-                precision=precision,
+                precision=resolve_precision("bf16", CUDA),
                 device=CUDA,
                 channels_last=settings.channels_last,
             )[0]
@@ -142,21 +139,21 @@ def main() -> None:
             rows.append(("pytorch-fid CLI --device cuda", total / cli_seconds, cli_value))
         except RuntimeError as error:  # e.g. pytorch-fid 0.3.0 under a SciPy without disp=
             print(f"the pytorch-fid CLI failed here: {str(error).strip().splitlines()[-1]}")
-        modes = {
-            "exact: fid.precision fp32 (IEEE fp32)": (FidSection(runtime="torch"), None),
+        modes = {  # the first two as the stages run them, the third for comparison
+            "exact: fid.precision fp32 (IEEE fp32)": (FidSection(runtime="torch"), ganlab_fid),
             "fast: fid.precision bf16 (TF32 on GPUs)": (
                 FidSection(precision="bf16", runtime="torch"),
-                None,
+                ganlab_fid,
             ),
             "bf16 autocast + folded BN (the CPU fast mode)": (
                 FidSection(precision="bf16", runtime="torch"),
-                resolve_precision("bf16", CUDA),
+                lambda sets, settings, _device: bf16_fid(sets, settings),
             ),
         }
-        for name, (settings, precision) in modes.items():
+        for name, (settings, score) in modes.items():
             settings = dataclasses.replace(settings, batch_size=args.batch_size)
-            gpu_fid([s[: args.batch_size] for s in sets], settings, precision)  # autotuning
-            value, seconds = gpu_fid(sets, settings, precision)
+            score([s[: args.batch_size] for s in sets], settings, CUDA)  # autotuning
+            value, seconds = score(sets, settings, CUDA)
             rows.append((name, total / seconds, value))
 
     print(f"\n3. FID of {args.n} fakes vs {args.n} test images on the GPU")
