@@ -1,0 +1,222 @@
+"""Recipe settings side by side, step for step, on one GPU (runs on a CPU too, one at a time).
+
+A width-32 DCGAN step at batch 128 is launch-bound on a GPU (about 100 steps/s on an H200
+whatever the precision: benchmarks/gpu_paths.py), so a dozen settings of a recipe preset
+train at once there, each in its own process. Every --every steps each run's sampled
+generator (G's EMA when on) is kept; afterwards each is scored with the classifier FID of
+--n-fake fakes against the test images (the classifier stage's model, as the train stage
+scores G while it trains). The table compares settings at equal steps: what a CPU's
+30 minutes (its steps per second, from a run of the preset there) are best spent on.
+
+    python benchmarks/gpu_sweep.py --data data/raw --classifier data/classifier.pt \\
+        --seconds 425 --every 3000      # the README's sweep: ~8 minutes on one H200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.multiprocessing as mp
+
+from experiments import preset_params
+from ganlab.config import config_from_dict
+from ganlab.data import datasets
+from ganlab.device import cpu_model, pick_device, resolve_precision
+from ganlab.metrics import classifier, fid
+from ganlab.metrics.features import classifier_features
+from ganlab.models import build_models
+from ganlab.sampling import generate
+from ganlab.snapshots import Snapshot
+from ganlab.training.gan import model_spec, train
+from ganlab.training.runner import Hooks
+
+# Each a change to the preset, as `dvc exp run -S` keys.
+SETTINGS: dict[str, dict[str, Any]] = {
+    "preset": {},
+    "ema_decay 0.9995": {"ema_decay": 0.9995},
+    "ema_decay 0.9999": {"ema_decay": 0.9999},
+    "Adam betas (0, 0.99)": {"beta1": 0.0, "beta2": 0.99},
+    "d_lr 2e-3 (TTUR)": {"d_lr": 0.002},
+    "hinge": {"loss": "hinge"},
+    "hinge + SN D, no BatchNorm": {"loss": "hinge", "spectral_norm": True, "d_norm": "none"},
+    "hinge + SN D, d_lr 2e-3": {
+        "loss": "hinge",
+        "spectral_norm": True,
+        "d_norm": "none",
+        "d_lr": 0.002,
+    },
+    "ndf 64 (wider D)": {"ndf": 64},
+    "DiffAugment translation": {"diffaugment": ["translation"]},
+    "minibatch_std": {"minibatch_std": True},
+    "betas (0, 0.99), lr 2e-3, ema 0.9995": {
+        "beta1": 0.0,
+        "beta2": 0.99,
+        "lr": 0.002,
+        "ema_decay": 0.9995,
+    },
+}
+
+
+def sweep_params(preset: str, change: dict[str, Any], args: argparse.Namespace) -> dict:
+    """The preset with one setting's change, run by steps and the clock, no in-training scoring."""
+    return preset_params(
+        preset,
+        change
+        | {
+            "train.eval_every": None,
+            "train.snapshot_minutes": None,
+            "train.snapshot_every": args.every,
+            "train.max_steps": args.max_steps,
+            "train.max_minutes": args.seconds / 60,
+            "train.checkpoint_every": 10**9,  # no resume checkpoints: the runs are throwaway
+            "train.log_every": 500,
+        },
+    )
+
+
+def train_one(
+    name: str, params: dict, data: Path, device: str, precision: str, folder: Path
+) -> None:
+    """One setting's run (in its own process): its kept generators into folder/<index>.pt."""
+    target = torch.device(device)
+    if target.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # as the train stage sets it on GPUs
+    images, _ = datasets.load_images(params["dataset"], data, train=True)
+    kept: dict[int, dict[str, torch.Tensor]] = {}
+
+    def keep(snapshot: Snapshot) -> None:
+        kept[snapshot.step] = {k: v.detach().cpu().clone() for k, v in snapshot.state["G"].items()}
+
+    started = time.perf_counter()
+    result = train(
+        config_from_dict(params),
+        images,
+        device=target,
+        precision=resolve_precision(precision, target),
+        checkpoint_path=folder / f"{name}.checkpoint.pt",
+        run_id=f"gpu-sweep-{name}",
+        hooks=Hooks(on_snapshot=keep),
+    )
+    kept[result.steps] = {k: v.detach().cpu() for k, v in result.netG.state_dict().items()}
+    seconds = time.perf_counter() - started
+    torch.save({"steps": result.steps, "seconds": seconds, "generators": kept}, folder / name)
+
+
+def run_all(jobs: list[tuple[str, dict]], args: argparse.Namespace, folder: Path) -> None:
+    """The settings' runs, --parallel processes at a time."""
+    context = mp.get_context("spawn")  # CUDA cannot be used in forked processes
+    for start in range(0, len(jobs), args.parallel):
+        processes = [
+            context.Process(
+                target=train_one,
+                args=(str(index), params, args.data, args.device, args.precision, folder),
+            )
+            for index, (_, params) in enumerate(jobs[start : start + args.parallel], start)
+        ]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join()
+            if process.exitcode != 0:
+                raise SystemExit(f"a sweep process failed (exit code {process.exitcode})")
+
+
+def score(
+    jobs: list[tuple[str, dict]], args: argparse.Namespace, folder: Path
+) -> dict[str, dict[str, Any]]:
+    """Classifier FID of every kept generator, by setting and step."""
+    device = torch.device(args.device)
+    model = classifier.load(args.classifier, device)
+    real, _ = datasets.load_images(jobs[0][1]["dataset"], args.data, train=False)
+    real_stats = fid.statistics(classifier_features(model, real, device)[0])
+    fp32 = resolve_precision("fp32", device)
+    results = {}
+    for index, (name, params) in enumerate(jobs):
+        saved = torch.load(folder / str(index), weights_only=True)
+        config = config_from_dict(params)
+        spec = model_spec(config, tuple(real.shape[1:]), model.n_classes)
+        netG, _ = build_models(config.model, spec, init="default")
+        curve = {}
+        for step, state in sorted(saved["generators"].items()):
+            netG.load_state_dict(state)
+            fakes = generate(
+                netG.to(device).eval(),
+                args.n_fake,
+                z_dim=config.z_dim,
+                latent=config.latent,
+                seed=args.seed,
+                device=device,
+                precision=fp32,
+            )
+            stats = fid.statistics(classifier_features(model, fakes, device)[0])
+            curve[step] = round(fid.frechet_distance(*stats, *real_stats), 2)
+        results[name] = {
+            "steps": saved["steps"],
+            "steps_per_second": round(saved["steps"] / saved["seconds"], 1),
+            "classifier_fid": curve,
+        }
+    return results
+
+
+def print_table(results: dict[str, dict[str, Any]], every: int) -> None:
+    """One row per setting: classifier FID at each multiple of --every, then at its last step."""
+    longest = max(max(r["classifier_fid"]) for r in results.values())
+    steps = list(range(every, longest + 1, every))
+    header = ["setting", "steps/s", *(f"{s:,}" for s in steps), "last step", "at last"]
+    print(f"| {' | '.join(header)} |")
+    print(f"| --- | {' | '.join('---:' for _ in header[1:])} |")
+    for name, row in results.items():
+        curve = row["classifier_fid"]
+        last = max(curve)
+        cells = [f"{curve[s]:.1f}" if s in curve else "" for s in steps]
+        print(
+            f"| {' | '.join([name, str(row['steps_per_second']), *cells])} | "
+            f"{last:,} | {curve[last]:.1f} |"
+        )
+
+
+def main() -> None:
+    arguments = argparse.ArgumentParser(description=__doc__)
+    arguments.add_argument("--data", type=Path, default=Path("data/raw"))
+    arguments.add_argument("--classifier", type=Path, default=Path("data/classifier.pt"))
+    arguments.add_argument("--preset", default="fashion_30min_b128")
+    arguments.add_argument("--only", nargs="*", choices=list(SETTINGS), help="default: all")
+    arguments.add_argument("--seconds", type=float, default=425, help="each run's clock")
+    arguments.add_argument("--max-steps", type=int, default=36000)
+    arguments.add_argument("--every", type=int, default=3000, help="steps between kept Gs")
+    arguments.add_argument("--n-fake", type=int, default=10000)
+    arguments.add_argument("--seed", type=int, default=43, help="the fakes' noise")
+    arguments.add_argument("--precision", default="fp32", help="the runs' training precision")
+    arguments.add_argument("--device", default=str(pick_device()))
+    arguments.add_argument(
+        "--parallel", type=int, help="runs at a time (default: all on a GPU, 1 on a CPU)"
+    )
+    arguments.add_argument("--json", type=Path, help="also write the results here")
+    args = arguments.parse_args()
+    if not args.classifier.is_file():
+        raise SystemExit(f"{args.classifier}: no domain classifier; run `dvc repro classifier`")
+    names = args.only or list(SETTINGS)
+    jobs = [(name, sweep_params(args.preset, SETTINGS[name], args)) for name in names]
+    for _, params in jobs:
+        config_from_dict(params)  # every setting's params checked before any training
+    datasets.verify(jobs[0][1]["dataset"], args.data)
+    if args.parallel is None:
+        args.parallel = len(jobs) if args.device.startswith("cuda") else 1
+    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else cpu_model()
+    print(f"{where}, torch {torch.__version__}; {args.preset}, {len(jobs)} settings\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        run_all(jobs, args, Path(tmp))
+        results = score(jobs, args, Path(tmp))
+    print_table(results, args.every)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
