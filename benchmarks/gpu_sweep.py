@@ -74,7 +74,7 @@ def sweep_params(preset: str, change: dict[str, Any], args: argparse.Namespace) 
             "train.snapshot_every": args.every,
             "train.max_steps": args.max_steps,
             "train.max_minutes": args.seconds / 60,
-            "train.checkpoint_every": 10**9,  # no resume checkpoints: the runs are throwaway
+            "train.checkpoint_every": 10**9,  # resume checkpoints at epoch ends only
             "train.log_every": 500,
         },
     )
@@ -83,7 +83,7 @@ def sweep_params(preset: str, change: dict[str, Any], args: argparse.Namespace) 
 def train_one(
     name: str, params: dict, data: Path, device: str, precision: str, folder: Path
 ) -> None:
-    """One setting's run (in its own process): its kept generators into folder/<index>.pt."""
+    """One setting's run (in its own process): its kept generators, by step, into folder/name."""
     target = torch.device(device)
     if target.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as the train stage sets it on GPUs
