@@ -17,6 +17,7 @@ and level in Inception's.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
@@ -30,10 +31,9 @@ from experiments import preset_params
 from ganlab.config import config_from_dict
 from ganlab.data import datasets
 from ganlab.device import cpu_model, pick_device, resolve_precision
-from ganlab.metrics import classifier, fid
-from ganlab.metrics.features import classifier_features
-from ganlab.models import build_models
-from ganlab.sampling import generate
+from ganlab.metrics import classifier, registry
+from ganlab.metrics.features import Features, classifier_features
+from ganlab.sampling import build_generator, generate
 from ganlab.snapshots import Snapshot
 from ganlab.training.gan import model_spec, train
 from ganlab.training.runner import Hooks
@@ -132,23 +132,24 @@ def run_all(jobs: list[tuple[str, dict]], args: argparse.Namespace, folder: Path
 def score(
     jobs: list[tuple[str, dict]], args: argparse.Namespace, folder: Path
 ) -> dict[str, dict[str, Any]]:
-    """Classifier FID of every kept generator, by setting and step."""
+    """Classifier FID of every kept generator, by setting and step: the registry's metric, as
+    the train stage scores G while it trains."""
     device = torch.device(args.device)
     model = classifier.load(args.classifier, device)
     real, _ = datasets.load_images(jobs[0][1]["dataset"], args.data, train=False)
-    real_stats = fid.statistics(classifier_features(model, real, device)[0])
+    real_features = classifier_features(model, real, device)[0]
     fp32 = resolve_precision("fp32", device)
     results = {}
     for index, (name, params) in enumerate(jobs):
         saved = torch.load(folder / str(index), weights_only=True)
         config = config_from_dict(params)
         spec = model_spec(config, tuple(real.shape[1:]), model.n_classes)
-        netG, _ = build_models(config.model, spec, init="default")
+        generator_info = {"model": config.model, "spec": dataclasses.asdict(spec)}
         curve = {}
         for step, state in sorted(saved["generators"].items()):
-            netG.load_state_dict(state)
+            netG, _ = build_generator(generator_info, state, device, f"{name} at step {step}")
             fakes = generate(
-                netG.to(device).eval(),
+                netG,
                 args.n_fake,
                 z_dim=config.z_dim,
                 latent=config.latent,
@@ -156,8 +157,12 @@ def score(
                 device=device,
                 precision=fp32,
             )
-            stats = fid.statistics(classifier_features(model, fakes, device)[0])
-            curve[step] = round(fid.frechet_distance(*stats, *real_stats), 2)
+            features = Features(
+                real_classifier=real_features,
+                fake_classifier=classifier_features(model, fakes, device)[0],
+            )
+            value = registry.score(features, ("classifier_fid",))["classifier_fid"]
+            curve[step] = round(value, 2)
         results[name] = {
             "steps": saved["steps"],
             "steps_per_second": round(saved["steps"] / saved["seconds"], 1),
