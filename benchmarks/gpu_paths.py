@@ -30,7 +30,7 @@ import torch
 
 from experiments import preset_params
 from fid_speed import cli_fid, ganlab_fid, write_pngs
-from ganlab.config import FidSection, config_from_dict
+from ganlab.config import FidSection
 from ganlab.data import datasets
 from ganlab.device import cpu_model, resolve_precision
 from ganlab.metrics import fid
@@ -38,13 +38,14 @@ from ganlab.metrics.features import inception_network
 from ganlab.metrics.inception import ensure_weights
 from ganlab.sampling import generate
 from ganlab.training.gan import train
+from ganlab.training.params import from_mapping
 
 CPU = torch.device("cpu")
 CUDA = torch.device("cuda")
 
 
 def train_preset(images: torch.Tensor, params: dict, precision: str, tmp: Path):
-    config = config_from_dict(params)
+    config = from_mapping(params)
     return train(
         config,
         images,
@@ -115,7 +116,7 @@ def main() -> None:
         params = {**base, "train": {**base["train"], "max_minutes": args.minutes}}
         result = train_preset(images, params, "bf16", tmp)
         print(f"\n2. bf16 for {args.minutes} min: {result.steps} steps")
-        config = config_from_dict(params)
+        config = from_mapping(params)
         fakes = generate(
             result.netG,
             args.n,

@@ -28,7 +28,6 @@ import torch
 import torch.multiprocessing as mp
 
 from experiments import preset_params
-from ganlab.config import config_from_dict
 from ganlab.data import datasets
 from ganlab.device import cpu_model, pick_device, resolve_precision
 from ganlab.metrics import classifier, registry
@@ -36,6 +35,7 @@ from ganlab.metrics.features import Features, classifier_features
 from ganlab.sampling import build_generator, generate
 from ganlab.snapshots import Snapshot
 from ganlab.training.gan import model_spec, train
+from ganlab.training.params import from_mapping
 from ganlab.training.runner import Hooks
 
 # Each a change to the preset, as `dvc exp run -S` keys.
@@ -97,7 +97,7 @@ def train_one(
 
     started = time.perf_counter()
     result = train(
-        config_from_dict(params),
+        from_mapping(params),
         images,
         device=target,
         precision=resolve_precision(precision, target),
@@ -142,7 +142,7 @@ def score(
     results = {}
     for index, (name, params) in enumerate(jobs):
         saved = torch.load(folder / str(index), weights_only=True)
-        config = config_from_dict(params)
+        config = from_mapping(params)
         spec = model_spec(config, tuple(real.shape[1:]), model.n_classes)
         generator_info = {"model": config.model, "spec": dataclasses.asdict(spec)}
         curve = {}
@@ -211,7 +211,7 @@ def main() -> None:
     names = args.only or list(SETTINGS)
     jobs = [(name, sweep_params(args.preset, SETTINGS[name], args)) for name in names]
     for _, params in jobs:
-        config_from_dict(params)  # every setting's params checked before any training
+        from_mapping(params)  # every setting's params checked before any training
     datasets.verify(jobs[0][1]["dataset"], args.data)
     if args.parallel is None:
         args.parallel = len(jobs) if args.device.startswith("cuda") else 1

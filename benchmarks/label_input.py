@@ -21,7 +21,6 @@ import torch
 import yaml
 
 from experiments import REPO, preset_params  # benchmarks/ is a folder of scripts
-from ganlab.config import config_from_dict
 from ganlab.data import datasets
 from ganlab.device import cpu_model, resolve_precision
 from ganlab.images import scale_batch, to_uint8
@@ -29,6 +28,7 @@ from ganlab.metrics import classifier
 from ganlab.models import pixel_low
 from ganlab.models.conditional import LABEL_INPUTS, forward_generator
 from ganlab.training.gan import train
+from ganlab.training.params import from_mapping
 
 CPU = torch.device("cpu")
 FP32 = resolve_precision("fp32", CPU)
@@ -87,9 +87,7 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: |")
     images, labels = None, None
     for label_input in LABEL_INPUTS:
-        config = config_from_dict(
-            params_with(args.preset, {**overrides, "label_input": label_input})
-        )
+        config = from_mapping(params_with(args.preset, {**overrides, "label_input": label_input}))
         if images is None:
             images, labels = datasets.load_images(config.dataset, args.data, train=True)
         started = time.perf_counter()

@@ -23,11 +23,11 @@ import torch
 import yaml
 
 from experiments import REPO, preset_params  # benchmarks/ is a folder of scripts
-from ganlab.config import config_from_dict
 from ganlab.data import datasets
 from ganlab.device import cpu_model, resolve_precision
 from ganlab.training import semi_supervised
 from ganlab.training.gan import model_spec, train
+from ganlab.training.params import from_mapping
 
 CPU = torch.device("cpu")
 
@@ -43,7 +43,7 @@ def main() -> None:
     overrides = dict(item.split("=", 1) for item in args.set)
     overrides = {key: yaml.safe_load(value) for key, value in overrides.items()}
     # D's accuracy is the product here, not G's FID: no in-training scoring
-    config = config_from_dict(preset_params(args.preset, {"train.eval_every": None, **overrides}))
+    config = from_mapping(preset_params(args.preset, {"train.eval_every": None, **overrides}))
     precision = resolve_precision(config.precision, CPU)
     images, labels = datasets.load_images(config.dataset, args.data, train=True)
     test_images, test_labels = datasets.load_images(config.dataset, args.data, train=False)

@@ -27,17 +27,22 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision import datasets as torchvision_datasets
 from torchvision import transforms
 
-from ganlab.config import config_from_dict
 from ganlab.data import datasets
 from ganlab.device import Precision, cpu_model, resolve_precision
 from ganlab.metrics import classifier, fid
 from ganlab.models import ModelSpec, build_models
 from ganlab.sampling import generate
-from ganlab.training.gan import train
+from ganlab.training.gan import model_spec, train
+from ganlab.training.params import from_mapping
 
 FP32 = Precision("fp32", None)
 CPU = torch.device("cpu")
 REPO = Path(__file__).resolve().parents[1]
+
+
+def spec_of(**params: object) -> ModelSpec:
+    """The models' shape for 28x28 images under these params (the rest at their defaults)."""
+    return model_spec(from_mapping(params), (1, 28, 28), n_classes=10)
 
 
 def classic_lab_loop(root: Path, n_images: int) -> float:
@@ -47,7 +52,7 @@ def classic_lab_loop(root: Path, n_images: int) -> float:
     )
     dataset = torch.utils.data.Subset(dataset, range(n_images))
     loader = DataLoader(dataset, batch_size=64, shuffle=True, drop_last=True)
-    netG, netD = build_models("mlp", ModelSpec(100, (1, 28, 28), dropout=0.3), "default")
+    netG, netD = build_models("mlp", spec_of(model="mlp", dropout=0.3), "default")
     d_optimizer = torch.optim.SGD(netD.parameters(), lr=0.02)
     g_optimizer = torch.optim.Adam(netG.parameters(), lr=0.002)
     criterion = nn.BCEWithLogitsLoss()
@@ -87,7 +92,7 @@ def examples_dcgan_loop(root: Path, n_images: int) -> float:
     )
     dataset = torch.utils.data.Subset(dataset, range(n_images))
     loader = DataLoader(dataset, batch_size=128, shuffle=True, drop_last=True)
-    netG, netD = build_models("dcgan", ModelSpec(100, (1, 28, 28)), "dcgan")
+    netG, netD = build_models("dcgan", spec_of(ngf=64, ndf=64), "dcgan")
     criterion = nn.BCEWithLogitsLoss()
     optimizerD = torch.optim.Adam(netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
     optimizerG = torch.optim.Adam(netG.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -118,7 +123,7 @@ def examples_dcgan_loop(root: Path, n_images: int) -> float:
 
 
 def ganlab_loop(images: torch.Tensor, params: dict, precision: Precision, tmp: Path):
-    config = config_from_dict({**params, "epochs": 1, "train": {"checkpoint_every": 10**9}})
+    config = from_mapping({**params, "epochs": 1, "train": {"checkpoint_every": 10**9}})
     result = train(
         config,
         images,
@@ -141,7 +146,7 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
 
 def dcgan_step_flops(batch_size: int = 128) -> int:
     """FLOPs of one ganlab DCGAN training step (D and G forward + backward), counted by PyTorch."""
-    netG, netD = build_models("dcgan", ModelSpec(100, (1, 28, 28)), "dcgan")
+    netG, netD = build_models("dcgan", spec_of(ngf=64, ndf=64), "dcgan")
     real = torch.rand(batch_size, 1, 28, 28) * 2 - 1
     with FlopCounterMode(display=False) as counter:
         fake = netG(torch.randn(batch_size, 100))

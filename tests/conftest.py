@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import os
@@ -14,10 +15,12 @@ import pytest
 import torch
 from torchvision import datasets as torchvision_datasets
 
-from ganlab.config import Config, config_from_dict
+from ganlab.config import Config
 from ganlab.data import datasets
 from ganlab.device import Precision
-from ganlab.training.gan import TrainResult, train
+from ganlab.models import ModelSpec
+from ganlab.training.gan import TrainResult, model_spec, train
+from ganlab.training.params import from_mapping
 
 REPO = Path(__file__).resolve().parents[1]
 FP32 = Precision("fp32", None)  # exact arithmetic: tests compare weights and losses bit for bit
@@ -144,14 +147,20 @@ def tiny_params(**overrides) -> dict:
     return params
 
 
+def tiny_spec(
+    z_dim: int = 16, image_shape: tuple[int, int, int] = (1, 28, 28), **overrides: Any
+) -> ModelSpec:
+    """The ModelSpec that tiny_params' training builds, with `overrides`."""
+    spec = model_spec(from_mapping(tiny_params()), image_shape, n_classes=10)
+    return dataclasses.replace(spec, z_dim=z_dim, **overrides)
+
+
 def write_generator_file(path: Path, spec, model: str = "dcgan") -> Path:
     """A generator.pt as the train stage writes it, with untrained weights."""
-    import dataclasses
-
     from ganlab import checkpoint
     from ganlab.models import build_models
 
-    netG, _ = build_models(model, spec)
+    netG, _ = build_models(model, spec, "dcgan")
     checkpoint.save(
         path,
         {
@@ -167,7 +176,7 @@ def write_generator_file(path: Path, spec, model: str = "dcgan") -> Path:
 
 @pytest.fixture
 def tiny_config():
-    return config_from_dict(tiny_params())
+    return from_mapping(tiny_params())
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -4,13 +4,12 @@ import pytest
 from PIL import Image
 
 from ganlab.cli import main
-from ganlab.models import ModelSpec
-from tests.conftest import write_generator_file
+from tests.conftest import tiny_spec, write_generator_file
 
 
 @pytest.fixture
 def generator_file(tmp_path: Path) -> Path:
-    spec = ModelSpec(z_dim=8, image_shape=(1, 28, 28), ngf=4, ndf=4)
+    spec = tiny_spec(z_dim=8, image_shape=(1, 28, 28), ngf=4, ndf=4)
     return write_generator_file(tmp_path / "generator.pt", spec)
 
 

@@ -1,9 +1,12 @@
+import ast
+import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
 
 from ganlab.config import Config, ConfigError, config_from_dict, flatten, load_config
+from ganlab.training.params import from_mapping
 from tests.conftest import REPO
 
 
@@ -13,6 +16,51 @@ def test_repo_params_load_with_top_level_lr():
     assert "lr" in raw  # `dvc exp run -S lr=0.0005` needs a top-level key
     assert config.lr == pytest.approx(raw["lr"])
     assert config.dataset == "fashion_mnist"
+
+
+def test_params_yaml_is_the_schema_defaults_key_for_key():
+    """The schema is the only place a default is written; params.yaml spells the same values."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    written, defaults = flatten(config_from_dict(raw)), flatten(Config())
+    differing = {k: (written[k], defaults[k]) for k in defaults if written[k] != defaults[k]}
+    assert differing == {}, "params.yaml value, schema default"
+    raw_keys = {
+        f"{key}.{inner}" if isinstance(value, dict) else key
+        for key, value in raw.items()
+        for inner in (value if isinstance(value, dict) else [None])
+    }
+    assert raw_keys == set(defaults)
+
+
+def test_the_schema_imports_nothing_of_ganlab():
+    tree = ast.parse((REPO / "src/ganlab/config.py").read_text())
+    imported = [
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    ]
+    assert not [name for name in imported if name and name.split(".")[0] == "ganlab"]
+
+
+def _named_keys(section: type, prefix: str = "") -> list[tuple[str, bool]]:
+    """(dotted key, is a list) of every schema key that names a registry row."""
+    keys = []
+    for item in dataclasses.fields(section):
+        if dataclasses.is_dataclass(item.default_factory if callable(item.default_factory) else 0):
+            keys += _named_keys(item.default_factory, f"{prefix}{item.name}.")
+        elif "names" in item.metadata:
+            keys.append((prefix + item.name, isinstance(item.default, tuple)))
+    return keys
+
+
+@pytest.mark.parametrize(("key", "is_list"), _named_keys(Config))
+def test_every_registry_name_is_checked_by_its_registry(key, is_list):
+    section, _, name = key.rpartition(".")
+    value = ["no-such-row"] if is_list else "no-such-row"
+    values = {section: {name: value}} if section else {name: value}
+    with pytest.raises(ConfigError, match=rf"{key} = .*no-such-row.*expected"):
+        from_mapping(values)
 
 
 def test_empty_params_give_the_documented_defaults():
@@ -83,7 +131,7 @@ BAD_PARAMS = [
 @pytest.mark.parametrize(("params", "named"), BAD_PARAMS)
 def test_bad_params_name_key_value_and_what_is_allowed(params, named):
     with pytest.raises(ConfigError) as error:
-        config_from_dict(params)
+        from_mapping(params)
     message = str(error.value)
     assert message.startswith("params.yaml")
     for part in named:

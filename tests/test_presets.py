@@ -18,7 +18,6 @@ import torch
 import yaml
 from torch import nn
 
-from ganlab.config import config_from_dict
 from ganlab.data import datasets
 from ganlab.data.datasets import DATASETS
 from ganlab.images import sample_latent
@@ -26,6 +25,7 @@ from ganlab.models import pixel_low
 from ganlab.presets import LESSONS, PRESETS, exp_run_line, flat_overrides
 from ganlab.training import distributed
 from ganlab.training.gan import build_nets, model_spec
+from ganlab.training.params import from_mapping
 from ganlab.training.runner import planned_steps
 from tests.conftest import FP32, REPO, tiny_images, train_on_cpu, write_idx_gz
 from tests.data.test_formats import serve_as
@@ -98,7 +98,7 @@ def lesson_config(name: str):
     for key, value in flat_overrides(name).items():
         section, _, inner = key.rpartition(".")
         (params[section] if section else params)[inner] = value
-    return config_from_dict(params)
+    return from_mapping(params)
 
 
 def build(name: str):
@@ -173,7 +173,7 @@ def test_the_sigmoid_generator_trains_on_data_in_0_1(tmp_path: Path, cpu):
     """tf_mlp_mnist's G outputs [0, 1]; D sees real images in the same range."""
     config = lesson_config("tf_mlp_mnist")
     params = {**config_to_tiny(config), "train": {"max_steps": 6, "log_every": 2}}
-    tiny = config_from_dict(params)
+    tiny = from_mapping(params)
     result = train_on_cpu(tiny, tiny_images(), tmp_path / "c.pt")
     assert result.steps == 6  # train.max_steps, not epochs
     samples = result.netG(torch.rand(8, tiny.z_dim) * 2 - 1)

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from ganlab import checkpoint, sampling, snapshots
-from ganlab.config import ConfigError, config_from_dict
+from ganlab.config import ConfigError
 from ganlab.training import runner
 from ganlab.training.gan import history_columns_of
+from ganlab.training.params import from_mapping
 from ganlab.training.runner import Hooks
 from tests.conftest import tiny_images, tiny_params, train_on_cpu
 
@@ -36,7 +37,7 @@ def train_with_snapshots(config, folder: Path, checkpoint_path: Path, **hooks):
 
 
 def test_a_snapshot_after_every_epoch_holds_g_d_and_the_epochs_means(tmp_path: Path):
-    config = config_from_dict(snapshot_params())
+    config = from_mapping(snapshot_params())
     result = train_with_snapshots(config, tmp_path / "s", tmp_path / "c.pt")
     assert snapshots.kept_epochs(tmp_path / "s") == [1, 2, 3]
     last = checkpoint.load(tmp_path / "s" / "epoch_003.pt")
@@ -52,7 +53,7 @@ def test_a_snapshot_after_every_epoch_holds_g_d_and_the_epochs_means(tmp_path: P
 
 
 def test_snapshots_every_n_steps_are_named_by_step(tmp_path: Path):
-    config = config_from_dict(tiny_params(epochs=2, train={"snapshot_every": 3}))
+    config = from_mapping(tiny_params(epochs=2, train={"snapshot_every": 3}))
     train_with_snapshots(config, tmp_path / "s", tmp_path / "c.pt")
     names = sorted(path.name for path in (tmp_path / "s").iterdir())
     assert names == ["step_0000003.pt", "step_0000006.pt"]  # 8 steps; no epoch snapshots
@@ -72,7 +73,7 @@ class TickingClock:
 def test_snapshots_every_n_minutes_end_with_the_budgets_last_generator(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "time", TickingClock())
     budget = {"snapshot_minutes": 1, "max_minutes": 3}
-    config = config_from_dict(tiny_params(epochs=100, train=budget))
+    config = from_mapping(tiny_params(epochs=100, train=budget))
     result = train_with_snapshots(config, tmp_path / "s", tmp_path / "c.pt")
     paths = sorted((tmp_path / "s").iterdir())
     assert [path.name for path in paths] == [
@@ -111,7 +112,7 @@ def test_best_and_last_name_the_generator_files(tmp_path: Path):
 
 
 def test_resumed_snapshots_are_byte_identical(tmp_path: Path):
-    config = config_from_dict(snapshot_params())
+    config = from_mapping(snapshot_params())
     train_with_snapshots(config, tmp_path / "whole", tmp_path / "a.pt")
 
     class Interrupt(Exception):
@@ -164,5 +165,5 @@ def test_publish_moves_the_staged_snapshots_into_a_clean_output_folder(tmp_path:
 )
 def test_a_choice_without_its_snapshots_is_refused_before_training(settings, named):
     with pytest.raises(ConfigError) as error:
-        config_from_dict(tiny_params(**settings))
+        from_mapping(tiny_params(**settings))
     assert named in str(error.value)

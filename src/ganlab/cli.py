@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ganlab.errors import GanlabError
+from ganlab.errors import USER_ERRORS, GanlabError
 
 
 class CLIError(GanlabError, RuntimeError):
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out = Path("samples.png")
     try:
         args.handler(args)
-    except GanlabError as error:
+    except USER_ERRORS as error:
         print(f"ganlab: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -1,9 +1,12 @@
-"""params.yaml -> frozen dataclasses, validated before any work starts.
+"""params.yaml's schema: frozen dataclasses, the only place a default is written.
 
 Every key has a type and a rule; an unknown key, a wrong type or a value outside
-its rule raises ConfigError naming the key, the value and what is allowed.
+its rule raises ConfigError naming the key, the value and what is allowed. Keys that
+name a registry row (model, loss, dataset, ...) carry their registry's kind: each
+registry checks them itself (`check_params` beside it), so this module imports nothing
+of ganlab and a stage imports only the registries it uses.
 Users change the top-level keys most (`dvc exp run -S lr=0.0005`); the sections
-hold what they change less.
+hold what they change less. params.yaml equals `Config()` (tests/test_config.py).
 """
 
 from __future__ import annotations
@@ -14,22 +17,12 @@ import json
 import re
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-
-from ganlab.data.datasets import DATASETS
-from ganlab.data.domains import check_task
-from ganlab.errors import GanlabError
-from ganlab.models import INITS, MODELS, TRANSLATORS
-from ganlab.models.conditional import CONDITIONINGS, LABEL_INPUTS
-from ganlab.models.layers import D_NORMS
-from ganlab.models.mlp import ACTIVATIONS, OUTPUTS
-from ganlab.training.augment import AUGMENTATIONS
-from ganlab.training.losses import LOSSES
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -40,14 +33,14 @@ G_FAKES = ("reuse", "fresh")  # what G's step scores: D's step's fakes, or fakes
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 TASKS = ("auto", "edges", "classes")  # see ganlab.data.domains
 TRANSLATION_LOSSES = ("auto", "bce", "lsgan", "hinge")
-PAPER_LOSS = {"pix2pix": "bce", "cyclegan": "lsgan"}  # translation.gan_loss: auto
 
 
 MD5 = re.compile(r"[0-9a-f]{32}")
 
 
-class ConfigError(GanlabError, ValueError):
-    """params.yaml holds an unknown key or a value outside what is allowed."""
+class ConfigError(ValueError):
+    """params.yaml holds an unknown key or a value outside what is allowed (stages catch it
+    beside ganlab.errors.GanlabError: this module imports nothing of ganlab)."""
 
 
 def _rule(default: Any, ok: Callable[[Any], bool], expected: str | Callable[[], str]) -> Any:
@@ -72,15 +65,21 @@ def in_range(low: float, high: float, default: Any, *, high_open: bool = False) 
 
 
 def one_of(choices: Iterable[str], default: str) -> Any:
-    """A name from `choices`, read when checked, so registry rows added later count too."""
+    """A name from the schema's own fixed `choices`."""
     return _rule(default, lambda v: v in choices, lambda: f"one of {sorted(choices)}")
+
+
+def named(kind: str, default: Any) -> Any:
+    """A row of the `kind` registry (or, for a list, rows of it): the registry checks the
+    name (`check_names`), so the schema needs no registry to hold the default."""
+    return field(default=default, metadata={"names": kind})
 
 
 @dataclass(frozen=True)
 class TrainSection:
     subset: int | None = at_least(1, None)  # train on the first N images; None = all
     log_every: int = at_least(1, 20)  # steps between rows of the loss history
-    checkpoint_every: int = at_least(1, 500)  # steps between resume checkpoints
+    checkpoint_every: int = at_least(1, 200)  # steps between resume checkpoints
     checkpoint_minutes: float | None = positive(None)  # and/or minutes between them
     max_minutes: float | None = positive(None)  # stop training after this many minutes
     max_steps: int | None = at_least(1, None)  # train this many steps; epochs is then ignored
@@ -88,7 +87,7 @@ class TrainSection:
     nproc: int = at_least(1, 1)  # processes on this machine, under torchrun (DDP)
     sync_batchnorm: bool = False  # BatchNorm statistics over all processes (CUDA only)
     # quality during training (ganlab.training.monitor): classifier FID every eval_every steps
-    eval_every: int | None = at_least(1, None)  # None = no scoring while training
+    eval_every: int | None = at_least(1, 500)  # None = no scoring while training
     eval_samples: int = at_least(2, 1000)  # fakes per classifier-FID point
     fid_every: int | None = at_least(1, None)  # Inception FID every N steps and at the end
     fid_samples: int = at_least(2, 500)  # fakes per in-training Inception FID point
@@ -108,9 +107,9 @@ class MLPSection:
 
     g_hidden: tuple[int, ...] = widths((32, 64, 128))  # G: z -> these -> pixels
     d_hidden: tuple[int, ...] = widths((128, 64, 32))  # D: pixels -> these -> 1 logit
-    g_activation: str = one_of(ACTIVATIONS, "leaky_relu")
-    d_activation: str = one_of(ACTIVATIONS, "leaky_relu")
-    output: str = one_of(OUTPUTS, "tanh")  # tanh: data in [-1, 1] | sigmoid: in [0, 1]
+    g_activation: str = named("activation", "leaky_relu")
+    d_activation: str = named("activation", "leaky_relu")
+    output: str = named("output", "tanh")  # tanh: data in [-1, 1] | sigmoid: in [0, 1]
 
 
 @dataclass(frozen=True)
@@ -190,21 +189,17 @@ class TranslationSection:
 
 @dataclass(frozen=True)
 class Config:
-    dataset: str = one_of(DATASETS, "fashion_mnist")
+    dataset: str = named("dataset", "fashion_mnist")
     image_size: int | None = _rule(
         None, lambda v: v in IMAGE_SIZES, f"one of {list(IMAGE_SIZES)} or null (the data's own)"
     )
-    model: str = _rule(
-        "dcgan",
-        lambda v: v in MODELS or v in TRANSLATORS,
-        lambda: f"one of {sorted([*MODELS, *TRANSLATORS])}",
-    )
-    loss: str = one_of(LOSSES, "bce")
+    model: str = named("model", "dcgan")
+    loss: str = named("loss", "bce")
     lr: float = positive(2e-4)
     beta1: float = in_range(0.0, 1.0, 0.5, high_open=True)
     beta2: float = in_range(0.0, 1.0, 0.999, high_open=True)
-    batch_size: int = at_least(1, 128)
-    epochs: int = at_least(1, 5)
+    batch_size: int = at_least(1, 64)
+    epochs: int = at_least(1, 15)
     z_dim: int = at_least(1, 100)
     seed: int = at_least(0, 42)
     latent: str = one_of(LATENTS, "normal")
@@ -218,28 +213,24 @@ class Config:
     gp_weight: float = _rule(0.0, lambda v: v >= 0, "a number >= 0")  # WGAN-GP lambda
     r1_weight: float = _rule(0.0, lambda v: v >= 0, "a number >= 0")  # R1 gamma
     spectral_norm: bool = False  # on D's layers (SNGAN)
-    d_norm: str = one_of(D_NORMS, "batch")
+    d_norm: str = named("d_norm", "batch")
     minibatch_std: bool = False
     minibatch_discrimination: bool = False  # Salimans et al. (2016): D compares each sample
     feature_matching: bool = False  # G matches D's mean hidden features on real data
     instance_noise: float = _rule(0.0, lambda v: v >= 0, "a number >= 0")  # std, annealed to 0
     lr_decay: str = one_of(LR_DECAYS, "none")  # linear: lr (and d_lr) fall to 0 at the run's end
     lr_decay_start: float = in_range(0.0, 1.0, 0.0, high_open=True)  # fraction of the run at lr
-    ema_decay: float | None = _rule(None, lambda v: 0 < v < 1, "a number in (0, 1) or null")
-    ema_warmup: bool = False  # decay min(ema_decay, (1 + step) / (10 + step)), as TensorFlow's
-    diffaugment: tuple[str, ...] = _rule(
-        (),
-        lambda v: all(name in AUGMENTATIONS for name in v),
-        f"names from {sorted(AUGMENTATIONS)}",
-    )
+    ema_decay: float | None = _rule(0.999, lambda v: 0 < v < 1, "a number in (0, 1) or null")
+    ema_warmup: bool = True  # decay min(ema_decay, (1 + step) / (10 + step)), as TensorFlow's
+    diffaugment: tuple[str, ...] = named("augmentation", ())
     real_label: float = _rule(1.0, lambda v: 0.5 < v <= 1.0, "a number in (0.5, 1.0]")
-    conditional: str = one_of(CONDITIONINGS, "none")  # class-conditional G and D
+    conditional: str = named("conditioning", "none")  # class-conditional G and D
     class_weight: float = _rule(1.0, lambda v: v >= 0, "a number >= 0")  # ACGAN's class loss
-    label_input: str = one_of(LABEL_INPUTS, "multiply")  # conditional G's label: z*e(y) | [z, e(y)]
-    init: str = one_of(INITS, "dcgan")
+    label_input: str = named("label_input", "multiply")  # conditional G's label: z*e(y) | [z, e(y)]
+    init: str = named("init", "dcgan")
     dropout: float = in_range(0.0, 1.0, 0.0, high_open=True)
-    ngf: int = at_least(1, 64)
-    ndf: int = at_least(1, 64)
+    ngf: int = at_least(1, 32)
+    ndf: int = at_least(1, 32)
     precision: str = one_of(PRECISIONS, "auto")
     mlp: MLPSection = field(default_factory=MLPSection)
     train: TrainSection = field(default_factory=TrainSection)
@@ -252,23 +243,9 @@ class Config:
     translation: TranslationSection = field(default_factory=TranslationSection)
 
     @property
-    def translates(self) -> bool:
-        """True for image-to-image models (pix2pix, CycleGAN), False for noise-to-image GANs."""
-        return self.model in TRANSLATORS
-
-    @property
     def semi_supervised_on(self) -> bool:
         """True when D learns the classes from semi_supervised.labels_per_class labels."""
         return self.semi_supervised.labels_per_class is not None
-
-    @property
-    def gan_loss(self) -> str:
-        """The adversarial loss training uses: `loss`, or for translators translation.gan_loss
-        (auto: each paper's)."""
-        if not self.translates:
-            return self.loss
-        name = self.translation.gan_loss
-        return PAPER_LOSS[self.model] if name == "auto" else name
 
     def training_fingerprint(self) -> str:
         """Hash of everything that shapes training; a checkpoint resumes only under the same one."""
@@ -347,72 +324,16 @@ def _build(cls: type, values: Mapping[str, Any], prefix: str = "") -> Any:
             continue
         value = _coerce(key, value, annotation)
         rule = fields[name].metadata
-        if rule and value is not None and not rule["ok"](value):
+        if "ok" in rule and value is not None and not rule["ok"](value):
             expected = rule["expected"]() if callable(rule["expected"]) else rule["expected"]
             raise ConfigError(f"params.yaml: {key} = {value!r} is not allowed: expected {expected}")
         kwargs[name] = value
     return cls(**kwargs)
 
 
-# Top-level keys that only noise-to-image GANs read: a translator refuses them when changed.
-NOISE_ONLY = (
-    "loss",
-    "latent",
-    "n_critic",
-    "n_gen",
-    "g_fakes",
-    "clip_value",
-    "gp_weight",
-    "r1_weight",
-    "spectral_norm",
-    "minibatch_std",
-    "minibatch_discrimination",
-    "feature_matching",
-    "instance_noise",
-    "lr_decay",
-    "lr_decay_start",
-    "diffaugment",
-    "conditional",
-    "dropout",
-)
-
-
-def _check_translation(config: Config) -> None:
-    defaults = Config()
-    for key in NOISE_ONLY:
-        if getattr(config, key) != getattr(defaults, key):
-            hint = " (set translation.gan_loss instead)" if key == "loss" else ""
-            raise ConfigError(
-                f"params.yaml: {key} = {getattr(config, key)!r} applies to noise-to-image models, "
-                f"not model = {config.model!r}: expected the default "
-                f"{getattr(defaults, key)!r}{hint}"
-            )
-    if config.train.max_steps is not None:
-        raise ConfigError(
-            f"params.yaml: train.max_steps = {config.train.max_steps} with model = "
-            f"{config.model!r}: translators' lr schedules run by epochs; expected null"
-        )
-    if config.train.nproc > 1:
-        raise ConfigError(
-            f"params.yaml: train.nproc = {config.train.nproc} with model = {config.model!r}: "
-            "data-parallel training covers noise-to-image models; expected 1"
-        )
-    snapshots = tuple(getattr(config.train, key) for key in SNAPSHOT_KEYS)
-    if snapshots != (False, None, None):
-        raise ConfigError(
-            f"params.yaml: train.{' / '.join(SNAPSHOT_KEYS)} = {snapshots} with model = "
-            f"{config.model!r}: snapshots cover noise-to-image models; expected false / null / null"
-        )
-    try:
-        check_task(config)
-    except ValueError as error:
-        raise ConfigError(f"params.yaml: {error}") from error
-
-
 def _check_combinations(config: Config) -> None:
-    """Values that are each fine but can't work together."""
-    if config.translates:
-        _check_translation(config)
+    """Values that are each fine but can't work together (those that need a registry's facts
+    are checked beside it: ganlab.training.params)."""
     lipschitz = config.clip_value is not None or config.gp_weight > 0 or config.spectral_norm
     if config.loss == "wasserstein" and not lipschitz:
         raise ConfigError(
@@ -440,23 +361,11 @@ def _check_combinations(config: Config) -> None:
             "params.yaml: d_norm = 'batch' with gp_weight > 0: the gradient penalty is per "
             "sample and BatchNorm mixes samples; expected d_norm 'layer' or 'none'"
         )
-    if DATASETS[config.dataset].user_folder and not config.download.image_folder:
-        raise ConfigError(
-            "params.yaml: dataset = 'image_folder' needs download.image_folder: expected the "
-            "path of a folder of images (one subfolder per class, or just images)"
-        )
     if config.fid.runtime == "onnxruntime" and config.fid.precision != "fp32":
         raise ConfigError(
             f"params.yaml: fid.runtime = 'onnxruntime' runs the fp32 network only, not "
             f"fid.precision = {config.fid.precision!r}: expected fid.precision fp32 or "
             "fid.runtime torch (or auto)"
-        )
-    max_steps = config.train.max_steps
-    if max_steps is not None and not config.translates and max_steps < config.n_critic:
-        raise ConfigError(
-            f"params.yaml: train.max_steps = {max_steps} is fewer than n_critic = "
-            f"{config.n_critic} D steps, so G would never update: expected train.max_steps >= "
-            "n_critic"
         )
     subset = config.train.subset
     if subset is not None and subset < config.batch_size:
@@ -473,7 +382,6 @@ def _check_combinations(config: Config) -> None:
         )
     _check_evaluation(config.train)
     _check_checkpoint_choice(config)
-    _check_semi_supervised(config)
 
 
 def _check_checkpoint_choice(config: Config) -> None:
@@ -495,24 +403,6 @@ def _check_checkpoint_choice(config: Config) -> None:
         )
 
 
-def _check_semi_supervised(config: Config) -> None:
-    if not config.semi_supervised_on:
-        return
-    per_class = config.semi_supervised.labels_per_class
-    clashes = (
-        (config.translates, f"model = {config.model!r}", "a noise-to-image model"),
-        (config.conditional != "none", f"conditional = {config.conditional!r}", "'none'"),
-        (not LOSSES[config.loss].probability, f"loss = {config.loss!r}", "'bce' or 'minimax'"),
-        (config.train.nproc > 1, f"train.nproc = {config.train.nproc}", "1"),
-    )
-    for clash, setting, expected in clashes:
-        if clash:
-            raise ConfigError(
-                f"params.yaml: semi_supervised.labels_per_class = {per_class} (D a K + 1-way "
-                f"classifier) does not work with {setting}: expected {expected}"
-            )
-
-
 def _check_evaluation(train: TrainSection) -> None:
     if train.fid_every is not None and train.eval_every is None:
         raise ConfigError(
@@ -527,15 +417,22 @@ def _check_evaluation(train: TrainSection) -> None:
         )
 
 
-def config_from_dict(values: Mapping[str, Any]) -> Config:
-    """Validate a params mapping (as read from YAML) into a Config."""
+Check = Callable[[Config], None]
+
+
+def config_from_dict(values: Mapping[str, Any], *checks: Check) -> Config:
+    """Validate a params mapping (as read from YAML) into a Config; then each registry's
+    `check_params` among `checks` checks the names and combinations it knows."""
     config = _build(Config, values)
     _check_combinations(config)
+    for check in checks:
+        check(config)
     return config
 
 
-def load_config(path: str | Path = "params.yaml") -> Config:
-    """Read and validate params.yaml; raise ConfigError before any work starts."""
+def load_config(path: str | Path = "params.yaml", *checks: Check) -> Config:
+    """Read and validate params.yaml (see config_from_dict); raise ConfigError before any work
+    starts."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path} does not exist: expected the pipeline's params file")
@@ -543,7 +440,31 @@ def load_config(path: str | Path = "params.yaml") -> Config:
         values = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {error}") from error
-    return config_from_dict(values or {})
+    return config_from_dict(values or {}, *checks)
+
+
+def check_names(config: Config, registries: Mapping[str, Collection[str]]) -> None:
+    """Every key of a kind in `registries` names rows of that registry; a ConfigError names
+    the key, the value and the registry's names."""
+    for key, kind, value in _named_values(config, ""):
+        if kind not in registries:
+            continue
+        choices = registries[kind]
+        wrong = [v for v in (value if isinstance(value, tuple) else (value,)) if v not in choices]
+        if wrong:
+            raise ConfigError(
+                f"params.yaml: {key} = {value!r} is not allowed: expected "
+                f"{'names from' if isinstance(value, tuple) else 'one of'} {sorted(choices)}"
+            )
+
+
+def _named_values(section: Any, prefix: str) -> Iterable[tuple[str, str, Any]]:
+    for item in dataclasses.fields(section):
+        value = getattr(section, item.name)
+        if dataclasses.is_dataclass(value):
+            yield from _named_values(value, f"{prefix}{item.name}.")
+        elif "names" in item.metadata:
+            yield prefix + item.name, item.metadata["names"], value
 
 
 def flatten(config: Config) -> dict[str, Any]:

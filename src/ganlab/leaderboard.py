@@ -39,7 +39,7 @@ def leaderboard_table(runs: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame({name: scored.get(column) for column, name in COLUMNS.items()})
     table["task"] = table["task"].fillna(GENERATION)
     if "params.translation.gan_loss" in scored:  # translators: the loss they trained with
-        from ganlab.config import PAPER_LOSS
+        from ganlab.training.params import PAPER_LOSS
 
         paper = scored["params.model"].map(PAPER_LOSS)
         chosen = scored["params.translation.gan_loss"]

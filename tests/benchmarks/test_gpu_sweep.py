@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from ganlab.config import config_from_dict
 from ganlab.metrics import classifier
+from ganlab.training.params import from_mapping
 from tests.conftest import REPO, tiny_params
 
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -20,7 +20,7 @@ RUN = argparse.Namespace(every=3000, max_steps=36000, seconds=425)
 
 def test_every_setting_is_a_valid_change_of_the_preset_and_reaches_its_config():
     for name, change in gpu_sweep.SETTINGS.items():
-        config = config_from_dict(gpu_sweep.sweep_params("fashion_30min_b128", change, RUN))
+        config = from_mapping(gpu_sweep.sweep_params("fashion_30min_b128", change, RUN))
         for key, value in change.items():
             expected = tuple(value) if isinstance(value, list) else value
             assert getattr(config, key) == expected, (name, key)

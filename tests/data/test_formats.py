@@ -15,8 +15,9 @@ import torch
 from PIL import Image
 from scipy.io import loadmat, savemat
 
-from ganlab.config import ConfigError, config_from_dict
+from ganlab.config import ConfigError
 from ganlab.data import datasets, formats
+from ganlab.training.params import from_mapping
 from tests.conftest import tiny_params
 
 
@@ -151,7 +152,7 @@ def test_image_folder_is_copied_split_and_labelled_by_subfolder(tmp_path):
 
 def test_image_folder_needs_its_path_and_enough_images(tmp_path):
     with pytest.raises(ConfigError, match=r"download\.image_folder"):
-        config_from_dict(tiny_params(dataset="image_folder"))
+        from_mapping(tiny_params(dataset="image_folder"))
     with pytest.raises(datasets.DataError, match=r"download.image_folder = '.*nowhere'"):
         datasets.download("image_folder", tmp_path / "d", image_folder=str(tmp_path / "nowhere"))
     few = tmp_path / "few"
@@ -162,9 +163,9 @@ def test_image_folder_needs_its_path_and_enough_images(tmp_path):
 
 
 def test_image_size_must_be_one_dcgan_builds():
-    assert config_from_dict(tiny_params(image_size=64)).image_size == 64
+    assert from_mapping(tiny_params(image_size=64)).image_size == 64
     with pytest.raises(ConfigError, match=r"image_size = 48.*\[28, 32, 64\]"):
-        config_from_dict(tiny_params(image_size=48))
+        from_mapping(tiny_params(image_size=48))
 
 
 def test_every_registered_dataset_has_official_urls_and_md5s():

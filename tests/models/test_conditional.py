@@ -9,18 +9,19 @@ import torch
 
 from ganlab import tracking
 from ganlab.cli import main
-from ganlab.config import ConfigError, config_from_dict
+from ganlab.config import ConfigError
 from ganlab.models import MODELS, ModelSpec, build_models
 from ganlab.models.conditional import OneHotInput
 from ganlab.sampling import build_generator, class_labels, generate, load_generator
-from tests.conftest import FP32, tiny_params, train_on_cpu, write_generator_file
+from ganlab.training.params import from_mapping
+from tests.conftest import FP32, tiny_params, tiny_spec, train_on_cpu, write_generator_file
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))
 @pytest.mark.parametrize("conditioning", ["projection", "acgan"])
 @pytest.mark.parametrize("label_input", ["concat", "multiply"])
 def test_conditional_models_take_labels(model, conditioning, label_input):
-    spec = ModelSpec(
+    spec = tiny_spec(
         8,
         (1, 28, 28),
         ngf=4,
@@ -29,7 +30,7 @@ def test_conditional_models_take_labels(model, conditioning, label_input):
         n_classes=10,
         label_input=label_input,
     )
-    netG, netD = build_models(model, spec)
+    netG, netD = build_models(model, spec, "dcgan")
     labels = torch.tensor([0, 3, 9])
     images = netG(torch.randn(3, 8), labels)
     scores, class_logits = netD(images, labels)
@@ -46,10 +47,10 @@ def test_conditional_models_take_labels(model, conditioning, label_input):
 def test_multiplied_label_scales_each_noise_unit(model):
     """label_input: multiply feeds G's own network z * embed(y), an embedding as wide as z
     (the ACGAN code's G), so that no class can be drawn without the noise."""
-    spec = ModelSpec(
+    spec = tiny_spec(
         8, (1, 28, 28), ngf=4, ndf=4, conditioning="acgan", n_classes=10, label_input="multiply"
     )
-    netG, _ = build_models(model, spec)
+    netG, _ = build_models(model, spec, "dcgan")
     netG.eval()
     z, labels = torch.randn(4, 8), torch.tensor([0, 3, 3, 9])
     with torch.no_grad():
@@ -62,10 +63,10 @@ def test_multiplied_label_scales_each_noise_unit(model):
 def test_spectral_norm_bounds_the_projection_embedding_too():
     """Miyato & Koyama normalize the class embedding with D's layers; unbounded, it grew
     until the class term swamped the normalized rest of D."""
-    spec = ModelSpec(
+    spec = tiny_spec(
         8, (1, 28, 28), ngf=4, ndf=4, conditioning="projection", n_classes=10, spectral_norm=True
     )
-    _, netD = build_models("dcgan", spec)
+    _, netD = build_models("dcgan", spec, "dcgan")
     with torch.no_grad():
         netD.embed.parametrizations.weight.original.mul_(50)
     netD.train()
@@ -103,7 +104,7 @@ def test_conditional_generator_draws_the_class_it_is_asked_for(
         lr=2e-3,
         dropout=0.0,
     )
-    result = train_on_cpu(config_from_dict(params), images, tmp_path / "c.pt", labels)
+    result = train_on_cpu(from_mapping(params), images, tmp_path / "c.pt", labels)
     with torch.no_grad():
         z = torch.randn(64, 16)
         top = result.netG(z, torch.zeros(64, dtype=torch.long))
@@ -120,17 +121,17 @@ def test_conditional_generator_draws_the_class_it_is_asked_for(
 def test_conditional_needs_labels_and_names_the_choices(cpu, tmp_path):
     with pytest.raises(ValueError, match="needs one label per image"):
         train_on_cpu(
-            config_from_dict(tiny_params(conditional="acgan")),
+            from_mapping(tiny_params(conditional="acgan")),
             torch.zeros(32, 1, 28, 28, dtype=torch.uint8),
             tmp_path / "c.pt",
         )
     choices = r"\['acgan', 'none', 'projection'\]"
     with pytest.raises(ConfigError, match=rf"conditional = 'cgan'.*{choices}"):
-        config_from_dict(tiny_params(conditional="cgan"))
+        from_mapping(tiny_params(conditional="cgan"))
 
 
 def conditional_generator_file(tmp_path: Path) -> Path:
-    spec = ModelSpec(8, (1, 28, 28), ngf=4, ndf=4, conditioning="projection", n_classes=10)
+    spec = tiny_spec(8, (1, 28, 28), ngf=4, ndf=4, conditioning="projection", n_classes=10)
     return write_generator_file(tmp_path / "generator.pt", spec)
 
 
@@ -162,7 +163,7 @@ def test_cli_class_selection(tmp_path):
 
 
 def test_cli_class_on_an_unconditional_generator_is_an_error(tmp_path, capsys):
-    path = write_generator_file(tmp_path / "g.pt", ModelSpec(8, (1, 28, 28), ngf=4, ndf=4))
+    path = write_generator_file(tmp_path / "g.pt", tiny_spec(8, (1, 28, 28), ngf=4, ndf=4))
     assert main(["sample", "--checkpoint", str(path), "--class", "1"]) == 2
     assert "not class-conditional" in capsys.readouterr().err
 
@@ -202,8 +203,8 @@ def test_conditional_generator_is_registered_with_a_one_hot_input(tmp_path, monk
 def test_conditional_gs_take_z_times_the_label_code_unless_saved_before_the_choice():
     """params.yaml's default is multiply (the zoo's acgan and cgan_projection rows); a generator
     file written before label_input existed was concat and must load as one."""
-    config = config_from_dict(tiny_params(conditional="projection"))
+    config = from_mapping(tiny_params(conditional="projection"))
     assert config.label_input == "multiply"
-    saved = dataclasses.asdict(ModelSpec(8, (1, 28, 28), conditioning="projection", n_classes=10))
+    saved = dataclasses.asdict(tiny_spec(8, (1, 28, 28), conditioning="projection", n_classes=10))
     del saved["label_input"]
     assert ModelSpec.from_saved(saved).label_input == "concat"

@@ -1,19 +1,20 @@
 import pytest
 import torch
 
-from ganlab.models import INITS, MODELS, ModelSpec, build_models
+from ganlab.models import INITS, MODELS, build_models
 from ganlab.models.layers import (
     DepthToSpaceConvTranspose2d,
     MinibatchDiscrimination,
     SeedConvTranspose2d,
     SpaceToDepthConv2d,
 )
+from tests.conftest import tiny_spec
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 @pytest.mark.parametrize("init", sorted(INITS))
 def test_generator_and_discriminator_shapes(name, init):
-    spec = ModelSpec(z_dim=12, image_shape=(1, 28, 28), ngf=8, ndf=8, dropout=0.3)
+    spec = tiny_spec(z_dim=12, image_shape=(1, 28, 28), ngf=8, ndf=8, dropout=0.3)
     netG, netD = build_models(name, spec, init)
     z = torch.randn(5, 12)
     fake = netG(z)
@@ -25,7 +26,7 @@ def test_generator_and_discriminator_shapes(name, init):
 @pytest.mark.parametrize("size", [28, 32, 64])
 @pytest.mark.parametrize("channels", [1, 3])
 def test_dcgan_handles_its_image_sizes(size, channels):
-    netG, netD = build_models("dcgan", ModelSpec(8, (channels, size, size), ngf=4, ndf=4))
+    netG, netD = build_models("dcgan", tiny_spec(8, (channels, size, size), ngf=4, ndf=4), "dcgan")
     fake = netG(torch.randn(2, 8))
     assert fake.shape == (2, channels, size, size)
     assert netD(fake).shape == (2,)
@@ -74,11 +75,11 @@ def test_dcgans_rewritten_layers_compute_what_their_parents_do(layer, channels, 
 
 def test_dcgan_rejects_sizes_it_cannot_build():
     with pytest.raises(ValueError, match="28, 32 and 64"):
-        build_models("dcgan", ModelSpec(8, (1, 48, 48)))
+        build_models("dcgan", tiny_spec(8, (1, 48, 48)), "dcgan")
 
 
 def test_dcgan_init_draws_weights_from_n_0_002():
-    netG, _ = build_models("dcgan", ModelSpec(100, (1, 28, 28), ngf=64), "dcgan")
+    netG, _ = build_models("dcgan", tiny_spec(100, (1, 28, 28), ngf=64), "dcgan")
     weights = torch.cat(
         [m.weight.flatten() for m in netG.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
     )
@@ -89,14 +90,14 @@ def test_dcgan_init_draws_weights_from_n_0_002():
 
 
 def test_dcgan_has_no_batchnorm_on_d_input_or_g_output():
-    netG, netD = build_models("dcgan", ModelSpec(8, (1, 28, 28)))
+    netG, netD = build_models("dcgan", tiny_spec(8, (1, 28, 28)), "dcgan")
     assert isinstance(list(netD.features)[1], torch.nn.LeakyReLU)  # conv -> LeakyReLU, no BatchNorm
     assert isinstance(list(netG.net)[-1], torch.nn.Tanh)
     assert isinstance(list(netG.net)[-2], torch.nn.ConvTranspose2d)
 
 
 def test_mlp_matches_the_classic_lab_layer_sizes():
-    netG, netD = build_models("mlp", ModelSpec(100, (1, 28, 28), dropout=0.3), "default")
+    netG, netD = build_models("mlp", tiny_spec(100, (1, 28, 28), dropout=0.3), "default")
     g_sizes = [
         (m.in_features, m.out_features) for m in netG.modules() if isinstance(m, torch.nn.Linear)
     ]
@@ -109,7 +110,7 @@ def test_mlp_matches_the_classic_lab_layer_sizes():
 
 def test_unknown_model_lists_the_choices():
     with pytest.raises(KeyError, match="dcgan"):
-        build_models("stylegan9", ModelSpec(8, (1, 28, 28)))
+        build_models("stylegan9", tiny_spec(8, (1, 28, 28)), "dcgan")
 
 
 def test_minibatch_discrimination_tells_a_collapsed_batch_from_a_varied_one():
@@ -126,8 +127,8 @@ def test_minibatch_discrimination_tells_a_collapsed_batch_from_a_varied_one():
 
 @pytest.mark.parametrize("model", ["mlp", "dcgan"])
 def test_minibatch_discrimination_makes_ds_verdict_depend_on_the_batch(model):
-    spec = ModelSpec(8, (1, 28, 28), ngf=4, ndf=4, minibatch_discrimination=True)
-    _, netD = build_models(model, spec)
+    spec = tiny_spec(8, (1, 28, 28), ngf=4, ndf=4, minibatch_discrimination=True)
+    _, netD = build_models(model, spec, "dcgan")
     netD.eval()
     x = torch.randn(4, 1, 28, 28)
     with torch.no_grad():

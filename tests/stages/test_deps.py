@@ -87,6 +87,27 @@ def test_every_file_a_stage_imports_is_one_of_its_deps(stage, module):
     assert uncovered(stage, module) == [], f"dvc.yaml: stage {stage} misses these deps"
 
 
+def covered(stage: str) -> set[Path]:
+    """The src files a stage's deps name (a folder dep names every file in it)."""
+    deps = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["deps"]
+    paths = {REPO / dep for dep in deps if dep.startswith("src/")}
+    return {f for p in paths for f in ([p] if p.suffix else p.rglob("*.py"))}
+
+
+@pytest.mark.parametrize(("stage", "module"), stage_modules().items())
+def test_a_stage_depends_on_no_file_it_does_not_import(stage, module):
+    """An extra dep reruns a stage for nothing: editing a loss must not redo 5,000 Inception
+    passes (fid_stats) or the classifier."""
+    extra = sorted(str(p.relative_to(REPO)) for p in covered(stage) - import_closure(module))
+    assert extra == [], f"dvc.yaml: stage {stage} depends on files it never imports"
+
+
+def test_the_data_stages_import_no_model_loss_or_training_code():
+    for stage in ("download", "fid_stats", "classifier"):
+        closure = {str(p.relative_to(SRC)) for p in import_closure(f"ganlab.stages.{stage}")}
+        assert not [p for p in closure if p.startswith(("ganlab/models", "ganlab/training"))]
+
+
 def test_the_closure_follows_lazy_and_package_imports(tmp_path):
     closure = {str(p.relative_to(SRC)) for p in import_closure("ganlab.stages.render")}
     assert "ganlab/stages/__init__.py" in closure  # the package of the entry module
@@ -159,6 +180,10 @@ def test_editing_any_imported_file_makes_dvc_status_report_its_stage(tmp_path):
         return report
 
     assert changed_deps() == {}, "the fake pipeline should be up to date after dvc repro"
+    for edited in ("training/losses.py", "models/dcgan.py"):  # the data stages run neither
+        path = tmp_path / "src/ganlab" / edited
+        path.write_text(path.read_text() + "\n# edited\n")
+    assert {"download", "fid_stats", "classifier"} & set(changed_deps()) == set()
     for path in (tmp_path / "src").rglob("*.py"):
         path.write_text(path.read_text() + "\n# edited\n")
     report = changed_deps()

@@ -25,9 +25,10 @@ import torch
 import yaml
 from PIL import Image
 
-from ganlab.config import config_from_dict, flatten
+from ganlab.config import flatten
 from ganlab.data.datasets import DATASETS
 from ganlab.presets import LESSONS, exp_run_line, flat_overrides
+from ganlab.training.params import from_mapping
 from tests.conftest import REPO
 from tests.stages.project import END_TO_END, project_copy, run, runs, tiny_project_params, tiny_repo
 from tests.test_presets import write_real_format
@@ -411,7 +412,7 @@ def test_each_lesson_line_runs_the_whole_pipeline_on_its_dataset(name, lessons_r
     steps = 2 * LESSONS[name].get("n_critic", 1)  # two G updates
     shorter = [*LESSON_SIZES, "-S", f"train.max_steps={steps}"]
     run([*shlex.split(exp_run_line(name)), *shorter], root, env)
-    config = config_from_dict(yaml.safe_load((root / "params.yaml").read_text()))
+    config = from_mapping(yaml.safe_load((root / "params.yaml").read_text()))
     shortened = {size.split("=")[0] for size in shorter[1::2]}
     for key, value in flat_overrides(name).items():  # the lesson's settings reached params.yaml
         if key not in shortened:

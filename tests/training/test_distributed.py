@@ -13,10 +13,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from ganlab.config import config_from_dict
 from ganlab.training import distributed, runner
 from ganlab.training.gan import GANStep, train
 from ganlab.training.losses import LOSSES
+from ganlab.training.params import from_mapping
 from ganlab.training.runner import history_columns
 from tests.conftest import FP32, tiny_images, tiny_params
 
@@ -43,7 +43,7 @@ def _rank(
         readings = itertools.count()
         runner.time = types.SimpleNamespace(perf_counter=lambda: 20.0 * next(readings))
     try:
-        config = config_from_dict(tiny_params(**params))
+        config = from_mapping(tiny_params(**params))
         result = train(
             config,
             tiny_images(),
@@ -73,7 +73,7 @@ def run_ddp(
 def test_two_processes_of_batch_b_step_like_one_process_of_batch_2b(tmp_path: Path):
     rank0, rank1 = run_ddp(tmp_path, {**PARAMS, "batch_size": 8})
     single = train(
-        config_from_dict(tiny_params(**PARAMS, batch_size=16)),
+        from_mapping(tiny_params(**PARAMS, batch_size=16)),
         tiny_images(),
         device=torch.device("cpu"),
         precision=FP32,

@@ -4,18 +4,18 @@ import copy
 
 import torch
 
-from ganlab.config import config_from_dict
-from ganlab.models import ModelSpec, build_models
+from ganlab.models import build_models
 from ganlab.training import gan
 from ganlab.training.ema import batch_norms, standing_statistics_, update_ema_
-from tests.conftest import FP32, tiny_images, tiny_params, train_on_cpu
+from ganlab.training.params import from_mapping
+from tests.conftest import FP32, tiny_images, tiny_params, tiny_spec, train_on_cpu
 
 CPU = torch.device("cpu")
 
 
 def ema_of_a_moved_generator() -> tuple[torch.nn.Module, torch.Tensor]:
     """An EMA whose weights lag G's while its copied BatchNorm statistics are G's; and noise."""
-    netG, _ = build_models("dcgan", ModelSpec(8, (1, 28, 28), ngf=8, ndf=8))
+    netG, _ = build_models("dcgan", tiny_spec(8, (1, 28, 28), ngf=8, ndf=8), "dcgan")
     ema = copy.deepcopy(netG).requires_grad_(False)
     with torch.no_grad():
         for p in netG.parameters():
@@ -32,7 +32,7 @@ def test_standing_statistics_are_the_ema_generators_own():
     with torch.no_grad():
         own = copy.deepcopy(ema).train()(z)  # BatchNorm on the batch: the EMA's own statistics
         copied = ema.eval()(z)
-        config = config_from_dict(tiny_params(z_dim=8))
+        config = from_mapping(tiny_params(z_dim=8))
         standing = standing_statistics_(ema, config, CPU, FP32)(z)
     scale = own.abs().mean()
     assert (copied - own).abs().mean() > 0.5 * scale  # G's statistics don't fit the EMA's weights
@@ -41,7 +41,7 @@ def test_standing_statistics_are_the_ema_generators_own():
 
 def test_standing_statistics_are_a_function_of_the_weights_alone():
     """Measured twice, from any earlier statistics: the same buffers, bit for bit (resume)."""
-    config = config_from_dict(tiny_params(z_dim=8))
+    config = from_mapping(tiny_params(z_dim=8))
     ema, _ = ema_of_a_moved_generator()
     first = {
         k: v.clone() for k, v in standing_statistics_(ema, config, CPU, FP32).state_dict().items()
@@ -58,7 +58,7 @@ def test_sync_batchnorm_keeps_its_copied_statistics():
     ema, _ = ema_of_a_moved_generator()
     ema = torch.nn.SyncBatchNorm.convert_sync_batchnorm(ema)
     before = [norm.running_mean.clone() for norm in batch_norms(ema)]
-    config = config_from_dict(tiny_params(z_dim=8))
+    config = from_mapping(tiny_params(z_dim=8))
     assert not standing_statistics_(ema, config, CPU, FP32).training
     assert all(
         torch.equal(a, n.running_mean) for a, n in zip(before, batch_norms(ema), strict=True)
@@ -76,7 +76,7 @@ def test_statistics_are_measured_once_per_ema_update(tmp_path, monkeypatch):
         return measure(generator, *args)
 
     monkeypatch.setattr(gan, "standing_statistics_", counting)
-    config = config_from_dict(tiny_params(epochs=1, ema_decay=0.9))
+    config = from_mapping(tiny_params(epochs=1, ema_decay=0.9))
     result = train_on_cpu(config, tiny_images(), tmp_path / "c.pt")
     assert len(result.frames) == 2  # step 0 and the end of the epoch...
     assert len(measured) == 2  # ...and the returned generator reuses the last measurement

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganlab.config import config_from_dict
 from ganlab.metrics import classifier
 from ganlab.metrics.features import classifier_features
 from ganlab.training.monitor import Monitor, Reference
+from ganlab.training.params import from_mapping
 from ganlab.training.runner import Hooks
 from tests.conftest import tiny_images, tiny_params, train_on_cpu
 
@@ -37,8 +37,8 @@ def weights(result) -> list[torch.Tensor]:
 
 
 def test_scoring_leaves_the_training_itself_unchanged(tmp_path: Path, cpu):
-    plain = train_on_cpu(config_from_dict(tiny_params(epochs=3)), tiny_images(), tmp_path / "a")
-    config = config_from_dict(scored())
+    plain = train_on_cpu(from_mapping(tiny_params(epochs=3)), tiny_images(), tmp_path / "a")
+    config = from_mapping(scored())
     result = train_on_cpu(config, tiny_images(), tmp_path / "b", reference=reference(cpu))
     assert all(torch.equal(a, b) for a, b in zip(weights(plain), weights(result), strict=True))
     assert result.history == plain.history
@@ -57,7 +57,7 @@ def test_the_best_scored_generator_is_kept_with_its_step(tmp_path: Path, cpu, mo
         return evaluate(self, step, final)
 
     monkeypatch.setattr(Monitor, "evaluate", recording)
-    config = config_from_dict(scored())
+    config = from_mapping(scored())
     result = train_on_cpu(config, tiny_images(), tmp_path / "a", reference=reference(cpu))
     scores = [row[3] for row in result.evals]
     assert result.best_step == result.evals[scores.index(min(scores))][0]
@@ -69,7 +69,7 @@ def test_the_best_scored_generator_is_kept_with_its_step(tmp_path: Path, cpu, mo
 
 
 def test_resume_keeps_the_scores_and_the_best_generator(tmp_path: Path, cpu):
-    config = config_from_dict(scored(checkpoint_every=3))
+    config = from_mapping(scored(checkpoint_every=3))
     whole = train_on_cpu(config, tiny_images(), tmp_path / "a", reference=reference(cpu))
 
     def stop_at_step_7(row):
@@ -98,9 +98,9 @@ def test_fid_every_without_eval_every_is_refused_naming_both_keys():
     from ganlab.config import ConfigError
 
     with pytest.raises(ConfigError, match=r"train.fid_every = 4 needs train.eval_every"):
-        config_from_dict(tiny_params(train={"fid_every": 4}))
+        from_mapping(tiny_params(train={"eval_every": None, "fid_every": 4}))
     with pytest.raises(ConfigError, match=r"not a multiple of train.eval_every = 3"):
-        config_from_dict(tiny_params(train={"eval_every": 3, "fid_every": 4}))
+        from_mapping(tiny_params(train={"eval_every": 3, "fid_every": 4}))
 
 
 @pytest.mark.parametrize(
@@ -115,6 +115,6 @@ def test_the_last_step_is_scored_once_as_the_final_row(train, calls, tmp_path, c
         return evaluate(self, step, final)
 
     monkeypatch.setattr(Monitor, "evaluate", recording)
-    config = config_from_dict(scored(**train))
+    config = from_mapping(scored(**train))
     train_on_cpu(config, tiny_images(), tmp_path / "a", reference=reference(cpu))
     assert seen == [(step, step == calls[-1]) for step in calls]  # final: Inception FID too

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganlab.config import config_from_dict
 from ganlab.training import precision_probe
 from ganlab.training.gan import model_spec
+from ganlab.training.params import from_mapping
 from tests.conftest import tiny_params
 
 CPU = torch.device("cpu")
@@ -62,7 +62,7 @@ def test_auto_takes_bf16_only_when_it_is_clearly_faster(
     cache, monkeypatch, fp32_ms, bf16_ms, chosen
 ):
     timed(monkeypatch, fp32_ms, bf16_ms)
-    config = config_from_dict(tiny_params(precision="auto"))
+    config = from_mapping(tiny_params(precision="auto"))
     precision, probe = precision_probe.training_precision(config, spec_of(config), CPU)
     assert precision.name == chosen == probe["precision"]
     assert (probe["fp32_ms"], probe["bf16_ms"]) == (fp32_ms, bf16_ms)
@@ -71,7 +71,7 @@ def test_auto_takes_bf16_only_when_it_is_clearly_faster(
 def test_bf16_far_too_slow_to_win_is_not_timed_to_the_end(monkeypatch):
     """On CPUs with no bf16 hardware a bf16 cycle is 10-20x fp32's: one such cycle settles it."""
     cycles = timed(monkeypatch, fp32_ms=500, bf16_ms=9000)
-    config = config_from_dict(tiny_params(precision="auto"))
+    config = from_mapping(tiny_params(precision="auto"))
     result = precision_probe.measure(config, spec_of(config))
     assert cycles.count("bf16") == 1  # not WARMUP + REPEATS
     assert cycles.count("fp32") == precision_probe.WARMUP + precision_probe.REPEATS
@@ -83,7 +83,7 @@ def test_a_scout_on_tiny_batches_spares_a_hopeless_bf16_its_full_cycles(monkeypa
     """A 64x64 DCGAN on a CPU with AVX2 only: one full bf16 cycle took 700 s (fp32: 6 s); on
     2-image cycles bf16 took 20.9 s against fp32's 0.43 s, which settles it."""
     cycles = timed(monkeypatch, fp32_ms=6000, bf16_ms=700_000, scout_ms=(428, 20_900))
-    config = config_from_dict(tiny_params(precision="auto"))
+    config = from_mapping(tiny_params(precision="auto"))
     result = precision_probe.measure(config, spec_of(config))
     assert "bf16" not in cycles
     assert cycles.count("fp32") == precision_probe.WARMUP + precision_probe.REPEATS
@@ -101,7 +101,7 @@ def test_a_scout_on_tiny_batches_spares_a_hopeless_bf16_its_full_cycles(monkeypa
 )
 def test_the_scout_leaves_cheap_or_unclear_cases_to_the_full_timing(monkeypatch, scout_ms):
     cycles = timed(monkeypatch, fp32_ms=20, bf16_ms=10, scout_ms=scout_ms)
-    config = config_from_dict(tiny_params(precision="auto"))
+    config = from_mapping(tiny_params(precision="auto"))
     result = precision_probe.measure(config, spec_of(config))
     assert result["precision"] == "bf16" and result["bf16_ms"] == 10
     assert cycles.count("bf16") == precision_probe.WARMUP + precision_probe.REPEATS
@@ -111,7 +111,7 @@ def test_load_from_another_process_falls_on_both_precisions_alike(monkeypatch):
     """A queued neighbour (`dvc queue start -j 2`) holding the cores for the probe's first
     cycles must not make fp32 look slow: the precisions' cycles alternate, the fastest counts."""
     cycles = timed(monkeypatch, fp32_ms=8, bf16_ms=14, busy_cycles=7)
-    config = config_from_dict(tiny_params(precision="auto"))
+    config = from_mapping(tiny_params(precision="auto"))
     result = precision_probe.measure(config, spec_of(config))
     assert result["precision"] == "fp32"
     assert (result["fp32_ms"], result["bf16_ms"]) == (8, 14)
@@ -121,7 +121,7 @@ def test_load_from_another_process_falls_on_both_precisions_alike(monkeypatch):
 def test_the_probe_key_tells_chips_of_one_name_apart_by_their_flags(monkeypatch):
     """ "AMD EPYC" names chips with AVX-512 BF16 and chips with AVX2 only: a choice timed on one
     must not be reused on the other (a home folder shared between machines)."""
-    config = config_from_dict(tiny_params(precision="auto"))
+    config = from_mapping(tiny_params(precision="auto"))
     keys = set()
     for flags in ({"avx2", "fma"}, {"avx2", "avx512f", "avx512_bf16"}):
         monkeypatch.setattr(precision_probe, "cpu_flags", lambda flags=flags: flags)
@@ -140,7 +140,7 @@ def test_the_probe_key_changes_with_the_code_a_training_step_runs(tmp_path: Path
     layers = package / "models" / "layers.py"
     layers.write_text(layers.read_text() + "\n# a change\n")
     assert precision_probe.step_code_digest(package) != before
-    config = config_from_dict(tiny_params(precision="auto"))
+    config = from_mapping(tiny_params(precision="auto"))
     keys = set()
     for digest in ("a", "b"):
         monkeypatch.setattr(precision_probe, "step_code_digest", lambda digest=digest: digest)
@@ -150,13 +150,13 @@ def test_the_probe_key_changes_with_the_code_a_training_step_runs(tmp_path: Path
 
 def test_the_choice_is_cached_per_machine_and_training_params(cache, monkeypatch):
     timed_names = timed(monkeypatch, 20, 10)
-    config = config_from_dict(tiny_params(precision="auto"))
+    config = from_mapping(tiny_params(precision="auto"))
     precision_probe.training_precision(config, spec_of(config), CPU)
     assert set(timed_names) == {"fp32", "bf16"}
     timed(monkeypatch, 10, 20)  # a second probe would now pick fp32
     precision, _ = precision_probe.training_precision(config, spec_of(config), CPU)
     assert precision.name == "bf16"  # the same params on the same machine: the same precision
-    wider = config_from_dict(tiny_params(precision="auto", ngf=16))
+    wider = from_mapping(tiny_params(precision="auto", ngf=16))
     assert precision_probe.training_precision(wider, spec_of(wider), CPU)[0].name == "fp32"
     assert len(json.loads(cache.read_text())) == 2
 
@@ -164,7 +164,7 @@ def test_the_choice_is_cached_per_machine_and_training_params(cache, monkeypatch
 def test_an_unreadable_cache_is_measured_again(cache, monkeypatch):
     cache.write_text("{not json")
     timed(monkeypatch, 20, 10)
-    config = config_from_dict(tiny_params(precision="auto"))
+    config = from_mapping(tiny_params(precision="auto"))
     assert precision_probe.training_precision(config, spec_of(config), CPU)[0].name == "bf16"
     assert len(json.loads(cache.read_text())) == 1
 
@@ -175,7 +175,7 @@ def test_explicit_precisions_and_data_parallel_runs_are_not_probed(cache, monkey
         (tiny_params(precision="fp32"), 1),
         (tiny_params(precision="auto"), 2),
     ):
-        config = config_from_dict(params)
+        config = from_mapping(params)
         precision, probe = precision_probe.training_precision(
             config, spec_of(config), CPU, processes
         )
@@ -193,7 +193,7 @@ def test_explicit_precisions_and_data_parallel_runs_are_not_probed(cache, monkey
     ],
 )
 def test_the_real_probe_times_both_and_leaves_the_random_state_alone(settings):
-    config = config_from_dict(tiny_params(**settings))
+    config = from_mapping(tiny_params(**settings))
     torch.manual_seed(7)
     before = torch.get_rng_state()
     result = precision_probe.measure(config, spec_of(config))

@@ -5,13 +5,13 @@ import pytest
 import torch
 
 from ganlab import checkpoint
-from ganlab.config import config_from_dict
 from ganlab.device import resolve_precision
 from ganlab.images import scale_batch, to_uint8
 from ganlab.models import MODELS
 from ganlab.models.conditional import CONDITIONINGS
 from ganlab.training import losses
 from ganlab.training.gan import train
+from ganlab.training.params import from_mapping
 from ganlab.training.runner import Hooks, NonFiniteLossError
 from tests.conftest import FP32, tiny_images, tiny_params, train_on_cpu
 
@@ -37,7 +37,7 @@ def test_every_model_and_loss_trains_with_finite_losses(
     model, loss, conditional, tmp_path: Path, cpu
 ):
     needs = LOSS_NEEDS.get(loss, {}) | {"conditional": conditional}
-    config = config_from_dict(tiny_params(model=model, loss=loss, epochs=1, **needs))
+    config = from_mapping(tiny_params(model=model, loss=loss, epochs=1, **needs))
     rows, epochs = [], []
     result = train_on_cpu(
         config,
@@ -63,7 +63,7 @@ def test_every_model_and_loss_trains_with_finite_losses(
     )
     untrained = tiny_params(model=model, loss=loss, epochs=1, lr=1e-12, **needs)
     fresh = train_on_cpu(
-        config_from_dict(untrained), tiny_images(), tmp_path / "other.pt", tiny_labels()
+        from_mapping(untrained), tiny_images(), tmp_path / "other.pt", tiny_labels()
     )
     changed = [
         not torch.equal(a, b)
@@ -76,7 +76,7 @@ def test_every_model_and_loss_trains_with_finite_losses(
 
 
 def test_bf16_autocast_training_runs_on_cpu_in_bf16(tmp_path: Path, cpu):
-    config = config_from_dict(tiny_params(epochs=1, model="dcgan", precision="bf16"))
+    config = from_mapping(tiny_params(epochs=1, model="dcgan", precision="bf16"))
     precision = resolve_precision("bf16", cpu)
     seen = set()
 
@@ -107,7 +107,7 @@ class Interrupt(Exception):
 
 def test_resume_after_interruption_gives_bit_identical_weights(tmp_path: Path, cpu):
     # the lr decay too: it follows the steps, so a resumed run picks it up where it was
-    config = config_from_dict(tiny_params(epochs=3, model="dcgan", dropout=0.2, lr_decay="linear"))
+    config = from_mapping(tiny_params(epochs=3, model="dcgan", dropout=0.2, lr_decay="linear"))
     whole = train_on_cpu(config, tiny_images(), tmp_path / "a.pt")
 
     def stop_at_step_7(row):
@@ -132,15 +132,15 @@ def test_resume_after_interruption_gives_bit_identical_weights(tmp_path: Path, c
 
 def test_checkpoint_of_other_params_is_not_resumed(tmp_path: Path, cpu):
     path = tmp_path / "ckpt.pt"
-    train_on_cpu(config_from_dict(tiny_params(epochs=1)), tiny_images(), path)
-    other = train_on_cpu(config_from_dict(tiny_params(epochs=1, lr=1e-3)), tiny_images(), path)
+    train_on_cpu(from_mapping(tiny_params(epochs=1)), tiny_images(), path)
+    other = train_on_cpu(from_mapping(tiny_params(epochs=1, lr=1e-3)), tiny_images(), path)
     assert other.resumed_from_step is None
 
 
 def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(
     tmp_path: Path, cpu, monkeypatch
 ):
-    config = config_from_dict(tiny_params(epochs=2))
+    config = from_mapping(tiny_params(epochs=2))
     real_d_loss = losses.bce_d_loss
     calls = {"n": 0}
 
@@ -163,7 +163,7 @@ def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(
 
 
 def test_time_budget_stops_mid_epoch_with_a_final_frame(tmp_path: Path, cpu):
-    config = config_from_dict(tiny_params(epochs=50, train={"max_minutes": 1e-9}))
+    config = from_mapping(tiny_params(epochs=50, train={"max_minutes": 1e-9}))
     frames = []
     result = train_on_cpu(
         config,
@@ -176,7 +176,7 @@ def test_time_budget_stops_mid_epoch_with_a_final_frame(tmp_path: Path, cpu):
 
 
 def test_frames_every_n_steps_start_untrained_and_end_at_the_last_step(tmp_path: Path, cpu):
-    config = config_from_dict(
+    config = from_mapping(
         tiny_params(epochs=3, render={"frame_every": 5, "n_samples": 4})  # 4 steps an epoch
     )
     frames = []
@@ -189,13 +189,13 @@ def test_frames_every_n_steps_start_untrained_and_end_at_the_last_step(tmp_path:
     assert [step for step, _ in frames] == result.frame_steps == [0, 5, 10, 12]
     assert result.frames[0].shape == (4, 1, 28, 28)  # render.n_samples fixed samples
     untrained = tiny_params(epochs=3, lr=1e-12, render={"frame_every": 5, "n_samples": 4})
-    still = train_on_cpu(config_from_dict(untrained), tiny_images(), tmp_path / "d.pt")
+    still = train_on_cpu(from_mapping(untrained), tiny_images(), tmp_path / "d.pt")
     assert torch.equal(still.frames[0], result.frames[0])  # step 0: before any update
     assert not torch.equal(result.frames[-1], result.frames[0])
 
 
 def test_the_history_so_far_is_handed_out_after_every_row_and_on_resume(tmp_path: Path):
-    config = config_from_dict(tiny_params(epochs=2))
+    config = from_mapping(tiny_params(epochs=2))
     seen: list[int] = []
 
     def stop_at_step_7(history):

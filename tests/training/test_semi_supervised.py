@@ -6,13 +6,14 @@ import pytest
 import torch
 
 from ganlab import checkpoint
-from ganlab.config import ConfigError, config_from_dict
-from ganlab.models import ModelSpec, build_models
+from ganlab.config import ConfigError
+from ganlab.models import build_models
 from ganlab.models.semi_supervised import SemiSupervisedDiscriminator
 from ganlab.training import semi_supervised
 from ganlab.training.gan import history_columns_of
+from ganlab.training.params import from_mapping
 from ganlab.training.runner import Hooks
-from tests.conftest import tiny_images, tiny_params, train_on_cpu
+from tests.conftest import tiny_images, tiny_params, tiny_spec, train_on_cpu
 
 BAR_CLASSES = torch.arange(64) % 8  # tiny_images draws a bar at 8 heights: its class
 
@@ -24,8 +25,8 @@ def semi_params(**overrides) -> dict:
 
 @pytest.mark.parametrize("model", ["dcgan", "mlp"])
 def test_d_has_k_plus_1_logits_and_its_score_is_the_logit_of_real(model):
-    spec = ModelSpec(z_dim=8, image_shape=(1, 28, 28), ngf=8, ndf=8, d_classes=10)
-    _, netD = build_models(model, spec)
+    spec = tiny_spec(z_dim=8, image_shape=(1, 28, 28), ngf=8, ndf=8, d_classes=10)
+    _, netD = build_models(model, spec, "dcgan")
     assert isinstance(netD, SemiSupervisedDiscriminator)
     x = torch.randn(5, 1, 28, 28)
     logits = netD.all_logits(x)
@@ -67,12 +68,12 @@ def test_labeled_batches_depend_on_the_step_alone():
 )
 def test_settings_it_cannot_work_with_are_refused(clash, expected):
     with pytest.raises(ConfigError, match=r"semi_supervised\.labels_per_class = 2") as error:
-        config_from_dict(semi_params(**clash))
+        from_mapping(semi_params(**clash))
     assert expected in str(error.value)
 
 
 def test_d_learns_the_classes_from_two_labels_each_and_reports_its_class_loss(tmp_path: Path, cpu):
-    config = config_from_dict(semi_params(epochs=6, lr=1e-3))
+    config = from_mapping(semi_params(epochs=6, lr=1e-3))
     result = train_on_cpu(config, tiny_images(), tmp_path / "c.pt", BAR_CLASSES)
     assert len(result.labeled) == 16
     class_loss = [row[history_columns_of(config).index("d_class_loss")] for row in result.history]
@@ -84,7 +85,7 @@ def test_d_learns_the_classes_from_two_labels_each_and_reports_its_class_loss(tm
 
 
 def test_a_plain_gan_has_no_class_loss_column(tmp_path: Path, cpu):
-    config = config_from_dict(tiny_params(epochs=1))
+    config = from_mapping(tiny_params(epochs=1))
     result = train_on_cpu(config, tiny_images(), tmp_path / "c")
     assert "d_class_loss" not in history_columns_of(config)
     assert len(result.history[0]) == len(history_columns_of(config))
@@ -92,8 +93,8 @@ def test_a_plain_gan_has_no_class_loss_column(tmp_path: Path, cpu):
 
 
 def test_the_baseline_is_the_same_network_on_the_labeled_batches_only(tmp_path: Path, cpu):
-    config = config_from_dict(semi_params(lr=1e-3))
-    spec = ModelSpec(z_dim=16, image_shape=(1, 28, 28), ngf=8, ndf=8, d_classes=8)
+    config = from_mapping(semi_params(lr=1e-3))
+    spec = tiny_spec(z_dim=16, image_shape=(1, 28, 28), ngf=8, ndf=8, d_classes=8)
     batches = semi_supervised.LabeledBatches(tiny_images(16), torch.arange(16) % 8, 16, seed=0)
     precision = semi_supervised.Precision("fp32", None)
     baseline = semi_supervised.labeled_only_baseline(
@@ -105,7 +106,7 @@ def test_the_baseline_is_the_same_network_on_the_labeled_batches_only(tmp_path: 
 
 
 def test_resume_gives_bit_identical_d(tmp_path: Path, cpu):
-    config = config_from_dict(semi_params(epochs=2))
+    config = from_mapping(semi_params(epochs=2))
     whole = train_on_cpu(config, tiny_images(), tmp_path / "a.pt", BAR_CLASSES)
 
     class Interrupt(Exception):

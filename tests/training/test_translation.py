@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from ganlab import sampling
-from ganlab.config import ConfigError, config_from_dict
+from ganlab.config import ConfigError
 from ganlab.data import domains
 from ganlab.models import TranslatorSpec, build_translator
 from ganlab.models.translation import PatchDiscriminator, ResnetGenerator, UNetGenerator
 from ganlab.training import translation
+from ganlab.training.params import from_mapping
 from ganlab.training.runner import Hooks, history_columns
 from tests.conftest import FP32, tiny_params
 
@@ -34,11 +35,18 @@ def test_generators_keep_the_input_shape_and_range(channels: int, side: int):
 
 def test_patchgan_judges_patches_and_pix2pix_sees_the_input_too():
     # 70 x 70 PatchGAN at 256 pixels: 3 stride-2 layers give a 30 x 30 grid of verdicts.
-    assert PatchDiscriminator(3, 256, ndf=8)(torch.zeros(1, 3, 256, 256)).shape == (1, 1, 30, 30)
-    assert PatchDiscriminator(1, 28, ndf=8)(torch.zeros(2, 1, 28, 28)).shape[-1] > 1
-    nets = build_translator("pix2pix", TranslatorSpec(1, 28, ngf=8, ndf=8))
+    assert PatchDiscriminator(3, 256, ndf=8, norm="batch")(torch.zeros(1, 3, 256, 256)).shape == (
+        1,
+        1,
+        30,
+        30,
+    )
+    assert PatchDiscriminator(1, 28, ndf=8, norm="batch")(torch.zeros(2, 1, 28, 28)).shape[-1] > 1
+    nets = build_translator(
+        "pix2pix", TranslatorSpec(1, 28, ngf=8, ndf=8, resnet_blocks=1), "dcgan"
+    )
     assert nets["D"].net[0].in_channels == 2  # (input, output) stacked
-    assert set(build_translator("cyclegan", TranslatorSpec(1, 28, 8, 8, 1))) == {
+    assert set(build_translator("cyclegan", TranslatorSpec(1, 28, 8, 8, 1), "dcgan")) == {
         "G",
         "F",
         "D",
@@ -71,7 +79,7 @@ def test_edge_maps_outline_shapes():
 
 
 def test_classes_task_takes_the_named_classes(tiny_root: Path):
-    config = config_from_dict(
+    config = from_mapping(
         translation_params("cyclegan", translation={"source_class": "0", "target_class": "1"})
     )
     task = domains.load_domains(config, tiny_root, train=True)
@@ -84,7 +92,7 @@ def test_classes_task_takes_the_named_classes(tiny_root: Path):
 
 
 def test_pix2pix_gets_edges_paired_with_their_images(tiny_root: Path):
-    config = config_from_dict(translation_params("pix2pix"))
+    config = from_mapping(translation_params("pix2pix"))
     assert domains.task_of(config) == "edges"
     task = domains.load_domains(config, tiny_root, train=False, limit=5)
     assert task.paired and len(task.source) == len(task.target) == 5
@@ -120,7 +128,7 @@ def test_impossible_translation_params_are_refused_by_name(overrides: dict, mess
     for key, value in overrides.items():
         params[key] = {**params.get(key, {}), **value} if isinstance(value, dict) else value
     with pytest.raises(ConfigError, match=message):
-        config_from_dict(params)
+        from_mapping(params)
 
 
 def test_image_pool_mixes_in_older_fakes_once_full():
@@ -158,7 +166,7 @@ def _train(config, task, tmp_path: Path, hooks: Hooks | None = None):
 
 @pytest.mark.parametrize("model", ["pix2pix", "cyclegan"])
 def test_a_few_steps_train_with_finite_losses(model: str, tiny_root: Path, tmp_path: Path):
-    config = config_from_dict(
+    config = from_mapping(
         translation_params(model, translation={"source_class": "0", "target_class": "1"})
     )
     task = domains.load_domains(config, tiny_root)
@@ -177,7 +185,7 @@ def test_a_few_steps_train_with_finite_losses(model: str, tiny_root: Path, tmp_p
 
 
 def test_cycle_loss_falls_when_overfitting_a_few_images(tiny_root: Path, tmp_path: Path):
-    config = config_from_dict(
+    config = from_mapping(
         translation_params(
             "cyclegan",
             epochs=12,
@@ -199,7 +207,7 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(tiny_root: Pa
         train={"checkpoint_every": 3, "log_every": 1},
         translation={"source_class": "0", "target_class": "1", "pool_size": 2},
     )
-    config = config_from_dict(params)
+    config = from_mapping(params)
     task = domains.load_domains(config, tiny_root, limit=12)
     straight = _train(config, task, tmp_path / "a")
 
@@ -254,7 +262,7 @@ def test_cyclegan_zip_layout_downloads_and_reads_as_two_domains(served, tmp_path
         batch_size=1,
         translation={"source_class": "horse", "target_class": "zebra"},
     )
-    task = domains.load_domains(config_from_dict(params), root, train=False)
+    task = domains.load_domains(from_mapping(params), root, train=False)
     assert task.names == ("horse", "zebra") and not task.paired
     assert task.source[0, 0].float().mean() > task.source[0, 2].float().mean()  # red horses
 
@@ -286,7 +294,7 @@ def test_pix2pix_tarball_layout_reads_as_aligned_pairs(served, tmp_path: Path):
         batch_size=1,
         translation={"source_class": "labels", "target_class": "photo"},  # facades: B -> A
     )
-    config = config_from_dict(params)
+    config = from_mapping(params)
     assert domains.task_of(config) == "classes"
     task = domains.load_domains(config, root, train=True)
     assert task.paired and len(task.source) == len(task.target) == 3
@@ -297,4 +305,4 @@ def test_pix2pix_tarball_layout_reads_as_aligned_pairs(served, tmp_path: Path):
     assert red_photos.tolist() == pytest.approx([40, 80, 120], abs=3)
     assert task.source[:, 0].float().mean() < 3  # the labels half, not the photo
     with pytest.raises(ConfigError, match=r"translation.source_class = 'Sneaker'.*'labels'"):
-        config_from_dict({**params, "translation": {}})
+        from_mapping({**params, "translation": {}})

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torchvision import datasets
 from torchvision.datasets.utils import calculate_md5, download_url, extract_archive
 
+from ganlab.config import Config, ConfigError, check_names
 from ganlab.data import formats
 from ganlab.data.formats import Reader
 from ganlab.errors import GanlabError
@@ -202,6 +203,16 @@ DATASETS: dict[str, DatasetInfo] = {
     **{f"cyclegan_{name}": cyclegan_set(name) for name in CYCLEGAN_SETS},
     **{f"pix2pix_{name}": pix2pix_set(name) for name in PIX2PIX_SETS},
 }
+
+
+def check_params(config: Config) -> None:
+    """params.yaml's dataset is a row of DATASETS, and a user folder is named where one is read."""
+    check_names(config, {"dataset": DATASETS})
+    if DATASETS[config.dataset].user_folder and not config.download.image_folder:
+        raise ConfigError(
+            "params.yaml: dataset = 'image_folder' needs download.image_folder: expected the "
+            "path of a folder of images (one subfolder per class, or just images)"
+        )
 
 
 def _fetch_file(

@@ -13,49 +13,52 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ganlab.config import Config, check_names
 from ganlab.models.conditional import (
+    CONDITIONINGS,
+    LABEL_INPUTS,
     ConditionalDiscriminator,
     ConditionalGenerator,
     base_inputs,
 )
 from ganlab.models.dcgan import DCGANDiscriminator, DCGANGenerator
-from ganlab.models.layers import add_spectral_norm_
-from ganlab.models.mlp import MLPDiscriminator, MLPGenerator
+from ganlab.models.layers import D_NORMS, add_spectral_norm_
+from ganlab.models.mlp import ACTIVATIONS, OUTPUTS, MLPDiscriminator, MLPGenerator
 from ganlab.models.semi_supervised import SemiSupervisedDiscriminator
 from ganlab.models.translation import PatchDiscriminator, ResnetGenerator, UNetGenerator
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What a builder needs; everything comes from params.yaml and the dataset."""
+    """What a builder needs, all of it from params.yaml (whose schema, ganlab.config, holds the
+    defaults: none are written here) and the dataset; built by keyword only."""
 
     z_dim: int
     image_shape: tuple[int, int, int]
-    ngf: int = 64
-    ndf: int = 64
-    dropout: float = 0.0
-    d_norm: str = "batch"
-    minibatch_std: bool = False
-    spectral_norm: bool = False
-    conditioning: str = "none"  # none | projection | acgan (see models.conditional)
-    n_classes: int = 0  # the dataset's classes, for conditional models
+    ngf: int
+    ndf: int
+    dropout: float
+    d_norm: str
+    minibatch_std: bool
+    spectral_norm: bool
+    conditioning: str  # none | projection | acgan (see models.conditional)
+    n_classes: int  # the dataset's classes, for conditional models (0: unconditional)
     # the fully-connected model's shape (params' mlp section; see models.mlp)
-    g_hidden: tuple[int, ...] = (32, 64, 128)
-    d_hidden: tuple[int, ...] = (128, 64, 32)
-    g_activation: str = "leaky_relu"
-    d_activation: str = "leaky_relu"
-    output: str = "tanh"  # tanh: pixels in [-1, 1] | sigmoid: in [0, 1]
-    minibatch_discrimination: bool = False  # Salimans et al. (2016), in D
+    g_hidden: tuple[int, ...]
+    d_hidden: tuple[int, ...]
+    g_activation: str
+    d_activation: str
+    output: str  # tanh: pixels in [-1, 1] | sigmoid: in [0, 1]
+    minibatch_discrimination: bool  # Salimans et al. (2016), in D
     # semi-supervised GAN: D classifies into these K classes + fake (0: a plain D)
-    d_classes: int = 0
-    # a conditional G's label: multiply | concat (models.conditional); files saved before the
-    # choice existed hold no label_input and were concat
-    label_input: str = "concat"
+    d_classes: int
+    label_input: str  # a conditional G's label: multiply | concat (models.conditional)
 
     @classmethod
     def from_saved(cls, values: dict) -> ModelSpec:
-        """A spec as a file stores it (dataclasses.asdict: tuples saved as lists)."""
-        values = dict(values)
+        """A spec as a file stores it (dataclasses.asdict: tuples saved as lists). Files saved
+        before label_input existed hold none, and their conditional G concatenated."""
+        values = {"label_input": "concat"} | dict(values)
         for key in ("image_shape", "g_hidden", "d_hidden"):
             if key in values:
                 values[key] = tuple(values[key])
@@ -67,32 +70,32 @@ def _mlp(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
         MLPGenerator(
             spec.z_dim,
             spec.image_shape,
-            spec.dropout,
-            spec.g_hidden,
-            spec.g_activation,
-            spec.output,
+            dropout=spec.dropout,
+            hidden=spec.g_hidden,
+            activation=spec.g_activation,
+            output=spec.output,
         ),
         MLPDiscriminator(
             spec.image_shape,
-            spec.dropout,
-            spec.minibatch_std,
-            spec.d_hidden,
-            spec.d_activation,
-            spec.minibatch_discrimination,
+            dropout=spec.dropout,
+            minibatch_std=spec.minibatch_std,
+            hidden=spec.d_hidden,
+            activation=spec.d_activation,
+            minibatch_discrimination=spec.minibatch_discrimination,
         ),
     )
 
 
 def _dcgan(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
     return (
-        DCGANGenerator(spec.z_dim, spec.image_shape, spec.ngf),
+        DCGANGenerator(spec.z_dim, spec.image_shape, ngf=spec.ngf),
         DCGANDiscriminator(
             spec.image_shape,
-            spec.ndf,
-            spec.dropout,
-            spec.d_norm,
-            spec.minibatch_std,
-            spec.minibatch_discrimination,
+            ndf=spec.ndf,
+            dropout=spec.dropout,
+            norm=spec.d_norm,
+            minibatch_std=spec.minibatch_std,
+            minibatch_discrimination=spec.minibatch_discrimination,
         ),
     )
 
@@ -109,26 +112,26 @@ class TranslatorSpec:
 
     channels: int
     side: int
-    ngf: int = 64
-    ndf: int = 64
-    resnet_blocks: int = 6
+    ngf: int
+    ndf: int
+    resnet_blocks: int
 
 
 def _pix2pix(spec: TranslatorSpec) -> dict[str, nn.Module]:
     """G maps source to target; D judges (source, image) pairs stacked on channels."""
     return {
-        "G": UNetGenerator(spec.channels, spec.side, spec.ngf),
-        "D": PatchDiscriminator(2 * spec.channels, spec.side, spec.ndf, norm="batch"),
+        "G": UNetGenerator(spec.channels, spec.side, ngf=spec.ngf),
+        "D": PatchDiscriminator(2 * spec.channels, spec.side, ndf=spec.ndf, norm="batch"),
     }
 
 
 def _cyclegan(spec: TranslatorSpec) -> dict[str, nn.Module]:
     """G: source -> target, F: target -> source; D judges the target domain, D_source the source."""
     return {
-        "G": ResnetGenerator(spec.channels, spec.ngf, spec.resnet_blocks),
-        "F": ResnetGenerator(spec.channels, spec.ngf, spec.resnet_blocks),
-        "D": PatchDiscriminator(spec.channels, spec.side, spec.ndf, norm="instance"),
-        "D_source": PatchDiscriminator(spec.channels, spec.side, spec.ndf, norm="instance"),
+        "G": ResnetGenerator(spec.channels, ngf=spec.ngf, n_blocks=spec.resnet_blocks),
+        "F": ResnetGenerator(spec.channels, ngf=spec.ngf, n_blocks=spec.resnet_blocks),
+        "D": PatchDiscriminator(spec.channels, spec.side, ndf=spec.ndf, norm="instance"),
+        "D_source": PatchDiscriminator(spec.channels, spec.side, ndf=spec.ndf, norm="instance"),
     }
 
 
@@ -168,13 +171,34 @@ INITS: dict[str, Callable[[nn.Module], None]] = {
 }
 
 
+def translates(model: str) -> bool:
+    """True for image-to-image models (pix2pix, CycleGAN), False for noise-to-image GANs."""
+    return model in TRANSLATORS
+
+
+def check_params(config: Config) -> None:
+    """Every params.yaml key that names a model registry's row names one."""
+    check_names(
+        config,
+        {
+            "model": [*MODELS, *TRANSLATORS],
+            "init": INITS,
+            "d_norm": D_NORMS,
+            "conditioning": CONDITIONINGS,
+            "label_input": LABEL_INPUTS,
+            "activation": ACTIVATIONS,
+            "output": OUTPUTS,
+        },
+    )
+
+
 def pixel_low(netG: nn.Module) -> float:
     """The low end of G's pixel range: -1 for tanh outputs (every model's default), 0 for
     sigmoid ones. Real images are scaled into the same range for D."""
     return getattr(netG, "pixel_low", -1.0)
 
 
-def build_models(name: str, spec: ModelSpec, init: str = "dcgan") -> tuple[nn.Module, nn.Module]:
+def build_models(name: str, spec: ModelSpec, init: str) -> tuple[nn.Module, nn.Module]:
     """Build (netG, netD) for a registered model name and apply the init scheme."""
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
@@ -194,7 +218,7 @@ def build_models(name: str, spec: ModelSpec, init: str = "dcgan") -> tuple[nn.Mo
     return netG, netD
 
 
-def build_translator(name: str, spec: TranslatorSpec, init: str = "dcgan") -> dict[str, nn.Module]:
+def build_translator(name: str, spec: TranslatorSpec, init: str) -> dict[str, nn.Module]:
     """Build a registered image-to-image model's networks and apply the init scheme."""
     if name not in TRANSLATORS:
         raise KeyError(f"unknown translation model {name!r}; choose one of {sorted(TRANSLATORS)}")

@@ -38,7 +38,7 @@ class ConditionalGenerator(nn.Module):
     """G(z, y) = base([z, embed(y)]) (concat) or base(z * embed(y)) (multiply); `base`
     takes base_inputs(z_dim, label_input) inputs."""
 
-    def __init__(self, base: nn.Module, n_classes: int, z_dim: int, label_input: str = "concat"):
+    def __init__(self, base: nn.Module, n_classes: int, z_dim: int, label_input: str):
         super().__init__()
         if label_input not in LABEL_INPUTS:
             raise ValueError(f"label_input {label_input!r}: expected one of {LABEL_INPUTS}")

@@ -33,7 +33,7 @@ def _seed_size(image_size: int) -> tuple[int, int]:
 class DCGANGenerator(nn.Module):
     """z -> (ngf*2^(steps-1)) x seed x seed -> ... -> C x size x size, tanh output."""
 
-    def __init__(self, z_dim: int, image_shape: tuple[int, int, int], ngf: int = 64):
+    def __init__(self, z_dim: int, image_shape: tuple[int, int, int], *, ngf: int):
         super().__init__()
         channels, size, _ = image_shape
         seed, steps = _seed_size(size)
@@ -69,11 +69,12 @@ class DCGANDiscriminator(nn.Module):
     def __init__(
         self,
         image_shape: tuple[int, int, int],
-        ndf: int = 64,
-        dropout: float = 0.0,
-        norm: str = "batch",
-        minibatch_std: bool = False,
-        minibatch_discrimination: bool = False,
+        *,
+        ndf: int,
+        dropout: float,
+        norm: str,
+        minibatch_std: bool,
+        minibatch_discrimination: bool,
     ):
         super().__init__()
         channels, size, _ = image_shape

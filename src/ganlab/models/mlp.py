@@ -42,10 +42,11 @@ class MLPGenerator(nn.Module):
         self,
         z_dim: int,
         image_shape: tuple[int, int, int],
-        dropout: float = 0.3,
-        hidden: Sequence[int] = (32, 64, 128),
-        activation: str = "leaky_relu",
-        output: str = "tanh",
+        *,
+        dropout: float,
+        hidden: Sequence[int],
+        activation: str,
+        output: str,
     ):
         super().__init__()
         self.image_shape = image_shape
@@ -66,11 +67,12 @@ class MLPDiscriminator(nn.Module):
     def __init__(
         self,
         image_shape: tuple[int, int, int],
-        dropout: float = 0.3,
-        minibatch_std: bool = False,
-        hidden: Sequence[int] = (128, 64, 32),
-        activation: str = "leaky_relu",
-        minibatch_discrimination: bool = False,
+        *,
+        dropout: float,
+        minibatch_std: bool,
+        hidden: Sequence[int],
+        activation: str,
+        minibatch_discrimination: bool,
     ):
         super().__init__()
         widths = [math.prod(image_shape), *hidden]

@@ -33,7 +33,7 @@ class UNetGenerator(nn.Module):
     output is cropped back, so every layer halves or doubles evenly.
     """
 
-    def __init__(self, channels: int, side: int, ngf: int = 64, dropout: float = 0.5) -> None:
+    def __init__(self, channels: int, side: int, *, ngf: int, dropout: float = 0.5) -> None:
         super().__init__()
         self.side = side
         depth = unet_depth(side)
@@ -86,9 +86,7 @@ class PatchDiscriminator(nn.Module):
     judges one domain's images alone.
     """
 
-    def __init__(
-        self, channels: int, side: int, ndf: int = 64, norm: str = "batch", n_layers: int = 0
-    ) -> None:
+    def __init__(self, channels: int, side: int, *, ndf: int, norm: str, n_layers: int = 0) -> None:
         super().__init__()
         n_layers = n_layers or patch_layers(side)
         Norm = nn.InstanceNorm2d if norm == "instance" else nn.BatchNorm2d
@@ -130,7 +128,7 @@ class ResnetBlock(nn.Module):
 class ResnetGenerator(nn.Module):
     """CycleGAN's generator: c7s1-ngf, two stride-2 convs, residual blocks, two up-convs, c7s1."""
 
-    def __init__(self, channels: int, ngf: int = 64, n_blocks: int = 6) -> None:
+    def __init__(self, channels: int, *, ngf: int, n_blocks: int) -> None:
         super().__init__()
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ganlab.errors import GanlabError
+from ganlab.errors import USER_ERRORS, GanlabError
 from ganlab.io import write_json
 
 FRAME_GLOB = "step_*.png"  # train's progress frames in reports/progress
@@ -37,7 +37,7 @@ def run_stage(main: Callable[[], None]) -> None:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         main()
-    except GanlabError as error:
+    except USER_ERRORS as error:
         print(f"ganlab: error: {error}", file=sys.stderr)
         sys.exit(2)
 

@@ -24,7 +24,7 @@ def main() -> None:
     arguments.add_argument("--out", type=Path, required=True, help="classifier weights to write")
     arguments.add_argument("--metrics", type=Path, required=True, help="JSON with test accuracy")
     args = arguments.parse_args()
-    config = load_config(args.params)
+    config = load_config(args.params, datasets.check_params)
     settings = config.classifier
     datasets.verify(config.dataset, args.data, config.download.trusted_md5)
     size = config.image_size

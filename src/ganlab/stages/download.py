@@ -13,7 +13,7 @@ def main() -> None:
     arguments = parser(__doc__)
     arguments.add_argument("--out", type=Path, required=True, help="data root to fill")
     args = arguments.parse_args()
-    config = load_config(args.params)
+    config = load_config(args.params, datasets.check_params)
     sources = datasets.download(
         config.dataset,
         args.out,

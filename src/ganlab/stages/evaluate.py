@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ganlab import checkpoint, sampling, snapshots, tracking
-from ganlab.config import Config, flatten, load_config
+from ganlab.config import Config, flatten
 from ganlab.data import datasets
 from ganlab.data.domains import load_domains
 from ganlab.device import pick_device, resolve_precision
@@ -28,6 +28,7 @@ from ganlab.metrics.features import (
     inception_precision,
     runtime_name,
 )
+from ganlab.models import translates
 from ganlab.stages import (
     add_generator_arguments,
     parser,
@@ -35,6 +36,7 @@ from ganlab.stages import (
     run_stage,
     write_run_id,
 )
+from ganlab.training import params
 
 FAKE_SEED_OFFSET = 1  # fake images use seed + 1, so they differ from the fixed progress noise
 INCEPTION = "pytorch-fid InceptionV3 pool3"
@@ -173,7 +175,7 @@ def main() -> None:
     )
     args = arguments.parse_args()
 
-    config = load_config(args.params)
+    config = params.load(args.params)
     args.generator = snapshots.generator_path(
         config.evaluate.checkpoint,
         config.evaluate.epoch,
@@ -186,7 +188,7 @@ def main() -> None:
     write_run_id(args.mlflow_run, run_id)
     with tracking.open_run(run_id):
         device = pick_device()
-        score = score_translations if config.translates else score_generated
+        score = score_translations if translates(config.model) else score_generated
         metrics, info = score(args, config, device)
         saved = checkpoint.load(args.generator)  # which step (and snapshot epoch) was scored
         chosen = {f"checkpoint_{key}": saved[key] for key in ("step", "epoch") if key in saved}

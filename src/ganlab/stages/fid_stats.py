@@ -39,7 +39,7 @@ def main() -> None:
     arguments.add_argument("--metrics", type=Path, required=True, help="counts and timing JSON")
     arguments.add_argument("--info", type=Path, required=True, help="provenance JSON")
     args = arguments.parse_args()
-    config = load_config(args.params)
+    config = load_config(args.params, datasets.check_params)
     datasets.verify(config.dataset, args.data, config.download.trusted_md5)
     images, _ = datasets.load_images(config.dataset, args.data, train=True, size=config.image_size)
     if config.fid.n_real > len(images):

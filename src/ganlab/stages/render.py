@@ -9,10 +9,11 @@ import torch
 from torchvision.io import decode_png, read_file
 
 from ganlab import images, plots, sampling, snapshots, tracking
-from ganlab.config import flatten, load_config
+from ganlab.config import flatten
 from ganlab.data.datasets import load_images
 from ganlab.data.domains import load_domains
 from ganlab.device import pick_device, resolve_precision
+from ganlab.models import translates
 from ganlab.sampling import generate, load_generator, n_classes
 from ganlab.stages import (
     FRAME_GLOB,
@@ -22,6 +23,7 @@ from ganlab.stages import (
     read_run_id,
     run_stage,
 )
+from ganlab.training import params
 from ganlab.training.losses import LOSSES
 
 GRID_PADDING = 2
@@ -91,14 +93,14 @@ def _training_pictures(
             "d_fake_d_step": "D(G(x)) in D's step",
             "d_fake_g_step": "D(G(x)) in G's step",
         }
-        if config.translates
+        if translates(config.model)
         else {
             "d_real": "D(x)",
             "d_fake_d_step": "D(G(z)) before D's update",
             "d_fake_g_step": "D(G(z)) after",
         }
     )
-    gan_loss = LOSSES[config.gan_loss]
+    gan_loss = LOSSES[params.gan_loss(config)]
     title = "Discriminator outputs" if gan_loss.probability else "Critic scores"
     plots.save_curves(history, labels, out / "d_outputs.png", title, gan_loss.d_output_label)
     names = ["progress.png", "progress.gif", "losses.png", "d_outputs.png"]
@@ -182,7 +184,7 @@ def main() -> None:
     )
     args = arguments.parse_args()
 
-    config = load_config(args.params)
+    config = params.load(args.params)
     args.generator = snapshots.generator_path(
         config.evaluate.checkpoint,
         config.evaluate.epoch,
@@ -195,7 +197,7 @@ def main() -> None:
     )
     grids = _frames(args.progress)
     history = pd.read_csv(args.history)
-    if config.translates:
+    if translates(config.model):
         render_translator(args, config, run_id, grids, history)
         return
 

@@ -19,16 +19,16 @@ import pandas as pd
 import torch
 
 from ganlab import checkpoint, snapshots, tracking
-from ganlab.config import Config, ConfigError, flatten, load_config
+from ganlab.config import Config, ConfigError, flatten
 from ganlab.data import datasets, domains
 from ganlab.device import pick_device, resolve_precision
 from ganlab.images import save_grid
 from ganlab.io import atomic_path, write_json
 from ganlab.metrics import classifier, fid
 from ganlab.metrics.features import classifier_features, inception_network
-from ganlab.models import count_parameters
+from ganlab.models import count_parameters, translates
 from ganlab.stages import StageError, frame_name, parser, run_stage, write_run_id
-from ganlab.training import distributed, semi_supervised, translation
+from ganlab.training import distributed, params, semi_supervised, translation
 from ganlab.training.gan import history_columns_of, model_spec, train
 from ganlab.training.monitor import Reference
 from ganlab.training.precision_probe import probe_summary, training_precision
@@ -86,8 +86,8 @@ def main() -> None:
     arguments.add_argument("--stats", type=Path, help="FID reference .npz (train.eval_every)")
     args = arguments.parse_args()
 
-    config = load_config(args.params)
-    if config.translates:
+    config = params.load(args.params)
+    if translates(config.model):
         _train_translator(args, config, pick_device())
         return
     if config.train.nproc > 1 and not distributed.under_torchrun():

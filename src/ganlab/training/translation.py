@@ -26,6 +26,7 @@ from ganlab.models import TranslatorSpec, build_translator
 from ganlab.sampling import example_rows, n_columns
 from ganlab.training.losses import LOSSES
 from ganlab.training.optimizers import optimizer_for
+from ganlab.training.params import gan_loss
 from ganlab.training.runner import ADVERSARIAL_COLUMNS, Hooks, Progress, Runner, RunResult
 
 N_PROGRESS_EXAMPLES = 8
@@ -39,7 +40,9 @@ def resnet_blocks(side: int) -> int:
 def translator_spec(config: Config, image_shape: tuple[int, ...]) -> TranslatorSpec:
     side = image_shape[-1]
     blocks = config.translation.resnet_blocks or resnet_blocks(side)
-    return TranslatorSpec(image_shape[0], side, config.ngf, config.ndf, blocks)
+    return TranslatorSpec(
+        channels=image_shape[0], side=side, ngf=config.ngf, ndf=config.ndf, resnet_blocks=blocks
+    )
 
 
 class ImagePool:
@@ -283,7 +286,7 @@ class TranslationStep:
         self.tn, self.config, self.domains = tn, config, domains
         self.device, self.precision = device, precision
         self.update_fn = cyclegan_step if tn.cycle else pix2pix_step
-        self.loss = LOSSES[config.gan_loss]
+        self.loss = LOSSES[gan_loss(config)]
         self.source, self.target = domains.source.to(device), domains.target.to(device)
         n_source, n_target = len(domains.source), len(domains.target)
         longest = n_source if domains.paired else max(n_source, n_target)

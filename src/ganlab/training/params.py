@@ -1,0 +1,140 @@
+"""params.yaml checked against every registry training uses, and what those registries say
+about the params (which adversarial loss a translator trains with).
+
+The schema (ganlab.config) checks types and rules; here the names (dataset, model, loss,
+augmentation, ...) and the combinations that need a registry's facts are checked, before
+any work starts. The train, evaluate and render stages load params through `load`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ganlab import models
+from ganlab.config import (
+    SNAPSHOT_KEYS,
+    Config,
+    ConfigError,
+    check_names,
+    config_from_dict,
+    load_config,
+)
+from ganlab.data import datasets
+from ganlab.data.domains import check_task
+from ganlab.models import translates
+from ganlab.training.augment import AUGMENTATIONS
+from ganlab.training.losses import LOSSES
+
+PAPER_LOSS = {"pix2pix": "bce", "cyclegan": "lsgan"}  # translation.gan_loss: auto
+
+
+def load(path: str | Path = "params.yaml") -> Config:
+    """params.yaml, validated by the schema and by every registry training uses."""
+    return load_config(path, check_params)
+
+
+def check_params(config: Config) -> None:
+    """The names of every registry, and the combinations that need a registry's facts."""
+    datasets.check_params(config)
+    models.check_params(config)
+    check_names(config, {"loss": LOSSES, "augmentation": AUGMENTATIONS})
+    if translates(config.model):
+        _check_translation(config)
+    max_steps = config.train.max_steps
+    if max_steps is not None and not translates(config.model) and max_steps < config.n_critic:
+        raise ConfigError(
+            f"params.yaml: train.max_steps = {max_steps} is fewer than n_critic = "
+            f"{config.n_critic} D steps, so G would never update: expected train.max_steps >= "
+            "n_critic"
+        )
+    _check_semi_supervised(config)
+
+
+def gan_loss(config: Config) -> str:
+    """The adversarial loss training uses: `loss`, or for translators translation.gan_loss
+    (auto: each paper's)."""
+    if not translates(config.model):
+        return config.loss
+    name = config.translation.gan_loss
+    return PAPER_LOSS[config.model] if name == "auto" else name
+
+
+# Top-level keys that only noise-to-image GANs read: a translator refuses them when changed.
+NOISE_ONLY = (
+    "loss",
+    "latent",
+    "n_critic",
+    "n_gen",
+    "g_fakes",
+    "clip_value",
+    "gp_weight",
+    "r1_weight",
+    "spectral_norm",
+    "minibatch_std",
+    "minibatch_discrimination",
+    "feature_matching",
+    "instance_noise",
+    "lr_decay",
+    "lr_decay_start",
+    "diffaugment",
+    "conditional",
+    "dropout",
+)
+
+
+def _check_translation(config: Config) -> None:
+    """A translator refuses what only noise-to-image models read."""
+    defaults = Config()
+    for key in NOISE_ONLY:
+        if getattr(config, key) != getattr(defaults, key):
+            hint = " (set translation.gan_loss instead)" if key == "loss" else ""
+            raise ConfigError(
+                f"params.yaml: {key} = {getattr(config, key)!r} applies to noise-to-image models, "
+                f"not model = {config.model!r}: expected the default "
+                f"{getattr(defaults, key)!r}{hint}"
+            )
+    if config.train.max_steps is not None:
+        raise ConfigError(
+            f"params.yaml: train.max_steps = {config.train.max_steps} with model = "
+            f"{config.model!r}: translators' lr schedules run by epochs; expected null"
+        )
+    if config.train.nproc > 1:
+        raise ConfigError(
+            f"params.yaml: train.nproc = {config.train.nproc} with model = {config.model!r}: "
+            "data-parallel training covers noise-to-image models; expected 1"
+        )
+    snapshots = tuple(getattr(config.train, key) for key in SNAPSHOT_KEYS)
+    if snapshots != (False, None, None):
+        raise ConfigError(
+            f"params.yaml: train.{' / '.join(SNAPSHOT_KEYS)} = {snapshots} with model = "
+            f"{config.model!r}: snapshots cover noise-to-image models; expected false / null / null"
+        )
+    try:
+        check_task(config)
+    except ValueError as error:
+        raise ConfigError(f"params.yaml: {error}") from error
+
+
+def _check_semi_supervised(config: Config) -> None:
+    if not config.semi_supervised_on:
+        return
+    per_class = config.semi_supervised.labels_per_class
+    clashes = (
+        (translates(config.model), f"model = {config.model!r}", "a noise-to-image model"),
+        (config.conditional != "none", f"conditional = {config.conditional!r}", "'none'"),
+        (not LOSSES[config.loss].probability, f"loss = {config.loss!r}", "'bce' or 'minimax'"),
+        (config.train.nproc > 1, f"train.nproc = {config.train.nproc}", "1"),
+    )
+    for clash, setting, expected in clashes:
+        if clash:
+            raise ConfigError(
+                f"params.yaml: semi_supervised.labels_per_class = {per_class} (D a K + 1-way "
+                f"classifier) does not work with {setting}: expected {expected}"
+            )
+
+
+def from_mapping(values: Mapping[str, Any]) -> Config:
+    """A params mapping validated as `load` validates params.yaml."""
+    return config_from_dict(values, check_params)
