@@ -66,7 +66,7 @@ def stage_inputs(repo: Path, generator: Path) -> Namespace:
         data=repo / "data/raw",
         stats=repo / "data/fid_stats.npz",
         features=repo / "data/fid_features.npy",
-        stats_info=repo / "metrics/fid_stats.json",
+        stats_info=repo / "reports/fid_stats_info.json",
         classifier=repo / "data/classifier.pt",
     )
 

@@ -196,6 +196,14 @@ def test_editing_any_imported_file_makes_dvc_status_report_its_stage(tmp_path):
             ), f"editing {relative} does not rerun stage {stage}: {sorted(report.get(stage, []))}"
 
 
+def test_dvc_exp_show_leads_with_the_evaluation():
+    """`dvc exp show` lists metrics files in dvc.yaml's order: eval.json (FID first) leads, and
+    only the train stage adds another."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    declared = [next(iter(m)) for stage in stages.values() for m in stage.get("metrics", [])]
+    assert declared == ["metrics/eval.json", "metrics/train.json"]
+
+
 def test_the_generator_artifact_is_what_the_train_stage_writes():
     from dvc.repo import Repo
 

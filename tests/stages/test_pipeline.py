@@ -53,8 +53,9 @@ def two_runs(repo) -> dict:
         for name in (
             "metrics/eval.json",
             "metrics/train.json",
-            "metrics/fid_stats.json",
-            "metrics/classifier.json",
+            "reports/fid_stats_info.json",
+            "reports/classifier_info.json",
+            "reports/train_info.json",
             "reports/eval_info.json",
         )
     }
@@ -81,6 +82,9 @@ def test_dvc_repro_then_exp_run_make_two_comparable_mlflow_runs(two_runs):
     for name, values in two_runs["after_repro"].items():  # DVC and MLflow read numbers only
         if name.startswith("metrics/"):
             assert all(isinstance(v, int | float) for v in values.values()), (name, values)
+            # durations are no metrics: `dvc exp show` leads with the scores
+            assert not [key for key in values if "second" in key], (name, values)
+    assert two_runs["after_repro"]["reports/train_info.json"]["train_seconds"] > 0
     assert evaluation["fid"] > 0 and evaluation["n_fake"] == 32 and evaluation["n_real"] == 32
     info = two_runs["after_repro"]["reports/eval_info.json"]
     assert info["feature_dims"] == 2048 and info["feature_extractor"].startswith("pytorch-fid")
@@ -90,7 +94,7 @@ def test_dvc_repro_then_exp_run_make_two_comparable_mlflow_runs(two_runs):
     assert 0 <= evaluation["inception_precision"] <= 1 and 0 <= evaluation["inception_recall"] <= 1
     assert evaluation["classifier_n_real"] == 10000  # the Fashion-MNIST test split
     assert 1 <= evaluation["classes_covered"] <= 10
-    domain_classifier = two_runs["after_repro"]["metrics/classifier.json"]
+    domain_classifier = two_runs["after_repro"]["reports/classifier_info.json"]
     assert domain_classifier["test_accuracy"] > 0.5 and domain_classifier["train_images"] == 4000
     pictures = (
         "samples.png",

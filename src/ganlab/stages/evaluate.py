@@ -166,7 +166,9 @@ def main() -> None:
     arguments.add_argument("--data", type=Path, required=True, help="data root from download")
     arguments.add_argument("--stats", type=Path, required=True, help="reference .npz")
     arguments.add_argument("--features", type=Path, required=True, help="real Inception features")
-    arguments.add_argument("--stats-info", type=Path, required=True, help="JSON from fid_stats")
+    arguments.add_argument(
+        "--stats-info", type=Path, required=True, help="info JSON from fid_stats"
+    )
     arguments.add_argument("--classifier", type=Path, required=True, help="domain classifier")
     arguments.add_argument("--metrics", type=Path, required=True, help="eval.json to write")
     arguments.add_argument("--info", type=Path, required=True, help="provenance JSON to write")

@@ -36,8 +36,9 @@ def main() -> None:
     arguments.add_argument(
         "--features", type=Path, required=True, help="real features .npy (KID, P/R)"
     )
-    arguments.add_argument("--metrics", type=Path, required=True, help="counts and timing JSON")
-    arguments.add_argument("--info", type=Path, required=True, help="provenance JSON")
+    arguments.add_argument(
+        "--info", type=Path, required=True, help="counts, timing and provenance JSON"
+    )
     args = arguments.parse_args()
     config = load_config(args.params, datasets.check_params)
     datasets.verify(config.dataset, args.data, config.download.trusted_md5)
@@ -60,18 +61,13 @@ def main() -> None:
     mu, sigma = fid.statistics(features)
     fid.save_stats(args.out, mu, sigma)
     fid.save_features(args.features, features)
-    write_json(
-        args.metrics,
+    write_json(  # not a DVC metric: `dvc exp show` leads with the GAN's scores
+        args.info,
         {
             "n_real": len(images),
             "feature_dims": int(features.shape[1]),
             "seconds": round(seconds, 1),
             "images_per_second": round(len(images) / seconds, 1),
-        },
-    )
-    write_json(
-        args.info,
-        {
             "precision": precision.name,
             "device": device.type,
             "inception_weights": weights_source,

@@ -34,6 +34,8 @@ from ganlab.training.monitor import Reference
 from ganlab.training.precision_probe import probe_summary, training_precision
 from ganlab.training.runner import EVAL_BASE_COLUMNS, Hooks, history_columns
 
+TIMING = ("train_seconds", "images_per_second", "eval_seconds")  # --info, not metrics
+
 
 def _resumable_run_id(config: Config, checkpoint_path: Path) -> str | None:
     """The MLflow run of an interrupted run with the same training params, if there is one."""
@@ -75,6 +77,7 @@ def main() -> None:
     arguments.add_argument("--progress", type=Path, required=True, help="folder for epoch grids")
     arguments.add_argument("--history", type=Path, required=True, help="loss history CSV")
     arguments.add_argument("--metrics", type=Path, required=True, help="training metrics JSON")
+    arguments.add_argument("--info", type=Path, required=True, help="training time JSON")
     arguments.add_argument("--checkpoint", type=Path, required=True, help="resume checkpoint")
     arguments.add_argument(
         "--quality", type=Path, required=True, help="classifier-FID-during-training CSV"
@@ -276,7 +279,8 @@ def _record_metrics(
     extra: dict | None = None,
 ) -> None:
     """metrics/train.json (numbers only: device and precision are the run's MLflow tags) from
-    any family's result, and the same numbers in MLflow."""
+    any family's result, its durations apart in --info (`dvc exp show` leads with scores, not
+    seconds), and all of them in MLflow."""
     metrics = {
         "steps": result.steps,
         "epochs": result.epochs,
@@ -290,7 +294,8 @@ def _record_metrics(
         "resumed_from_step": result.resumed_from_step or 0,  # 0: trained without a break
         **(extra or {}),
     }
-    write_json(args.metrics, metrics)
+    write_json(args.metrics, {k: v for k, v in metrics.items() if k not in TIMING})
+    write_json(args.info, {k: v for k, v in metrics.items() if k in TIMING})
     tracking.log_metrics(metrics)
 
 
