@@ -1,0 +1,66 @@
+"""The default pipeline end to end: `dvc repro` on params.yaml, timed, and its scores recorded.
+
+    python benchmarks/default_run.py              # dvc repro --force, then record the row
+    python benchmarks/default_run.py --no-run --repo DIR --wall-minutes M   # record DIR's outputs
+
+Prints the run's figures beside the rows already in reports/results/default_run.json (the
+README's results table is generated from that file: `python -m ganlab.results`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ganlab import results
+
+TABLE = "default_run"
+
+
+def run_pipeline(repo: Path) -> float:
+    """`dvc repro --force` in `repo`; its wall-clock minutes."""
+    started = time.perf_counter()
+    subprocess.run(["dvc", "repro", "--force"], cwd=repo, check=True)
+    return (time.perf_counter() - started) / 60
+
+
+def figures(repo: Path, wall_minutes: float) -> dict:
+    """The row a finished run of the defaults gives: its scores and what each stage cost."""
+    read = lambda name: json.loads((repo / name).read_text(encoding="utf-8"))  # noqa: E731
+    scores, trained = read("metrics/eval.json"), read("metrics/train.json")
+    timing = read("reports/train_info.json") if (repo / "reports/train_info.json").is_file() else {}
+    return {
+        "fid": round(scores["fid"], 2),
+        "kid": round(scores["kid"], 4),
+        "precision": scores["inception_precision"],
+        "recall": scores["inception_recall"],
+        "steps": trained["steps"],
+        "train_minutes": round(
+            timing.get("train_seconds", trained.get("train_seconds", 0)) / 60, 1
+        ),
+        "wall_minutes": round(wall_minutes, 1),
+    }
+
+
+def main() -> None:
+    arguments = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    arguments.add_argument("--repo", type=Path, default=results.REPO, help="the checkout to run")
+    arguments.add_argument("--no-run", action="store_true", help="record the outputs there")
+    arguments.add_argument("--wall-minutes", type=float, help="with --no-run: how long it took")
+    arguments.add_argument("--commit", help="with --no-run: the commit that made the outputs")
+    args = arguments.parse_args()
+    if args.no_run and args.wall_minutes is None:
+        arguments.error("--no-run needs --wall-minutes")
+    wall = args.wall_minutes if args.no_run else run_pipeline(args.repo)
+    row = figures(args.repo, wall)
+    command = "dvc repro" if not args.no_run else " ".join(sys.argv)
+    path = results.record(TABLE, {"run": "defaults", **row}, command, commit=args.commit)
+    print(results.render_table(json.loads(path.read_text(encoding="utf-8"))))
+
+
+if __name__ == "__main__":
+    main()
