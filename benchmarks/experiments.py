@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
 
-from ganlab import checkpoint
+from ganlab import checkpoint, evaluation
+from ganlab.evaluation import References
 from ganlab.presets import flat_overrides, yaml_value
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,10 +59,9 @@ def restore_workspace(repo: Path) -> None:
     subprocess.run(["dvc", "checkout", "--force", "--quiet"], cwd=repo, check=False)
 
 
-def stage_inputs(repo: Path, generator: Path) -> Namespace:
-    """The paths the evaluate stage reads, as dvc.yaml passes them, for one generator file."""
-    return Namespace(
-        generator=generator,
+def stage_inputs(repo: Path) -> References:
+    """The reference files the evaluate stage reads, as dvc.yaml passes them."""
+    return References(
         data=repo / "data/raw",
         stats=repo / "data/fid_stats.npz",
         features=repo / "data/fid_features.npy",
@@ -75,11 +74,10 @@ def score_snapshots(repo: Path) -> list[dict]:
     """Every minute snapshot of the experiment in the workspace, scored as evaluate scores
     (the one evaluate scored already, the same generator at the same step, is read back),
     then evaluate's own pick (`evaluate.checkpoint`, e.g. the best so far) if it is none of them."""
-    from ganlab.config import load_config
     from ganlab.device import pick_device
-    from ganlab.stages.evaluate import score_generated
+    from ganlab.training import params
 
-    config = load_config(repo / "params.yaml")
+    config = params.load(repo / "params.yaml")
     device = pick_device()
     evaluated = json.loads((repo / "metrics/eval.json").read_text(encoding="utf-8"))
     evaluated_info = json.loads((repo / "reports/eval_info.json").read_text(encoding="utf-8"))
@@ -106,7 +104,7 @@ def score_snapshots(repo: Path) -> list[dict]:
             metrics, info = evaluated, evaluated_info
         else:
             print(f"scoring {path.name}: step {saved['step']:,}", flush=True)
-            metrics, info = score_generated(stage_inputs(repo, path), config, device)
+            metrics, info = evaluation.score_generator(path, stage_inputs(repo), config, device)
         rows.append(row("snapshot", saved["step"], saved["minutes"], metrics, info))
     step = evaluated["checkpoint_step"]
     if step not in {r["step"] for r in rows}:

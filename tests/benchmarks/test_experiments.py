@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import sys
 
@@ -21,10 +22,9 @@ def test_the_snapshots_are_scored_on_the_files_the_evaluate_stage_reads():
         for i in range(len(words) - 1)
         if words[i].startswith("--")
     }
-    inputs = vars(experiments.stage_inputs(REPO, REPO / "models/snapshots/minute_0010.00.pt"))
+    inputs = dataclasses.asdict(experiments.stage_inputs(REPO))
     for name, path in inputs.items():
-        if name != "generator":
-            assert path == REPO / stage_args[name], name
+        assert path == REPO / stage_args[name], name
 
 
 def test_evaluates_pick_joins_the_snapshots_with_its_minutes_of_training(tmp_path, monkeypatch):
@@ -34,8 +34,7 @@ def test_evaluates_pick_joins_the_snapshots_with_its_minutes_of_training(tmp_pat
     import json
     import shutil
 
-    from ganlab import checkpoint
-    from ganlab.stages import evaluate
+    from ganlab import checkpoint, evaluation
 
     shutil.copyfile(REPO / "params.yaml", tmp_path / "params.yaml")
     for step, minutes in ((12800, 10.0), (25600, 20.0)):
@@ -54,11 +53,11 @@ def test_evaluates_pick_joins_the_snapshots_with_its_minutes_of_training(tmp_pat
     (tmp_path / "reports/eval_info.json").write_text(json.dumps(info))
     scored = []
 
-    def score_generated(args, config, device):
-        scored.append(args.generator.name)
+    def score_generator(generator, references, config, device):
+        scored.append(generator.name)
         return scores | {"fid": 25.0 + len(scored)}, info
 
-    monkeypatch.setattr(evaluate, "score_generated", score_generated)
+    monkeypatch.setattr(evaluation, "score_generator", score_generator)
     rows = experiments.score_snapshots(tmp_path)
 
     assert scored == ["minute_0010.00.pt", "minute_0020.00.pt"]

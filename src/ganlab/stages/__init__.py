@@ -16,13 +16,6 @@ from typing import Any, NoReturn
 from ganlab.errors import USER_ERRORS, GanlabError
 from ganlab.io import write_json
 
-FRAME_GLOB = "step_*.png"  # train's progress frames in reports/progress
-
-
-def frame_name(step: int) -> str:
-    """A progress frame's file: names sort by the step the frame shows."""
-    return f"step_{step:07d}.png"
-
 
 class StageError(GanlabError, RuntimeError):
     """A stage's input is missing or inconsistent."""

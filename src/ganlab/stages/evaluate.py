@@ -6,157 +6,15 @@ extractors, precision, why a metric is missing) goes to --info and to MLflow tag
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
-from typing import Any
 
-import torch
-
-from ganlab import checkpoint, sampling, snapshots, tracking
-from ganlab.config import Config, flatten
-from ganlab.data import datasets
-from ganlab.data.domains import load_domains
-from ganlab.device import pick_device, resolve_precision
+from ganlab import checkpoint, evaluation, snapshots, tracking
+from ganlab.config import flatten
+from ganlab.device import pick_device
 from ganlab.io import write_json
-from ganlab.metrics import classifier, fid, registry
-from ganlab.metrics.features import (
-    Features,
-    classifier_features,
-    inception_features,
-    inception_network,
-    inception_precision,
-    runtime_name,
-)
 from ganlab.models import translates
-from ganlab.stages import (
-    add_generator_arguments,
-    parser,
-    read_run_id,
-    run_stage,
-    write_run_id,
-)
+from ganlab.stages import add_generator_arguments, parser, read_run_id, run_stage, write_run_id
 from ganlab.training import params
-
-FAKE_SEED_OFFSET = 1  # fake images use seed + 1, so they differ from the fixed progress noise
-INCEPTION = "pytorch-fid InceptionV3 pool3"
-CLASSIFIER = "ganlab domain classifier (test split as the real set)"
-
-
-def generated_images(args, config: Config, device: torch.device) -> torch.Tensor:
-    netG, saved = sampling.load_generator(args.generator, device)
-    return sampling.generate(
-        netG,
-        config.fid.n_fake,
-        z_dim=saved["spec"]["z_dim"],
-        latent=saved["latent"],
-        seed=config.seed + FAKE_SEED_OFFSET,
-        device=device,
-        precision=resolve_precision(config.precision, device),
-    )
-
-
-def score_generated(args, config: Config, device: torch.device) -> tuple[dict, dict]:
-    """(metrics, provenance) of config.fid.n_fake samples against the reference sets."""
-    fake = generated_images(args, config, device)
-    started = time.perf_counter()
-    fake_inception, fake_logits = inception_features(
-        fake, inception_network(config.fid, device), config.fid, device, "evaluate"
-    )
-    seconds = time.perf_counter() - started
-    model = classifier.load(args.classifier, device)
-    real_images, real_labels = datasets.load_images(
-        config.dataset, args.data, train=False, size=config.image_size
-    )
-    fake_classifier, fake_classifier_logits = classifier_features(model, fake, device)
-    features = Features(
-        fake_inception=fake_inception,
-        fake_logits=fake_logits,
-        real_inception=fid.load_features(args.features),
-        real_stats=fid.load_stats(args.stats),
-        fake_classifier=fake_classifier,
-        fake_classifier_logits=fake_classifier_logits,
-        real_classifier=classifier_features(model, real_images, device)[0],
-        real_labels=real_labels.numpy(),
-        n_classes=model.n_classes,
-    )
-    stats_info = json.loads(args.stats_info.read_text(encoding="utf-8"))
-    counts = {"n_fake": len(fake), "n_real": stats_info["n_real"]}
-    counts["classifier_n_real"] = len(real_images)
-    return registry.score(features) | counts, provenance(config, features, device, seconds)
-
-
-def score_translations(args, config: Config, device: torch.device) -> tuple[dict, dict]:
-    """Translations of the test split's source domain against its real target images."""
-    generators, _ = sampling.load_translator(args.generator, device)
-    task = load_domains(config, args.data, train=False, limit=config.fid.n_fake)
-    precision = resolve_precision(config.precision, device)
-    translated = sampling.translate(
-        generators["G"], task.source, device=device, precision=precision
-    )
-    real = task.target[: config.fid.n_real]
-    network = inception_network(config.fid, device)
-    real_inception, _ = inception_features(real, network, config.fid, device, "real targets")
-    started = time.perf_counter()
-    fake_inception, fake_logits = inception_features(
-        translated, network, config.fid, device, "evaluate"
-    )
-    seconds = time.perf_counter() - started
-    model = classifier.load(args.classifier, device)
-    fake_classifier, fake_classifier_logits = classifier_features(model, translated, device)
-    # classes task: the target class; edges: the class of the image the edges came from
-    wanted = task.source_labels if task.target_class is None else task.target_class
-    features = Features(
-        fake_inception=fake_inception,
-        fake_logits=fake_logits,
-        real_inception=real_inception,
-        real_stats=fid.statistics(real_inception),
-        fake_classifier=fake_classifier,
-        fake_classifier_logits=fake_classifier_logits,
-        real_classifier=classifier_features(model, real, device)[0],
-        wanted_classes=torch.as_tensor(wanted).expand(len(translated)).numpy(),
-        translated=translated,
-        cycled=(
-            sampling.translate(generators["F"], translated, device=device, precision=precision)
-            if "F" in generators
-            else None
-        ),
-        source=task.source,
-        target=task.target if task.paired else None,
-    )
-    counts = {"n_fake": len(translated), "n_real": len(real)}
-    info = provenance(config, features, device, seconds) | {"domains": list(task.names)}
-    return registry.score(features) | counts, info
-
-
-def provenance(config: Config, features: Features, device: torch.device, seconds: float) -> dict:
-    """How the numbers were made: extractors, precision, device, timing, what is missing."""
-    n, dims = features.fake_inception.shape
-    note = {}
-    if n <= dims:
-        note["fid_note"] = (
-            f"{n} samples for {dims} dims: the covariance is singular (FID is still exact over "
-            "its nonzero eigenvalues) and biased upwards; compare only at equal sample counts"
-        )
-    return note | {
-        "feature_extractor": INCEPTION,
-        "feature_dims": int(dims),
-        "classifier_feature_extractor": CLASSIFIER,
-        "fid_precision": inception_precision(config.fid, device).name,
-        "inception_runtime": runtime_name(config.fid, device),
-        "device": device.type,
-        "inception_seconds": round(seconds, 1),
-        **registry.unavailable(features),
-    }
-
-
-def ordered(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The registry's order (FID first), then the sample counts."""
-    names = [name for metric in registry.METRICS.values() for name in metric.better]
-    first = [name for name in names if name in metrics]
-    return {name: metrics[name] for name in first} | {
-        k: v for k, v in metrics.items() if k not in first
-    }
 
 
 def main() -> None:
@@ -166,9 +24,7 @@ def main() -> None:
     arguments.add_argument("--data", type=Path, required=True, help="data root from download")
     arguments.add_argument("--stats", type=Path, required=True, help="reference .npz")
     arguments.add_argument("--features", type=Path, required=True, help="real Inception features")
-    arguments.add_argument(
-        "--stats-info", type=Path, required=True, help="info JSON from fid_stats"
-    )
+    arguments.add_argument("--stats-info", type=Path, required=True, help="fid_stats info JSON")
     arguments.add_argument("--classifier", type=Path, required=True, help="domain classifier")
     arguments.add_argument("--metrics", type=Path, required=True, help="eval.json to write")
     arguments.add_argument("--info", type=Path, required=True, help="provenance JSON to write")
@@ -176,25 +32,28 @@ def main() -> None:
         "--mlflow-run", type=Path, required=True, help="MLflow run id JSON to write"
     )
     args = arguments.parse_args()
-
     config = params.load(args.params)
-    args.generator = snapshots.generator_path(
+    generator = snapshots.generator_path(
         config.evaluate.checkpoint,
         config.evaluate.epoch,
         args.generator,
         args.best_generator,
         args.snapshots,
     )
+    references = evaluation.References(
+        args.data, args.stats, args.features, args.stats_info, args.classifier
+    )
     trained_run_id = read_run_id(args.train_run)
     run_id = tracking.run_for_params(trained_run_id, flatten(config), f"{config.model}-evaluate")
     write_run_id(args.mlflow_run, run_id)
     with tracking.open_run(run_id):
         device = pick_device()
-        score = score_translations if translates(config.model) else score_generated
-        metrics, info = score(args, config, device)
-        saved = checkpoint.load(args.generator)  # which step (and snapshot epoch) was scored
+        translator = translates(config.model)
+        score = evaluation.score_translator if translator else evaluation.score_generator
+        metrics, info = score(generator, references, config, device)
+        saved = checkpoint.load(generator)  # which step (and snapshot epoch) was scored
         chosen = {f"checkpoint_{key}": saved[key] for key in ("step", "epoch") if key in saved}
-        metrics = ordered(metrics | chosen)
+        metrics = evaluation.ordered(metrics | chosen)
         info["checkpoint"] = config.evaluate.checkpoint
         write_json(args.metrics, metrics, sort_keys=False)
         write_json(args.info, info)

@@ -22,12 +22,13 @@ from ganlab import checkpoint, snapshots, tracking
 from ganlab.config import Config, ConfigError, flatten
 from ganlab.data import datasets, domains
 from ganlab.device import pick_device, resolve_precision
+from ganlab.figures import frame_name
 from ganlab.images import save_grid
 from ganlab.io import atomic_path, write_json
 from ganlab.metrics import classifier, fid
 from ganlab.metrics.features import classifier_features, inception_network
 from ganlab.models import count_parameters, translates
-from ganlab.stages import StageError, frame_name, parser, run_stage, write_run_id
+from ganlab.stages import StageError, parser, run_stage, write_run_id
 from ganlab.training import distributed, params, semi_supervised, translation
 from ganlab.training.gan import history_columns_of, model_spec, train
 from ganlab.training.monitor import Reference
