@@ -51,11 +51,10 @@ def log_curve(repo: Path, curve: list[dict], target: float) -> None:
     from mlflow import MlflowClient
 
     from ganlab import tracking
-    from ganlab.stages import read_run_id
 
     os.environ["DVC_ROOT"] = str(repo)
     tracking.connect()
-    client, run_id = MlflowClient(), read_run_id(repo / "models/train_run.json")
+    client, run_id = MlflowClient(), tracking.read_run_id(repo / "models/train_run.json")
     for point in curve:
         client.log_metric(run_id, "snapshot/fid", point["fid"], step=point["step"])
         client.log_metric(run_id, "snapshot/minutes", point["minutes"], step=point["step"])

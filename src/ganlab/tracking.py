@@ -10,6 +10,7 @@ store that `mlflow ui` reads from the repository root.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import time
@@ -21,6 +22,7 @@ import mlflow
 from mlflow.entities import RunStatus
 
 from ganlab.errors import GanlabError
+from ganlab.io import write_json
 from ganlab.paths import repo_root
 
 EXPERIMENT_NAME = "ganlab"
@@ -28,6 +30,20 @@ EXPERIMENT_NAME = "ganlab"
 
 class TrackingError(GanlabError, RuntimeError):
     """The MLflow tracking store can't be reached or used."""
+
+
+def read_run_id(path: Path) -> str:
+    """The MLflow run id an earlier stage wrote to `path` (write_run_id)."""
+    if not path.is_file():
+        raise TrackingError(
+            f"{path} is missing: expected the MLflow run id written by an earlier stage"
+        )
+    return json.loads(path.read_text(encoding="utf-8"))["mlflow_run_id"]
+
+
+def write_run_id(path: Path, run_id: str) -> None:
+    """The run's id for the stages after this one (dvc.yaml passes the file on)."""
+    write_json(path, {"mlflow_run_id": run_id})
 
 
 def tracking_uri() -> str:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ganlab import tracking
 from ganlab.presets import PAPERS, PRESETS
-from ganlab.stages import write_run_id
+from ganlab.tracking import write_run_id
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))

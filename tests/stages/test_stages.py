@@ -11,7 +11,8 @@ import torch
 import yaml
 
 from ganlab.data import datasets
-from ganlab.stages import download, read_run_id, run_stage
+from ganlab.stages import check_params, download, run_stage
+from ganlab.tracking import read_run_id
 from ganlab.training import semi_supervised
 from tests.conftest import tiny_params
 from tests.test_config import BAD_PARAMS
@@ -24,9 +25,10 @@ def test_a_stage_given_bad_params_exits_2_with_one_line_and_no_traceback(
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(params))
     out = tmp_path / "data"
-    monkeypatch.setattr(sys, "argv", ["download", "--params", str(params_file), "--out", str(out)])
+    argv = ["check_params", "--params", str(params_file), "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit) as exit_info:
-        run_stage(download.main)
+        run_stage(check_params.main)
     assert exit_info.value.code == 2
     stderr = capsys.readouterr().err
     assert stderr.startswith("ganlab: error: params.yaml")
@@ -68,6 +70,7 @@ def run_train(
         "progress",
         "history",
         "metrics",
+        "info",
         "quality",
         "fid-history",
         "snapshots",

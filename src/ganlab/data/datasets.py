@@ -379,6 +379,21 @@ def load_images(
     return images.contiguous(), labels.long()
 
 
+def load_training_set(config: Config, root: str | Path) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(images, labels, number of classes) the train stage trains on: the verified split,
+    train.subset of it, at image_size, at least a batch of it."""
+    verify(config.dataset, root, config.download.trusted_md5)
+    images, labels = load_images(
+        config.dataset, root, train=True, limit=config.train.subset, size=config.image_size
+    )
+    if len(images) < config.batch_size:
+        raise DataError(
+            f"{len(images)} training images but batch_size = {config.batch_size}: "
+            "lower batch_size or raise train.subset"
+        )
+    return images, labels, len(class_names(config.dataset, root))
+
+
 def digest(images: torch.Tensor) -> str:
     """A short hash of the pixels themselves: the same images give the same digest."""
     return hashlib.sha256(images.contiguous().numpy().tobytes()).hexdigest()[:16]

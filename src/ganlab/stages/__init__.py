@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ganlab.errors import USER_ERRORS, GanlabError
-from ganlab.io import write_json
 
 
 class StageError(GanlabError, RuntimeError):
@@ -39,20 +38,6 @@ def parser(description: str) -> argparse.ArgumentParser:
     arguments = argparse.ArgumentParser(description=description)
     arguments.add_argument("--params", default="params.yaml", help="the pipeline's params file")
     return arguments
-
-
-def read_run_id(path: Path) -> str:
-    import json
-
-    if not path.is_file():
-        raise StageError(
-            f"{path} is missing: expected the MLflow run id written by an earlier stage"
-        )
-    return json.loads(path.read_text(encoding="utf-8"))["mlflow_run_id"]
-
-
-def write_run_id(path: Path, run_id: str) -> None:
-    write_json(path, {"mlflow_run_id": run_id})
 
 
 def add_generator_arguments(arguments: argparse.ArgumentParser) -> None:

@@ -13,7 +13,7 @@ from ganlab.config import flatten
 from ganlab.device import pick_device
 from ganlab.io import write_json
 from ganlab.models import translates
-from ganlab.stages import add_generator_arguments, parser, read_run_id, run_stage, write_run_id
+from ganlab.stages import add_generator_arguments, parser, run_stage
 from ganlab.training import params
 
 
@@ -43,9 +43,9 @@ def main() -> None:
     references = evaluation.References(
         args.data, args.stats, args.features, args.stats_info, args.classifier
     )
-    trained_run_id = read_run_id(args.train_run)
+    trained_run_id = tracking.read_run_id(args.train_run)
     run_id = tracking.run_for_params(trained_run_id, flatten(config), f"{config.model}-evaluate")
-    write_run_id(args.mlflow_run, run_id)
+    tracking.write_run_id(args.mlflow_run, run_id)
     with tracking.open_run(run_id):
         device = pick_device()
         translator = translates(config.model)

@@ -12,7 +12,7 @@ from ganlab.data.datasets import load_images
 from ganlab.data.domains import load_domains
 from ganlab.device import pick_device, resolve_precision
 from ganlab.models import translates
-from ganlab.stages import StageError, add_generator_arguments, parser, read_run_id, run_stage
+from ganlab.stages import StageError, add_generator_arguments, parser, run_stage
 from ganlab.training import params
 from ganlab.training.losses import LOSSES
 
@@ -39,7 +39,7 @@ def main() -> None:
         args.snapshots,
     )
     run_id = tracking.run_for_params(
-        read_run_id(args.mlflow_run), flatten(config), f"{config.model}-render"
+        tracking.read_run_id(args.mlflow_run), flatten(config), f"{config.model}-render"
     )
     grids = figures.read_frames(args.progress)
     history = pd.read_csv(args.history)

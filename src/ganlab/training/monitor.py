@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,10 +22,17 @@ from torch import nn
 
 from ganlab import sampling
 from ganlab.config import Config, FidSection
+from ganlab.data import datasets
 from ganlab.device import Precision
-from ganlab.metrics import registry
+from ganlab.errors import GanlabError
+from ganlab.metrics import classifier, fid, registry
 from ganlab.metrics.classifier import DomainClassifier
-from ganlab.metrics.features import Features, classifier_features, inception_features
+from ganlab.metrics.features import (
+    Features,
+    classifier_features,
+    inception_features,
+    inception_network,
+)
 from ganlab.metrics.fid import MetricError
 from ganlab.metrics.inception import FIDInception
 from ganlab.metrics.onnx_runtime import OnnxInception
@@ -41,6 +49,40 @@ class Reference:
     inception: FIDInception | OnnxInception | None = None  # None: no Inception FID while training
     real_stats: tuple[np.ndarray, np.ndarray] | None = None  # data/fid_stats.npz
     fid: FidSection | None = None
+
+
+def load_reference(
+    config: Config,
+    data: Path,
+    classifier_path: Path | None,
+    stats_path: Path | None,
+    image_shape: tuple[int, ...],
+    device: torch.device,
+) -> Reference | None:
+    """What the generator is scored against while it trains (None: train.eval_every is null):
+    the classifier stage's network and its features of the test split, and with
+    train.fid_every the Inception network and the fid_stats stage's statistics."""
+    if config.train.eval_every is None:
+        return None
+    for name, path in (("--classifier", classifier_path), ("--stats", stats_path)):
+        if path is None or not path.is_file():
+            raise GanlabError(
+                f"train.eval_every = {config.train.eval_every} scores the generator while it "
+                f"trains: expected {name} to name an existing file (the classifier and fid_stats "
+                f"stages' outputs), got {path}"
+            )
+    model = classifier.load(classifier_path, device)
+    if tuple(model.image_shape) != tuple(image_shape):
+        raise GanlabError(
+            f"{classifier_path} was trained on {tuple(model.image_shape)} images, the generator "
+            f"makes {tuple(image_shape)}: rerun the classifier stage (dvc repro)"
+        )
+    real, _ = datasets.load_images(config.dataset, data, train=False, size=config.image_size)
+    reference = Reference(model, classifier_features(model, real, device)[0])
+    if config.train.fid_every is not None:  # Inception FID while training, and at the end
+        reference.inception = inception_network(config.fid, device)
+        reference.real_stats, reference.fid = fid.load_stats(stats_path), config.fid
+    return reference
 
 
 def _score(features: Features, name: str) -> float:
