@@ -21,9 +21,11 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 from pathlib import Path
 
 from experiments import restore_workspace, run_preset, score_snapshots
+from ganlab import results
 from ganlab.presets import LESSONS, PAPERS, PRESETS
 
 # The zoo's rows: the papers' GANs and the lessons taught on Fashion-MNIST (the lessons on
@@ -133,6 +135,11 @@ def main() -> None:
         "--table-only", action="store_true", help="print the table of runs already in MLflow"
     )
     arguments.add_argument("--out", type=Path, help="also write the table as Markdown here")
+    arguments.add_argument(
+        "--record",
+        action="store_true",
+        help="append the rows, with this machine's record, to reports/results/model_zoo.json",
+    )
     args = arguments.parse_args()
 
     if not args.table_only:
@@ -172,6 +179,11 @@ def main() -> None:
     print(table)
     if args.out:
         args.out.write_text(table + "\n")
+    if args.record:  # docs/models.md's table is generated from it: python -m ganlab.results
+        command = "python benchmarks/model_zoo.py " + " ".join(sys.argv[1:])
+        for r in sorted(rows, key=lambda r: r["fid"]):
+            kept = {k: v for k, v in r.items() if k not in ("minutes_to_target", "curve_scored")}
+            results.record("model_zoo", kept | {"fid": round(r["fid"], 1)}, command, root=args.repo)
 
 
 if __name__ == "__main__":
