@@ -107,8 +107,9 @@ def _cell(value: Any) -> str:
 def render_table(data: Mapping[str, Any]) -> str:
     """A markdown table of a data file's rows: its columns, then machine, commit and date."""
     columns: dict[str, str] = data["columns"]
+    headers = [_cell(header) for header in [*columns.values(), "machine", "commit", "date"]]
     lines = [
-        "| " + " | ".join([*columns.values(), "machine", "commit", "date"]) + " |",
+        "| " + " | ".join(headers) + " |",
         "|" + " --- |" * (len(columns) + 3),
     ]
     for row in data["rows"]:
