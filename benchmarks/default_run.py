@@ -64,6 +64,7 @@ def main() -> None:
     arguments.add_argument("--no-run", action="store_true", help="record the outputs there")
     arguments.add_argument("--wall-minutes", type=float, help="with --no-run: how long it took")
     arguments.add_argument("--commit", help="with --no-run: the commit that made the outputs")
+    arguments.add_argument("--note", help="what a reader should know of this run")
     args = arguments.parse_args()
     if args.no_run and args.wall_minutes is None:
         arguments.error("--no-run needs --wall-minutes")
@@ -71,7 +72,8 @@ def main() -> None:
     wall = args.wall_minutes if args.no_run else stages["wall_minutes"]
     row = figures(args.repo, wall) | stages
     command = "dvc repro" if not args.no_run else " ".join(sys.argv)
-    path = results.record(TABLE, {"run": "defaults", **row}, command, commit=args.commit)
+    row = {"run": "defaults", **row} | ({"note": args.note} if args.note else {})
+    path = results.record(TABLE, row, command, commit=args.commit)
     print(results.render_table(json.loads(path.read_text(encoding="utf-8"))))
 
 
