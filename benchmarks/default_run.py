@@ -75,6 +75,8 @@ def main() -> None:
     row = {"run": "defaults", **row} | ({"note": args.note} if args.note else {})
     path = results.record(TABLE, row, command, commit=args.commit)
     print(results.render_table(json.loads(path.read_text(encoding="utf-8"))))
+    for document in results.write_documents():  # the README's table, from the file
+        print(f"rewrote {document}")
 
 
 if __name__ == "__main__":

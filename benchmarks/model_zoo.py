@@ -184,6 +184,7 @@ def main() -> None:
         for r in sorted(rows, key=lambda r: r["fid"]):
             kept = {k: v for k, v in r.items() if k not in ("minutes_to_target", "curve_scored")}
             results.record("model_zoo", kept | {"fid": round(r["fid"], 1)}, command, root=args.repo)
+        results.write_documents(args.repo)
 
 
 if __name__ == "__main__":

@@ -77,3 +77,11 @@ def test_record_appends_a_row_with_this_machine(tmp_path):
     assert row["fid"] == ROW["fid"] and row["machine"]["commit"] == "fd6d8db"
     assert row["machine"]["command"] == "dvc repro" and row["machine"]["cpu"]
     assert row["machine"]["torch"] and row["machine"]["cores"] >= 1
+
+
+def test_write_documents_rewrites_only_the_stale_ones(tmp_path):
+    root = _project(tmp_path)
+    (root / "docs/other.md").write_text("no blocks here\n")
+    assert results.write_documents(root) == [root / "README.md"]
+    assert results.stale(results.documents(root), root) == []
+    assert results.write_documents(root) == []

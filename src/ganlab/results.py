@@ -144,6 +144,18 @@ def stale(paths: Iterable[Path], root: Path = REPO) -> list[Path]:
     return [p for p in paths if regenerate(p.read_text(encoding="utf-8"), root) != p.read_text()]
 
 
+def write_documents(root: Path = REPO) -> list[Path]:
+    """Every document's generated blocks rendered anew from the data; the files rewritten."""
+    rewritten = []
+    for path in documents(root):
+        text = path.read_text(encoding="utf-8")
+        new = regenerate(text, root)
+        if new != text:
+            write_text(path, new)
+            rewritten.append(path)
+    return rewritten
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     arguments.add_argument("--check", action="store_true", help="fail if a block is stale")
@@ -157,12 +169,8 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
         return 1 if drifted else 0
-    for path in documents():
-        text = path.read_text(encoding="utf-8")
-        new = regenerate(text)
-        if new != text:
-            write_text(path, new)
-            print(f"rewrote {path.relative_to(REPO)}")
+    for path in write_documents():
+        print(f"rewrote {path.relative_to(REPO)}")
     return 0
 
 
