@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ganlab import device
 from ganlab.training import precision_probe
 from ganlab.training.gan import model_spec
 from ganlab.training.params import from_mapping
@@ -169,17 +170,31 @@ def test_an_unreadable_cache_is_measured_again(cache, monkeypatch):
     assert len(json.loads(cache.read_text())) == 1
 
 
-def test_explicit_precisions_and_data_parallel_runs_are_not_probed(cache, monkeypatch):
+# What a CPU offers, set by each test rather than read from the machine the suite runs on.
+CPUS = {
+    "amx": ({"amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2"}, "bf16"),
+    "avx512_bf16 without amx": ({"avx512_bf16", "avx512f", "avx2"}, "fp32"),
+    "avx2 only": ({"avx2"}, "fp32"),
+}
+
+
+@pytest.mark.parametrize(("flags", "ddp_precision"), CPUS.values(), ids=CPUS)
+def test_explicit_precisions_and_data_parallel_runs_are_not_probed(
+    cache, monkeypatch, flags, ddp_precision
+):
+    """Under DDP, auto keeps resolve_precision's rule for the CPU: bf16 with AMX, else fp32."""
+    monkeypatch.setattr(device, "cpu_flags", lambda: flags)
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
     timed_names = timed(monkeypatch, 20, 10)
-    for params, processes in (
-        (tiny_params(precision="fp32"), 1),
-        (tiny_params(precision="auto"), 2),
+    for params, processes, expected in (
+        (tiny_params(precision="fp32"), 1, "fp32"),
+        (tiny_params(precision="auto"), 2, ddp_precision),
     ):
         config = from_mapping(params)
         precision, probe = precision_probe.training_precision(
             config, spec_of(config), CPU, processes
         )
-        assert probe is None and precision.name == "fp32"
+        assert probe is None and precision.name == expected
     assert timed_names == [] and not cache.exists()
 
 
