@@ -28,13 +28,14 @@ def update_ema_(ema: nn.Module, net: nn.Module, decay: float) -> None:
         ema_buffer.copy_(buffer)
 
 
-def ema_decay_at(config: Config, step: int) -> float:
-    """ema_decay, warmed up (ema_warmup) as TensorFlow's ExponentialMovingAverage does:
-    min(decay, (1 + step) / (10 + step)), so the average follows G early instead of
-    dragging its random initial weights through a short run."""
+def ema_decay_at(config: Config, g_updates: int) -> float:
+    """ema_decay, warmed up (ema_warmup) as TensorFlow's ExponentialMovingAverage does over
+    its updates: min(decay, (1 + n) / (10 + n)) after n G updates (not D steps: with
+    n_critic 5 that would end the warm-up five times early), so the average follows G early
+    instead of dragging its random initial weights through a short run."""
     if not config.ema_warmup:
         return config.ema_decay
-    return min(config.ema_decay, (1 + step) / (10 + step))
+    return min(config.ema_decay, (1 + g_updates) / (10 + g_updates))
 
 
 def batch_norms(net: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:

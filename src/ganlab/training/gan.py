@@ -135,7 +135,7 @@ class Batch:
     real_labels: torch.Tensor | None  # None for unconditional models
     fake_labels: torch.Tensor | None
     noise_std: float  # instance noise at this step
-    step: int = 0  # the runner's step: EMA warm-up
+    g_update: int = 0  # G updates before this one: the EMA warm-up's clock
     # the semi-supervised GAN: a batch of the labeled images and their classes
     labeled: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -238,7 +238,7 @@ def g_step(
         nets.scaler.scale(errG).backward()
     nets.scaler.step(nets.optG)
     if nets.netG_ema is not None:
-        update_ema_(nets.netG_ema, nets.netG, ema_decay_at(config, batch.step))
+        update_ema_(nets.netG_ema, nets.netG, ema_decay_at(config, batch.g_update))
         nets.ema_updates += 1
     with torch.no_grad():
         return torch.stack([errG.detach(), gan_loss.shown(output).mean()])
@@ -350,8 +350,7 @@ class GANStep:
             self.labels[rows] if self.labels is not None else None,
             fake_labels,
             config.instance_noise * max(0.0, 1 - progress.step / self.total_steps),
-            progress.step,
-            self.labeled(progress.step) if self.labeled is not None else None,
+            labeled=self.labeled(progress.step) if self.labeled is not None else None,
         )
         self._schedule_lr(progress.run_fraction)
         progress.sums[list(self.d_stats)] += d_step(
@@ -360,6 +359,9 @@ class GANStep:
         progress.d_updates += 1
         if (progress.step + 1) % config.n_critic == 0:
             for turn in range(config.n_gen):
+                # G updates so far, from the step alone (so a resumed run counts the same):
+                # n_gen at each of the step // n_critic G turns before this one, then this turn's
+                batch.g_update = progress.step // config.n_critic * config.n_gen + turn
                 if turn > 0 or config.g_fakes == "fresh":
                     batch.fake = self._fakes_for_g(z, fake_labels)
                 progress.sums[[1, 4]] += g_step(self.nets, batch, config, self.precision, device)
