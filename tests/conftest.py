@@ -144,6 +144,11 @@ def tiny_params(**overrides) -> dict:
             params[key] = {**params.get(key, {}), **value}
         else:
             params[key] = value
+    # tiny widths and noise only where the model has them (a param without effect is refused)
+    unused = {"mlp": ("ngf", "ndf"), "pix2pix": ("z_dim",), "cyclegan": ("z_dim",)}
+    for key in unused.get(params["model"], ()):
+        if key not in overrides:
+            del params[key]
     return params
 
 

@@ -186,3 +186,47 @@ def test_params_yaml_holds_every_key_the_config_has():
         and (("." not in key) or key.split(".", 1)[1] in (raw[key.split(".")[0]] or {}))
     }
     assert written - present == set()
+
+
+# (params that make the key idle, the key's non-default value, params where it has an effect)
+IGNORED_CASES = {
+    "real_label": ({"loss": "hinge"}, 0.9, {"loss": "lsgan"}),
+    "lr_decay_start": ({}, 0.5, {"lr_decay": "linear"}),
+    "ema_warmup": ({"ema_decay": None}, False, {"ema_decay": 0.99}),
+    "class_weight": ({"conditional": "projection"}, 2.0, {"conditional": "acgan"}),
+    "label_input": ({}, "concat", {"conditional": "acgan"}),
+    "z_dim": ({"model": "pix2pix"}, 64, {"model": "dcgan"}),
+    "ngf": ({"model": "mlp"}, 64, {"model": "dcgan"}),
+    "ndf": ({"model": "mlp"}, 64, {"model": "dcgan"}),
+    "d_norm": ({"model": "mlp"}, "layer", {"model": "dcgan"}),
+    "beta1": ({"g_optimizer": "sgd", "d_optimizer": "rmsprop"}, 0.0, {"d_optimizer": "adam"}),
+    "beta2": ({"g_optimizer": "sgd", "d_optimizer": "sgd"}, 0.9, {"g_optimizer": "adam"}),
+    "train.eval_samples": ({"train": {"eval_every": None}}, 200, {"train": {"eval_every": 10}}),
+    "train.fid_samples": ({}, 200, {"train": {"fid_every": 500}}),
+    "train.sync_batchnorm": ({}, True, {"train": {"nproc": 2}}),
+    "translation.l1_weight": ({}, 10.0, {"model": "pix2pix"}),
+    "translation.pool_size": ({"model": "dcgan"}, 0, {"model": "cyclegan"}),
+}
+
+
+def _with(key: str, value, params: dict) -> dict:
+    section, _, name = key.rpartition(".")
+    if not section:
+        return {**params, name: value}
+    return {**params, section: {**params.get(section, {}), name: value}}
+
+
+@pytest.mark.parametrize("key", IGNORED_CASES)
+def test_a_param_that_would_change_nothing_is_refused_naming_it(key):
+    idle, value, used = IGNORED_CASES[key]
+    with pytest.raises(ConfigError, match=rf"{key} = .* has no effect .*expected the default"):
+        from_mapping(_with(key, value, idle))
+    from_mapping(_with(key, value, used))  # where it has an effect, it is taken
+
+
+def test_every_ignorable_param_has_a_case():
+    from ganlab.training.params import IGNORED
+
+    assert {key for key, _, _ in IGNORED if not key.startswith("translation.")} <= set(
+        IGNORED_CASES
+    )

@@ -356,7 +356,7 @@ def _check_combinations(config: Config) -> None:
             f"params.yaml: clip_value = {config.clip_value} and gp_weight = {config.gp_weight} "
             "are two Lipschitz constraints: expected one of them"
         )
-    if config.gp_weight > 0 and config.d_norm == "batch":
+    if config.gp_weight > 0 and config.d_norm == "batch" and config.model != "mlp":
         raise ConfigError(
             "params.yaml: d_norm = 'batch' with gp_weight > 0: the gradient penalty is per "
             "sample and BatchNorm mixes samples; expected d_norm 'layer' or 'none'"

@@ -16,7 +16,6 @@ PAPERS: dict[str, dict[str, Any]] = {
         "batch_size": 128,
         "epochs": 5,
         "ema_decay": None,
-        "ema_warmup": False,
     },
     # Arjovsky et al. (2017): RMSprop 5e-5, clipping 0.01, five critic steps per G step.
     "wgan_clip": {
@@ -57,7 +56,7 @@ PAPERS: dict[str, dict[str, Any]] = {
 # The classic teaching setups, each exactly as its material has it (issue 17's table). Adam's
 # betas are PyTorch's and TensorFlow's defaults (0.9, 0.999) unless the material sets them.
 DEFAULT_BETAS = {"beta1": 0.9, "beta2": 0.999}
-NO_EMA = {"ema_decay": None, "ema_warmup": False}  # params.yaml's recipe averages G; no lesson does
+NO_EMA = {"ema_decay": None}  # params.yaml's recipe averages G; no lesson does
 LESSONS: dict[str, dict[str, Any]] = {
     # The Fashion-MNIST MLP lab: D 784-128-64-32-1, G 100-32-64-128-784, LeakyReLU 0.2,
     # dropout 0.3 in both, z ~ U(-1, 1); D: SGD 0.02, G: Adam 0.002; batch 64, 20 epochs;

@@ -56,9 +56,10 @@ def tiny_project_params(**train) -> dict:
     """params.yaml with the tiny sizes of conftest.tiny_params (and these train keys)."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     tiny = tiny_params(precision="auto", train=train)
-    params.update(
-        {k: v for k, v in tiny.items() if k not in ("train", "fid", "render", "classifier")}
-    )
+    # params.yaml's widths and z: the workspace goes from DCGAN to the MLP and translators, where
+    # tiny ones would be params without effect (refused)
+    kept = ("train", "fid", "render", "classifier", "ngf", "ndf", "z_dim")
+    params.update({k: v for k, v in tiny.items() if k not in kept})
     for section in ("train", "fid", "render", "classifier"):
         params[section].update(tiny[section])
     return params

@@ -49,7 +49,7 @@ def test_conditional_experiment_renders_a_class_grid_and_samples_a_class(repo, t
         int(v.version) for v in mlflow.MlflowClient().search_model_versions(f"name='{name}'")
     )
     model = mlflow.pytorch.load_model(f"models:/{name}/{newest}")
-    z_and_class = torch.cat([torch.randn(2, 16), torch.eye(10)[[7, 7]]], dim=1)
+    z_and_class = torch.cat([torch.randn(2, 100), torch.eye(10)[[7, 7]]], dim=1)
     assert model(z_and_class).shape == (2, 1, 28, 28)
 
 

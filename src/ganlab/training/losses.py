@@ -22,6 +22,8 @@ class GANLoss(NamedTuple):
     # D outputs a probability (D(x) > 0.5 means "real"), so it has an accuracy; critics
     # (Wasserstein, hinge) and LSGAN output scores, which have neither
     probability: bool = True
+    # D's loss has a target for real images that real_label sets (one-sided smoothing, LSGAN's b)
+    real_target: bool = True
 
     @property
     def d_output_label(self) -> str:
@@ -96,7 +98,7 @@ def _identity(scores: torch.Tensor) -> torch.Tensor:
 LOSSES: dict[str, GANLoss] = {
     "bce": GANLoss(bce_d_loss, non_saturating_g_loss),
     "minimax": GANLoss(bce_d_loss, minimax_g_loss),
-    "wasserstein": GANLoss(wasserstein_d_loss, wasserstein_g_loss, _identity, False),
-    "hinge": GANLoss(hinge_d_loss, hinge_g_loss, _identity, False),
+    "wasserstein": GANLoss(wasserstein_d_loss, wasserstein_g_loss, _identity, False, False),
+    "hinge": GANLoss(hinge_d_loss, hinge_g_loss, _identity, False, False),
     "lsgan": GANLoss(lsgan_d_loss, lsgan_g_loss, _identity, False),
 }

@@ -8,7 +8,8 @@ any work starts. The train, evaluate and render stages load params through `load
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from ganlab.config import (
     SNAPSHOT_KEYS,
     Config,
     ConfigError,
+    TranslationSection,
     check_names,
     config_from_dict,
     load_config,
@@ -50,6 +52,63 @@ def check_params(config: Config) -> None:
             "n_critic"
         )
     _check_semi_supervised(config)
+    _check_ignored(config)
+
+
+# Params that change nothing under other settings: (key, when it has no effect, why). Set away
+# from its default there, such a param is refused, never silently ignored.
+IGNORED: tuple[tuple[str, Callable[[Config], bool], str], ...] = (
+    (
+        "real_label",
+        lambda c: translates(c.model) or not LOSSES[c.loss].real_target,
+        "with this loss (bce, minimax and lsgan have a real label; translators none)",
+    ),
+    ("lr_decay_start", lambda c: c.lr_decay == "none", "with lr_decay = 'none'"),
+    ("ema_warmup", lambda c: c.ema_decay is None or translates(c.model), "without an EMA of G"),
+    (
+        "class_weight",
+        lambda c: c.conditional != "acgan" and not c.semi_supervised_on,
+        "without a class loss (conditional: acgan, or semi_supervised)",
+    ),
+    ("label_input", lambda c: c.conditional == "none", "with conditional = 'none'"),
+    ("z_dim", lambda c: translates(c.model), "for a translator, which takes images"),
+    ("ngf", lambda c: c.model == "mlp", "for model 'mlp' (its widths: mlp.g_hidden)"),
+    ("ndf", lambda c: c.model == "mlp", "for model 'mlp' (its widths: mlp.d_hidden)"),
+    ("d_norm", lambda c: c.model == "mlp", "for model 'mlp', whose D has no normalization"),
+    *(
+        (
+            beta,
+            lambda c: "adam" not in (c.g_optimizer, c.d_optimizer),
+            "when neither optimizer is adam",
+        )
+        for beta in ("beta1", "beta2")
+    ),
+    ("train.eval_samples", lambda c: c.train.eval_every is None, "with train.eval_every null"),
+    ("train.fid_samples", lambda c: c.train.fid_every is None, "with train.fid_every null"),
+    ("train.sync_batchnorm", lambda c: c.train.nproc == 1, "with train.nproc = 1"),
+    *(
+        (f"translation.{f.name}", lambda c: not translates(c.model), "for a noise-to-image model")
+        for f in dataclasses.fields(TranslationSection)
+    ),
+)
+
+
+def _value(config: Any, key: str) -> Any:
+    for part in key.split("."):
+        config = getattr(config, part)
+    return config
+
+
+def _check_ignored(config: Config) -> None:
+    """No param is set away from its default where it would change nothing."""
+    defaults = Config()
+    for key, idle, why in IGNORED:
+        value, default = _value(config, key), _value(defaults, key)
+        if value != default and idle(config):
+            raise ConfigError(
+                f"params.yaml: {key} = {value!r} has no effect {why}: expected the default "
+                f"{default!r}"
+            )
 
 
 def gan_loss(config: Config) -> str:
