@@ -18,6 +18,7 @@ import torch
 import yaml
 from PIL import Image
 
+from ganlab.config import TrainSection
 from tests.stages.project import END_TO_END, run, runs, tiny_repo
 
 pytestmark = END_TO_END
@@ -119,7 +120,9 @@ def test_killed_training_resumes_from_its_checkpoint(repo):
     # `exp run -S` leaves its values in the workspace (and a failed one may too)
     epochs = 20  # 320 steps: the kill lands near step 4, the first checkpoint
     params.update(epochs=epochs, seed=7, lr=0.0002, conditional="none", model="dcgan")
-    params["train"].update(nproc=1, fid_every=None)  # classifier FID every 8 steps; FID at the end
+    # classifier FID every 8 steps, no Inception FID (its sample count back at the default: a
+    # param without effect is refused)
+    params["train"].update(nproc=1, fid_every=None, fid_samples=TrainSection().fid_samples)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     checkpoint = root / "checkpoints/train.pt"
     process = subprocess.Popen(
