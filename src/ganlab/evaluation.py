@@ -65,30 +65,29 @@ def score_generator(
     generator: Path, references: References, config: Config, device: torch.device
 ) -> tuple[dict, dict]:
     """(metrics, provenance) of config.fid.n_fake samples against the reference sets."""
-    args = references
     fake = generated_images(generator, config, device)
     started = time.perf_counter()
     fake_inception, fake_logits = inception_features(
         fake, inception_network(config.fid, device), config.fid, device, "evaluate"
     )
     seconds = time.perf_counter() - started
-    model = classifier.load(args.classifier, device)
+    model = classifier.load(references.classifier, device)
     real_images, real_labels = datasets.load_images(
-        config.dataset, args.data, train=False, size=config.image_size
+        config.dataset, references.data, train=False, size=config.image_size
     )
     fake_classifier, fake_classifier_logits = classifier_features(model, fake, device)
     features = Features(
         fake_inception=fake_inception,
         fake_logits=fake_logits,
-        real_inception=fid.load_features(args.features),
-        real_stats=fid.load_stats(args.stats),
+        real_inception=fid.load_features(references.features),
+        real_stats=fid.load_stats(references.stats),
         fake_classifier=fake_classifier,
         fake_classifier_logits=fake_classifier_logits,
         real_classifier=classifier_features(model, real_images, device)[0],
         real_labels=real_labels.numpy(),
         n_classes=model.n_classes,
     )
-    stats_info = json.loads(args.stats_info.read_text(encoding="utf-8"))
+    stats_info = json.loads(references.stats_info.read_text(encoding="utf-8"))
     counts = {"n_fake": len(fake), "n_real": stats_info["n_real"]}
     counts["classifier_n_real"] = len(real_images)
     return registry.score(features) | counts, provenance(config, features, device, seconds)
@@ -98,9 +97,8 @@ def score_translator(
     generator: Path, references: References, config: Config, device: torch.device
 ) -> tuple[dict, dict]:
     """Translations of the test split's source domain against its real target images."""
-    args = references
     generators, _ = sampling.load_translator(generator, device)
-    task = load_domains(config, args.data, train=False, limit=config.fid.n_fake)
+    task = load_domains(config, references.data, train=False, limit=config.fid.n_fake)
     precision = resolve_precision(config.precision, device)
     translated = sampling.translate(
         generators["G"], task.source, device=device, precision=precision
@@ -113,7 +111,7 @@ def score_translator(
         translated, network, config.fid, device, "evaluate"
     )
     seconds = time.perf_counter() - started
-    model = classifier.load(args.classifier, device)
+    model = classifier.load(references.classifier, device)
     fake_classifier, fake_classifier_logits = classifier_features(model, translated, device)
     # classes task: the target class; edges: the class of the image the edges came from
     wanted = task.source_labels if task.target_class is None else task.target_class
