@@ -38,6 +38,8 @@ from ganlab.training.runner import (
     Progress,
     Runner,
     RunResult,
+    Stats,
+    add_stats,
     history_columns,
     planned_steps,
 )
@@ -151,10 +153,10 @@ def d_inputs(x: torch.Tensor, config: Config, noise_std: float) -> torch.Tensor:
 
 def d_step(
     nets: Nets, batch: Batch, config: Config, precision: Precision, device: torch.device
-) -> torch.Tensor:
-    """One D update, with the regularizers the params switch on; (d_loss, D(x), D(G(z)),
-    D's accuracy on the real and on the fake images: NaN for critics, and when semi-supervised
-    D's class loss on the labeled batch)."""
+) -> Stats:
+    """One D update, with the regularizers the params switch on; its loss, D's mean output on
+    the real and the fake images, D's accuracy on each (NaN for critics) and, semi-supervised,
+    D's class loss on the labeled batch."""
     gan_loss = LOSSES[config.loss]
     real, fake = batch.real, batch.fake.detach()
     with precision.autocast(device):
@@ -197,10 +199,16 @@ def d_step(
             if gan_loss.probability
             else torch.full((2,), math.nan, device=errD.device)
         )
-        stats = [errD.detach().view(1), torch.stack(shown), accuracy]
+        stats = {
+            "d_loss": errD,
+            "d_real": shown[0],
+            "d_fake_d_step": shown[1],
+            "d_acc_real": accuracy[0],
+            "d_acc_fake": accuracy[1],
+        }
         if supervised is not None:
-            stats.append(supervised.detach().view(1))
-        return torch.cat(stats)
+            stats[CLASS_LOSS_COLUMN] = supervised
+        return Stats.of(**stats)
 
 
 @contextmanager
@@ -219,8 +227,8 @@ def frozen(nets: Nets) -> Iterator[None]:
 
 def g_step(
     nets: Nets, batch: Batch, config: Config, precision: Precision, device: torch.device
-) -> torch.Tensor:
-    """One G update on D's updated verdict of the same fakes; (g_loss, D(G(z)))."""
+) -> Stats:
+    """One G update on D's updated verdict of the same fakes; its loss and D's mean output."""
     gan_loss = LOSSES[config.loss]
     fake = d_inputs(batch.fake, config, batch.noise_std)
     with frozen(nets):
@@ -241,7 +249,7 @@ def g_step(
         update_ema_(nets.netG_ema, nets.netG, ema_decay_at(config, batch.g_update))
         nets.ema_updates += 1
     with torch.no_grad():
-        return torch.stack([errG.detach(), gan_loss.shown(output).mean()])
+        return Stats.of(g_loss=errG, d_fake_g_step=gan_loss.shown(output).mean())
 
 
 def feature_matching_loss(
@@ -268,7 +276,8 @@ class GANStep:
         "d_acc_real",  # fraction of real images D calls real (probability losses only)
         "d_acc_fake",  # fraction of fakes D calls fake
     )
-    d_stats = (0, 2, 3, 5, 6)  # means over D's updates; g_loss and D(G(z)) after: over G's
+    # means over D's updates; g_loss and D(G(z)) after: over G's
+    d_columns = ("d_loss", "d_real", "d_fake_d_step", "d_acc_real", "d_acc_fake")
     extra_columns = ()
 
     def __init__(
@@ -296,7 +305,7 @@ class GANStep:
         self.standing_at: int | None = None  # nets.ema_updates at the last standing statistics
         if labeled is not None:  # semi-supervised: D's cross-entropy on the labeled images too
             self.columns = (*GANStep.columns, CLASS_LOSS_COLUMN)
-            self.d_stats = (*GANStep.d_stats, len(GANStep.columns))
+            self.d_columns = (*GANStep.d_columns, CLASS_LOSS_COLUMN)
         if config.lr_decay != "none":
             self.extra_columns = ("lr",)  # G's, as it falls
         self.memory_format = memory_format_for(nets.netD)
@@ -353,9 +362,7 @@ class GANStep:
             labeled=self.labeled(progress.step) if self.labeled is not None else None,
         )
         self._schedule_lr(progress.run_fraction)
-        progress.sums[list(self.d_stats)] += d_step(
-            self.nets, batch, config, self.precision, device
-        )
+        add_stats(progress, self, d_step(self.nets, batch, config, self.precision, device))
         progress.d_updates += 1
         if (progress.step + 1) % config.n_critic == 0:
             for turn in range(config.n_gen):
@@ -364,7 +371,7 @@ class GANStep:
                 batch.g_update = progress.step // config.n_critic * config.n_gen + turn
                 if turn > 0 or config.g_fakes == "fresh":
                     batch.fake = self._fakes_for_g(z, fake_labels)
-                progress.sums[[1, 4]] += g_step(self.nets, batch, config, self.precision, device)
+                add_stats(progress, self, g_step(self.nets, batch, config, self.precision, device))
                 progress.g_updates += 1
         self.nets.scaler.update()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,6 +30,24 @@ BASE_COLUMNS = ("step", "epoch")
 # D's loss, G's loss, D's mean output on real images, on fakes in D's step and in G's step
 ADVERSARIAL_COLUMNS = ("d_loss", "g_loss", "d_real", "d_fake_d_step", "d_fake_g_step")
 EVAL_BASE_COLUMNS = ("step", "epoch", "minutes")  # minutes of training, evaluation excluded
+
+
+@dataclass(frozen=True)
+class Stats:
+    """One update's statistics: one tensor (a single add into the running sums, no host sync)
+    and the history column each value belongs to, so that none is wired by position."""
+
+    names: tuple[str, ...]
+    values: torch.Tensor
+
+    @classmethod
+    def of(cls, **values: torch.Tensor) -> Stats:
+        """Named 0-d tensors as one row (call it under no_grad)."""
+        row = torch.stack([value.detach().reshape(()) for value in values.values()])
+        return cls(tuple(values), row)
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.values[self.names.index(name)]
 
 
 class NonFiniteLossError(GanlabError, RuntimeError):
@@ -84,7 +102,7 @@ class Step(Protocol):
     """What a GAN family brings to the runner."""
 
     columns: tuple[str, ...]  # the step's statistics (history columns): d_loss, g_loss first
-    d_stats: Sequence[int]  # which of them are means over D updates (the rest: over G updates)
+    d_columns: tuple[str, ...]  # those that are means over D updates (the rest: over G updates)
     extra_columns: tuple[str, ...]  # values read at each log row (log_extras), e.g. the lr
     steps_per_epoch: int
 
@@ -144,18 +162,23 @@ def eval_columns(evaluator: Evaluator) -> tuple[str, ...]:
     return (*EVAL_BASE_COLUMNS, *evaluator.columns)
 
 
-def means_since_log(progress: Progress, d_stats: Sequence[int], checkpoint_path: Path) -> list:
-    """The mean statistics since the last log row; stop on a NaN or infinite loss."""
-    sums = progress.sums.tolist()
-    means = []
-    for column, total in enumerate(sums):
-        count = progress.d_updates if column in d_stats else progress.g_updates
-        means.append(total / count if count else math.nan)
-    for name, column in (("d_loss", 0), ("g_loss", 1)):
-        count = progress.d_updates if column in d_stats else progress.g_updates
-        if count and not math.isfinite(means[column]):
+def add_stats(progress: Progress, step: Step, stats: Stats) -> None:
+    """Add an update's statistics to the running sums, each into its own column."""
+    progress.sums[[step.columns.index(name) for name in stats.names]] += stats.values
+
+
+def means_since_log(progress: Progress, step: Step, checkpoint_path: Path) -> dict[str, float]:
+    """The mean of each statistic since the last log row (by column name: over D's updates for
+    step.d_columns, over G's for the rest); stop on a NaN or infinite loss."""
+    means = {}
+    for name, total in zip(step.columns, progress.sums.tolist(), strict=True):
+        count = progress.d_updates if name in step.d_columns else progress.g_updates
+        means[name] = total / count if count else math.nan
+    for name in ("d_loss", "g_loss"):
+        count = progress.d_updates if name in step.d_columns else progress.g_updates
+        if count and not math.isfinite(means[name]):
             raise NonFiniteLossError(
-                f"{name} became {means[column]} by step {progress.step} (epoch "
+                f"{name} became {means[name]} by step {progress.step} (epoch "
                 f"{progress.epoch + 1}); training stopped and the last good checkpoint "
                 f"({checkpoint_path}) is kept. Try a lower lr or precision: fp32."
             )
@@ -270,8 +293,8 @@ class Runner:
             bar.update(1)
             if progress.step % self.config.train.log_every == 0 and progress.g_updates:
                 self._log_row()
-                last = progress.history[-1]
-                bar.set_postfix(d_loss=f"{last[2]:.3f}", g_loss=f"{last[3]:.3f}")
+                last = dict(zip(history_columns(self.step), progress.history[-1], strict=True))
+                bar.set_postfix(d_loss=f"{last['d_loss']:.3f}", g_loss=f"{last['g_loss']:.3f}")
             last = self._out_of_budget()
             if self.evaluator is not None and (last or self.evaluator.due(progress.step)):
                 self._evaluate(final=last)  # the final row has every score (Inception FID too)
@@ -381,8 +404,9 @@ class Runner:
         if progress.g_updates == 0:  # with n_critic > 1, wait for a G update to report
             return
         distributed.mean_(progress.sums, self.world)  # averages over ranks; one sync per row
-        means = means_since_log(progress, self.step.d_stats, self.checkpoint_path)
-        row = [float(progress.step), float(progress.epoch + 1), *means, *self.step.log_extras()]
+        means = means_since_log(progress, self.step, self.checkpoint_path)
+        extras = self.step.log_extras()
+        row = [float(progress.step), float(progress.epoch + 1), *means.values(), *extras]
         progress.history.append(row)
         self.hooks.on_log(dict(zip(history_columns(self.step), row, strict=True)))
         self.hooks.on_history(progress.history)
@@ -397,7 +421,7 @@ class Runner:
 
     def _save_checkpoint(self, epoch_start_order: torch.Tensor) -> None:
         # never overwrite a good checkpoint with NaNs
-        means_since_log(self.progress, self.step.d_stats, self.checkpoint_path)
+        means_since_log(self.progress, self.step, self.checkpoint_path)
         if self.world.is_main:
             progress = dataclasses.asdict(self.progress) | {"elapsed": self._elapsed()}
             state = {

@@ -27,7 +27,15 @@ from ganlab.sampling import example_rows, n_columns
 from ganlab.training.losses import LOSSES
 from ganlab.training.optimizers import optimizer_for
 from ganlab.training.params import gan_loss
-from ganlab.training.runner import ADVERSARIAL_COLUMNS, Hooks, Progress, Runner, RunResult
+from ganlab.training.runner import (
+    ADVERSARIAL_COLUMNS,
+    Hooks,
+    Progress,
+    Runner,
+    RunResult,
+    Stats,
+    add_stats,
+)
 
 N_PROGRESS_EXAMPLES = 8
 
@@ -173,16 +181,11 @@ def _optimize(tn: TranslationNets, optimizer: torch.optim.Optimizer, loss: torch
     tn.scaler.step(optimizer)
 
 
-def _stats(*values: torch.Tensor) -> torch.Tensor:
-    """One row of statistics, in TranslationStep.columns order (call it under no_grad)."""
-    return torch.stack([value.detach() for value in values])
-
-
 def _l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a.float() - b.float()).abs().mean()
 
 
-def pix2pix_step(s: TranslationStep, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def pix2pix_step(s: TranslationStep, source: torch.Tensor, target: torch.Tensor) -> Stats:
     """G: fool D on (x, G(x)) plus lambda * |G(x) - y|; then D: (x, y) real, (x, G(x)) fake."""
     tn, config, loss, precision, device = s.tn, s.config, s.loss, s.precision, s.device
     G, D = tn.nets["G"], tn.nets["D"]
@@ -202,18 +205,18 @@ def pix2pix_step(s: TranslationStep, source: torch.Tensor, target: torch.Tensor)
     _optimize(tn, tn.optD, errD)
     tn.scaler.update()
     with torch.no_grad():
-        return _stats(
-            errD,
-            adversarial,
-            loss.shown(real_out).mean(),
-            loss.shown(fake_out_d).mean(),
-            loss.shown(fake_out).mean(),
-            recon,
-            torch.zeros((), device=source.device),
+        return Stats.of(
+            d_loss=errD,
+            g_loss=adversarial,
+            d_real=loss.shown(real_out).mean(),
+            d_fake_d_step=loss.shown(fake_out_d).mean(),
+            d_fake_g_step=loss.shown(fake_out).mean(),
+            recon_l1=recon,
+            identity_l1=torch.zeros((), device=source.device),
         )
 
 
-def cyclegan_step(s: TranslationStep, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def cyclegan_step(s: TranslationStep, source: torch.Tensor, target: torch.Tensor) -> Stats:
     """G and F together: adversarial + cycle + identity terms; then both Ds on pooled fakes."""
     tn, config, loss, precision, device = s.tn, s.config, s.loss, s.precision, s.device
     G, F_, D, D_source = (tn.nets[k] for k in ("G", "F", "D", "D_source"))
@@ -248,14 +251,14 @@ def cyclegan_step(s: TranslationStep, source: torch.Tensor, target: torch.Tensor
     _optimize(tn, tn.optD, errD)
     tn.scaler.update()
     with torch.no_grad():
-        return _stats(
-            errD,
-            adversarial,
-            0.5 * (loss.shown(real_t).mean() + loss.shown(real_s).mean()),
-            0.5 * (loss.shown(fake_t).mean() + loss.shown(fake_s).mean()),
-            0.5 * (loss.shown(out_target).mean() + loss.shown(out_source).mean()),
-            cycle,
-            identity,
+        return Stats.of(
+            d_loss=errD,
+            g_loss=adversarial,
+            d_real=0.5 * (loss.shown(real_t).mean() + loss.shown(real_s).mean()),
+            d_fake_d_step=0.5 * (loss.shown(fake_t).mean() + loss.shown(fake_s).mean()),
+            d_fake_g_step=0.5 * (loss.shown(out_target).mean() + loss.shown(out_source).mean()),
+            recon_l1=cycle,
+            identity_l1=identity,
         )
 
 
@@ -271,7 +274,7 @@ class TranslationStep:
 
     # recon_l1: |G(x) - y| for pix2pix, the mean of both cycles' |F(G(x)) - x| for CycleGAN
     columns = (*ADVERSARIAL_COLUMNS, "recon_l1", "identity_l1")
-    d_stats = ()  # D and G update once per step: every mean is over the same count
+    d_columns = ()  # D and G update once per step: every mean is over the same count
     extra_columns = ("lr",)
 
     def __init__(
@@ -318,11 +321,12 @@ class TranslationStep:
         rows = slice(index * self.config.batch_size, (index + 1) * self.config.batch_size)
         source = scale_batch(self.source[order[0][rows].to(self.device)])
         target = scale_batch(self.target[order[1][rows].to(self.device)])
-        progress.sums += self.update_fn(
+        stats = self.update_fn(
             self,
             source.contiguous(memory_format=torch.channels_last),
             target.contiguous(memory_format=torch.channels_last),
         )
+        add_stats(progress, self, stats)
         progress.d_updates += 1
         progress.g_updates += 1
 
