@@ -1,12 +1,14 @@
 """G and D kept after every epoch, N steps or N minutes, and the pick of one to evaluate."""
 
 import functools
+import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
-from ganlab import checkpoint, sampling, snapshots
+from ganlab import checkpoint, outputs, sampling, snapshots, tracking
 from ganlab.config import ConfigError
 from ganlab.training import runner
 from ganlab.training.gan import history_columns_of
@@ -46,7 +48,7 @@ def test_a_snapshot_after_every_epoch_holds_g_d_and_the_epochs_means(tmp_path: P
     assert set(last["netD"]) == set(result.netD.state_dict())
     rows = [row for row in result.history if row[1] == 3]  # the epoch column
     g_loss = history_columns_of(config).index("g_loss")
-    mean = sum(row[g_loss] for row in rows) / len(rows)
+    mean = sum(row[g_loss] for row in rows) / len(rows)  # rows of 2 steps each
     assert last["epoch_means"]["g_loss"] == pytest.approx(mean)
     _, saved = sampling.load_generator(tmp_path / "s" / "epoch_003.pt", torch.device("cpu"))
     assert saved["epoch"] == 3  # a snapshot is a generator file
@@ -167,3 +169,21 @@ def test_a_choice_without_its_snapshots_is_refused_before_training(settings, nam
     with pytest.raises(ConfigError) as error:
         from_mapping(tiny_params(**settings))
     assert named in str(error.value)
+
+
+def test_per_epoch_means_weight_each_log_row_by_its_steps(monkeypatch):
+    """A row of 20 steps and an epoch's closing row of 3: the mean is (20 a + 3 b) / 23, not
+    (a + b) / 2, in the snapshots, the MLflow epoch metrics and the per-epoch curves alike."""
+    nan = float("nan")
+    rows = [[20, 1, 1.0, nan], [23, 1, 3.0, nan], [43, 2, 2.0, 5.0], [46, 2, 4.0, 1.0]]
+    columns = ("step", "epoch", "g_loss", "d_acc_real")
+    means = snapshots.per_epoch_means(pd.DataFrame(rows, columns=list(columns)))
+    assert means["g_loss"].tolist() == pytest.approx([29 / 23, 52 / 23])
+    assert math.isnan(means["d_acc_real"][0]) and means["d_acc_real"][1] == pytest.approx(103 / 23)
+    assert snapshots.epoch_means(rows, columns, 2) == pytest.approx(
+        {"g_loss": 52 / 23, "d_acc_real": 103 / 23}
+    )
+    logged = {}
+    monkeypatch.setattr(tracking, "log_metrics", lambda values, step: logged.update({step: values}))
+    outputs.log_epoch_means(pd.DataFrame(rows, columns=list(columns)))
+    assert logged[1] == pytest.approx({"epoch/g_loss": 29 / 23})

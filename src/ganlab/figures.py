@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torchvision.io import decode_png, read_file
 
-from ganlab import images, plots, sampling
+from ganlab import images, plots, sampling, snapshots
 from ganlab.device import Precision
 from ganlab.errors import GanlabError
 from ganlab.training.losses import GANLoss
@@ -90,7 +90,7 @@ def loss_curves(history: pd.DataFrame, gan_loss: GANLoss, translator: bool, out:
     labels = dict(zip(("d_real", "d_fake_d_step", "d_fake_g_step"), seen, strict=True))
     title = "Discriminator outputs" if gan_loss.probability else "Critic scores"
     plots.save_curves(history, labels, out / "d_outputs.png", title, gan_loss.d_output_label)
-    by_epoch = history.groupby("epoch", as_index=False).mean()  # log rows are equal-sized
+    by_epoch = snapshots.per_epoch_means(history)  # log rows weighted by their steps
     plots.save_curves(
         by_epoch,
         {"d_loss": "D loss", "g_loss": "G loss"},

@@ -143,8 +143,8 @@ def record_metrics(paths: TrainOutputs, metrics: dict[str, float]) -> None:
 
 def log_epoch_means(history: pd.DataFrame) -> None:
     """Each column's mean over every epoch as MLflow metrics `epoch/<column>`, stepped by epoch:
-    the per-epoch curves the classic lessons plot (log rows are equal-sized, so a plain mean)."""
-    by_epoch = history.drop(columns="step").groupby("epoch").mean()
+    the per-epoch curves the classic lessons plot (log rows weighted by the steps they cover)."""
+    by_epoch = snapshots.per_epoch_means(history).set_index("epoch")
     for epoch, means in by_epoch.iterrows():
         values = {f"epoch/{name}": value for name, value in means.items() if value == value}
         tracking.log_metrics(values, int(epoch))

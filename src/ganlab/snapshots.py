@@ -48,11 +48,25 @@ def file_name(snapshot: Snapshot) -> str:
     return f"step_{snapshot.step:07d}.pt"
 
 
+def per_epoch_means(history: pd.DataFrame) -> pd.DataFrame:
+    """Each statistic's mean per epoch (one row per epoch, its `epoch` column first), every log
+    row weighted by the steps it covers: rows come every train.log_every steps plus a shorter
+    one at each epoch's end, and a row of 3 steps must not count as much as one of 20. A
+    statistic's NaN rows (e.g. D's accuracy under a critic's loss) are left out of its mean."""
+    steps = history["step"].diff().fillna(history["step"])  # the first row covers steps 0..
+    values = history.drop(columns=["step", "epoch"])
+    weights = values.notna().mul(steps, axis=0)
+    weighted = values.mul(steps, axis=0).where(values.notna())
+    by_epoch = history["epoch"]
+    means = weighted.groupby(by_epoch).sum(min_count=1) / weights.groupby(by_epoch).sum()
+    return means.reset_index()
+
+
 def epoch_means(history: list[list[float]], columns: tuple[str, ...], epoch: int) -> dict:
-    """The mean of each statistic over the epoch's log rows so far (NaN columns left out)."""
-    rows = pd.DataFrame(history, columns=list(columns))
-    means = rows[rows["epoch"] == epoch].drop(columns=["step", "epoch"]).mean()
-    return {name: float(value) for name, value in means.items() if value == value}
+    """The step-weighted mean of each statistic over the epoch's log rows so far (NaN columns
+    left out)."""
+    means = per_epoch_means(pd.DataFrame(history, columns=list(columns))).set_index("epoch")
+    return {name: float(value) for name, value in means.loc[epoch].items() if value == value}
 
 
 def save(
