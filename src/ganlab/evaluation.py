@@ -29,6 +29,7 @@ from ganlab.metrics.features import (
     inception_precision,
     runtime_name,
 )
+from ganlab.metrics.inception import ensure_weights
 
 FAKE_SEED_OFFSET = 1  # fake images use seed + 1, so they differ from the fixed progress noise
 INCEPTION = "pytorch-fid InceptionV3 pool3"
@@ -149,6 +150,7 @@ def provenance(config: Config, features: Features, device: torch.device, seconds
         )
     return note | {
         "feature_extractor": INCEPTION,
+        "inception_weights": ensure_weights(),  # where they came from: downloaded or rebuilt
         "feature_dims": int(dims),
         "classifier_feature_extractor": CLASSIFIER,
         "fid_precision": inception_precision(config.fid, device).name,

