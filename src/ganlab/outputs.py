@@ -49,21 +49,23 @@ class TrainOutputs:
         return self.checkpoint.with_name(f"{self.checkpoint.stem}_snapshots")
 
 
-def resumable_run_id(config: Config, checkpoint_path: Path) -> str | None:
-    """The MLflow run of an interrupted run with the same training params, if there is one."""
+def resumable_run_id(checkpoint_path: Path, fingerprint: str) -> str | None:
+    """The MLflow run of an interrupted run with the same fingerprint (training params, code
+    and data: ganlab.training.runner.run_fingerprint), if there is one."""
     if not checkpoint_path.is_file():
         return None
     state = checkpoint.load(checkpoint_path)
-    if state.get("fingerprint") != config.training_fingerprint():
-        print(f"{checkpoint_path} was made with other params; starting afresh")
+    if state.get("fingerprint") != fingerprint:
+        print(f"{checkpoint_path} was made with other params, code or data; starting afresh")
         return None
     print(f"resuming from {checkpoint_path} at step {state['progress']['step']}")
     return state["run_id"]
 
 
-def start_run(config: Config, paths: TrainOutputs) -> str:
-    """The interrupted run's MLflow run when training resumes, else a new one; its id saved."""
-    run_id = resumable_run_id(config, paths.checkpoint)
+def start_run(config: Config, paths: TrainOutputs, fingerprint: str) -> str:
+    """The interrupted run's MLflow run when training resumes (the same `fingerprint`), else a
+    new one; its id saved."""
+    run_id = resumable_run_id(paths.checkpoint, fingerprint)
     if run_id is None:
         shutil.rmtree(paths.staging, ignore_errors=True)  # another run's snapshots
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")

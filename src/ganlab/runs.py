@@ -19,7 +19,7 @@ from ganlab.training import distributed, semi_supervised, translation
 from ganlab.training.gan import TrainResult, history_columns_of, model_spec, train
 from ganlab.training.monitor import load_reference
 from ganlab.training.precision_probe import probe_summary, training_precision
-from ganlab.training.runner import Hooks, history_columns
+from ganlab.training.runner import Hooks, history_columns, run_fingerprint
 
 
 def train_noise_to_image(
@@ -42,7 +42,7 @@ def train_noise_to_image(
     if world.is_main:  # only rank 0 scores, talks to MLflow and writes outputs
         shape = tuple(images.shape[1:])
         reference = load_reference(config, data, *scoring, shape, device)
-        run_id = outputs.start_run(config, paths)
+        run_id = outputs.start_run(config, paths, run_fingerprint(config, images, labels))
     run_id = distributed.broadcast(run_id, world)
     fit = functools.partial(
         train,
@@ -140,7 +140,7 @@ def train_translator(
     """pix2pix / CycleGAN: the same outputs as the noise models, from translate's loop."""
     task = _training_domains(config, data)
     precision = resolve_precision(config.precision, device)
-    run_id = outputs.start_run(config, paths)
+    run_id = outputs.start_run(config, paths, run_fingerprint(config, task.source, task.target))
     with tracking.open_run(run_id, system_metrics=True):
         names, shape = " -> ".join(task.names), tuple(task.source.shape[1:])
         tags = {"translation": names, "task": domains.task_of(config)}

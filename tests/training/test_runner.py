@@ -1,4 +1,5 @@
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from ganlab.device import resolve_precision
 from ganlab.images import scale_batch, to_uint8
 from ganlab.models import MODELS
 from ganlab.models.conditional import CONDITIONINGS
-from ganlab.training import losses
+from ganlab.training import losses, runner
 from ganlab.training.gan import train
 from ganlab.training.params import from_mapping
 from ganlab.training.runner import Hooks, NonFiniteLossError
@@ -135,6 +136,26 @@ def test_checkpoint_of_other_params_is_not_resumed(tmp_path: Path, cpu):
     train_on_cpu(from_mapping(tiny_params(epochs=1)), tiny_images(), path)
     other = train_on_cpu(from_mapping(tiny_params(epochs=1, lr=1e-3)), tiny_images(), path)
     assert other.resumed_from_step is None
+
+
+def test_checkpoint_of_other_code_or_other_images_is_not_resumed(tmp_path: Path, cpu, monkeypatch):
+    """The same params on one changed pixel, or under changed training code, start afresh: a
+    model trained half on the old images or code would pass for one of the new."""
+    path, config = tmp_path / "ckpt.pt", from_mapping(tiny_params(epochs=1))
+    first = train_on_cpu(config, tiny_images(), path)
+    assert train_on_cpu(config, tiny_images(), path).resumed_from_step == first.steps
+    other_images = tiny_images()
+    other_images[0, 0, 0, 0] = 1
+    assert train_on_cpu(config, other_images, path).resumed_from_step is None
+    train_on_cpu(config, tiny_images(), path)
+    monkeypatch.setattr(runner, "code_digest", lambda: "edited code")
+    assert train_on_cpu(config, tiny_images(), path).resumed_from_step is None
+    monkeypatch.undo()
+    edited = tmp_path / "ganlab"
+    shutil.copytree(runner.PACKAGE / "training", edited / "training")
+    before = runner.code_digest(("training",), edited)
+    (edited / "training" / "losses.py").write_text("# edited\n", encoding="utf-8")
+    assert runner.code_digest(("training",), edited) != before
 
 
 def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(

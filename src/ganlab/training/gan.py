@@ -42,6 +42,7 @@ from ganlab.training.runner import (
     add_stats,
     history_columns,
     planned_steps,
+    run_fingerprint,
 )
 from ganlab.training.semi_supervised import LabeledBatches, class_loss, labeled_indices
 
@@ -497,6 +498,7 @@ def train(
     world = distributed.current()
     nets = build_nets(config, spec, device, precision, world)
     labeled = _labeled_batches(config, images, labels, device, pixel_low(nets.netG))
+    fingerprint = run_fingerprint(config, images, labels)
     images = images.to(device)
     labels = labels.to(device, torch.long) if spec.n_classes else None
     step = GANStep(
@@ -513,7 +515,8 @@ def train(
     monitor = None
     if reference is not None and config.train.eval_every is not None:
         monitor = Monitor(reference, step.sampler, config, device=device, precision=precision)
-    runner = Runner(step, config, device, checkpoint_path, run_id, hooks, world, monitor)
+    place = (device, checkpoint_path, run_id)
+    runner = Runner(step, config, *place, hooks, world, monitor, fingerprint=fingerprint)
     result = runner.run()
     return TrainResult(
         **vars(result),

@@ -29,7 +29,7 @@ from ganlab.io import write_json
 from ganlab.models import ModelSpec
 from ganlab.training import distributed
 from ganlab.training.gan import GANStep, build_nets
-from ganlab.training.runner import Progress
+from ganlab.training.runner import PACKAGE, Progress, code_digest
 
 BF16_MARGIN = 1.2  # bf16 must be this much faster, so that timing noise can't flip a near tie
 WARMUP, REPEATS = 2, 5  # untimed cycles, then timed ones (the fastest counts)
@@ -55,16 +55,10 @@ def cache_path() -> Path:
     return Path(root) / "ganlab" / "precision.json"
 
 
-PACKAGE = Path(__file__).resolve().parents[1]
-
-
 def step_code_digest(package: Path = PACKAGE) -> str:
     """A digest of the code a training step runs (ganlab.models and ganlab.training): a
     rewritten layer changes what each precision costs, so it gets a probe of its own."""
-    digest = hashlib.sha256()
-    for path in sorted([*(package / "models").glob("*.py"), *(package / "training").glob("*.py")]):
-        digest.update(path.name.encode() + path.read_bytes())
-    return digest.hexdigest()[:16]
+    return code_digest(("models", "training"), package)
 
 
 def probe_key(config: Config, spec: ModelSpec) -> str:

@@ -9,6 +9,7 @@ everything a bit-exact resume needs (weights, optimizers, RNG states, data order
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -30,6 +31,9 @@ BASE_COLUMNS = ("step", "epoch")
 # D's loss, G's loss, D's mean output on real images, on fakes in D's step and in G's step
 ADVERSARIAL_COLUMNS = ("d_loss", "g_loss", "d_real", "d_fake_d_step", "d_fake_g_step")
 EVAL_BASE_COLUMNS = ("step", "epoch", "minutes")  # minutes of training, evaluation excluded
+PACKAGE = Path(__file__).resolve().parents[1]
+# the code whose change changes what training does: its networks, updates, data and pixels
+TRAINING_CODE = ("models", "training", "data", "config.py", "device.py", "images.py")
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,31 @@ class RunResult:
     frame_steps: list[int] = field(default_factory=list)  # the step each frame shows
 
 
+def code_digest(parts: tuple[str, ...] = TRAINING_CODE, package: Path = PACKAGE) -> str:
+    """A digest of these parts of the ganlab package (folders and modules), file by file."""
+    digest = hashlib.sha256()
+    for part in parts:
+        files = sorted((package / part).glob("*.py")) if (package / part).is_dir() else []
+        for path in files or [package / part]:
+            digest.update(str(path.relative_to(package)).encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def run_fingerprint(config: Config, *data: torch.Tensor | None) -> str:
+    """What a checkpoint resumes only under: the params that shape training, the training code
+    and the training data's bytes (whichever mirror or image_folder they came from). A run
+    interrupted under other code, or on other images, starts afresh: dvc.lock would otherwise
+    record new code or data for a model trained half on the old."""
+    digest = hashlib.sha256(f"{config.training_fingerprint()} {code_digest()}".encode())
+    for tensor in data:
+        if tensor is None:
+            digest.update(b"none")
+            continue
+        digest.update(f"{tuple(tensor.shape)} {tensor.dtype}".encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def planned_steps(config: Config, steps_per_epoch: int) -> int:
     """train.max_steps when set (as many epochs as that takes), else config.epochs' worth."""
     return config.train.max_steps or steps_per_epoch * config.epochs
@@ -215,13 +244,15 @@ class Runner:
         hooks: Hooks | None = None,
         world: distributed.World | None = None,
         evaluator: Evaluator | None = None,
+        *,
+        fingerprint: str,
     ) -> None:
         self.step, self.config, self.device = step, config, device
         self.evaluator = evaluator if world is None or world.is_main else None
         self.checkpoint_path, self.run_id = checkpoint_path, run_id
         self.hooks = hooks or Hooks()
         self.world = world or distributed.World()
-        self.fingerprint = config.training_fingerprint()
+        self.fingerprint = fingerprint  # run_fingerprint of the params, code and data
         self.data_order = torch.Generator().manual_seed(config.seed)
         self.budget = 60 * config.train.max_minutes if config.train.max_minutes else math.inf
         if step.steps_per_epoch == 0:

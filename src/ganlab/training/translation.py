@@ -35,6 +35,7 @@ from ganlab.training.runner import (
     RunResult,
     Stats,
     add_stats,
+    run_fingerprint,
 )
 
 N_PROGRESS_EXAMPLES = 8
@@ -373,7 +374,8 @@ def train_translator(
         for net in tn.nets.values():
             net.compile()
     step = TranslationStep(tn, config, domains, device=device, precision=precision)
-    runner = Runner(step, config, device, checkpoint_path, run_id, hooks)
+    fingerprint = run_fingerprint(config, domains.source, domains.target)
+    runner = Runner(step, config, device, checkpoint_path, run_id, hooks, fingerprint=fingerprint)
     result = runner.run(desc=f"train {config.model}")
     return TranslationResult(
         **vars(result),
