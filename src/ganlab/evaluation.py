@@ -30,6 +30,7 @@ from ganlab.metrics.features import (
     runtime_name,
 )
 from ganlab.metrics.inception import ensure_weights
+from ganlab.training.monitor import selection_note
 
 FAKE_SEED_OFFSET = 1  # fake images use seed + 1, so they differ from the fixed progress noise
 INCEPTION = "pytorch-fid InceptionV3 pool3"
@@ -91,7 +92,11 @@ def score_generator(
     stats_info = json.loads(references.stats_info.read_text(encoding="utf-8"))
     counts = {"n_fake": len(fake), "n_real": stats_info["n_real"]}
     counts["classifier_n_real"] = len(real_images)
-    return registry.score(features) | counts, provenance(config, features, device, seconds)
+    info = provenance(config, features, device, seconds)
+    info["fid_reference"] = f"{stats_info['n_real']} training images (data/fid_stats.npz)"
+    if config.evaluate.checkpoint == "best" and config.train.eval_every is not None:
+        info["best_generator_picked_on"] = selection_note(config, references.data)
+    return registry.score(features) | counts, info
 
 
 def score_translator(

@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from ganlab.data import datasets
+from ganlab.data.datasets import DATASETS
 from ganlab.metrics import classifier
 from ganlab.metrics.features import classifier_features
-from ganlab.training.monitor import Monitor, Reference
+from ganlab.training.monitor import Monitor, Reference, load_reference, selection_note
 from ganlab.training.params import from_mapping
 from ganlab.training.runner import Hooks
 from tests.conftest import tiny_images, tiny_params, train_on_cpu
@@ -118,3 +121,28 @@ def test_the_last_step_is_scored_once_as_the_final_row(train, calls, tmp_path, c
     config = from_mapping(scored(**train))
     train_on_cpu(config, tiny_images(), tmp_path / "a", reference=reference(cpu))
     assert seen == [(step, step == calls[-1]) for step in calls]  # final: Inception FID too
+
+
+def test_the_best_generator_is_picked_on_training_images_no_report_uses(
+    tiny_root: Path, tmp_path: Path, cpu, monkeypatch
+):
+    """The selection images are training images outside the FID reference (the same seeded
+    draw fid_stats takes its images from), never the test split classifier FID reports on."""
+    monkeypatch.setitem(DATASETS, "fashion_mnist", DATASETS["tiny"])
+    config = from_mapping(tiny_params(train={"eval_every": 2}, fid={"n_real": 40}))
+    train_images, _ = datasets.load_images("tiny", tiny_root, train=True)
+    test_images, _ = datasets.load_images("tiny", tiny_root, train=False)
+    fid_rows, selection_rows = datasets.reference_rows(len(train_images), 40)
+    assert len(fid_rows) == 40 and len(selection_rows) == len(train_images) - 40
+    assert not set(fid_rows.tolist()) & set(selection_rows.tolist())
+    model = classifier.DomainClassifier((1, 28, 28), 10).eval()
+    path = tmp_path / "classifier.pt"
+    classifier.save(path, model)
+    stats = tmp_path / "stats.npz"
+    stats.write_bytes(b"not read without train.fid_every")
+    loaded = load_reference(config, tiny_root, path, stats, (1, 28, 28), cpu)
+    expected = classifier_features(loaded.classifier, train_images[selection_rows], cpu)[0]
+    assert np.array_equal(loaded.real_classifier, expected)
+    assert len(loaded.real_classifier) != len(test_images)
+    note = selection_note(config, tiny_root)
+    assert f"against {len(selection_rows)} training images outside the FID reference" in note

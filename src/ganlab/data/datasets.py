@@ -394,6 +394,19 @@ def load_training_set(config: Config, root: str | Path) -> tuple[torch.Tensor, t
     return images, labels, len(class_names(config.dataset, root))
 
 
+REFERENCE_SEED = 0  # one fixed draw of the training images decides the reference sets
+SELECTION_IMAGES = 10_000  # training images the best generator is picked against
+
+
+def reference_rows(n_images: int, n_fid: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows of the FID reference, rows the best generator is selected on): disjoint sets of
+    training images, the first n_fid and the next SELECTION_IMAGES (or what is left) of one
+    seeded draw. The generator kept for the report is then never picked on the images the
+    report scores it against (nor on the test split, which classifier FID reports on)."""
+    order = torch.randperm(n_images, generator=torch.Generator().manual_seed(REFERENCE_SEED))
+    return order[:n_fid], order[n_fid : n_fid + SELECTION_IMAGES]
+
+
 def digest(images: torch.Tensor) -> str:
     """A short hash of the pixels themselves: the same images give the same digest."""
     return hashlib.sha256(images.contiguous().numpy().tobytes()).hexdigest()[:16]

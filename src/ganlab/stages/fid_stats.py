@@ -10,8 +10,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import torch
-
 from ganlab.config import load_config
 from ganlab.data import datasets
 from ganlab.device import pick_device
@@ -25,8 +23,6 @@ from ganlab.metrics.features import (
 )
 from ganlab.metrics.inception import ensure_weights
 from ganlab.stages import StageError, parser, run_stage
-
-SUBSET_SEED = 0
 
 
 def main() -> None:
@@ -48,8 +44,8 @@ def main() -> None:
             f"fid.n_real = {config.fid.n_real} is more than the {len(images)} training "
             f"images of {config.dataset}"
         )
-    chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(SUBSET_SEED))
-    images = images[chosen[: config.fid.n_real]]
+    chosen, _ = datasets.reference_rows(len(images), config.fid.n_real)
+    images = images[chosen]
 
     device = pick_device()
     precision = inception_precision(config.fid, device)

@@ -1,7 +1,9 @@
 """Quality while training: the generator scored every train.eval_every steps.
 
 A cheap score every time (classifier FID: the domain classifier's features of
-train.eval_samples fakes against the test split's) picks the best generator. The
+train.eval_samples fakes against those of up to 10,000 training images outside the FID
+reference, ganlab.data.datasets.reference_rows) picks the best generator: never on the images
+the evaluate stage reports on (the FID reference, and the test split of classifier FID). The
 evaluate stage's own FID (pytorch-fid's Inception, train.fid_samples fakes against
 data/fid_stats.npz) comes every train.fid_every steps and at the end, when fid_every is
 set. Both go through the metrics registry, as in the evaluate stage. The noise is the
@@ -45,7 +47,7 @@ class Reference:
     """What fakes are scored against; loaded once by the train stage."""
 
     classifier: DomainClassifier
-    real_classifier: np.ndarray  # the classifier's features of the test split
+    real_classifier: np.ndarray  # the classifier's features of the selection images
     inception: FIDInception | OnnxInception | None = None  # None: no Inception FID while training
     real_stats: tuple[np.ndarray, np.ndarray] | None = None  # data/fid_stats.npz
     fid: FidSection | None = None
@@ -60,8 +62,9 @@ def load_reference(
     device: torch.device,
 ) -> Reference | None:
     """What the generator is scored against while it trains (None: train.eval_every is null):
-    the classifier stage's network and its features of the test split, and with
-    train.fid_every the Inception network and the fid_stats stage's statistics."""
+    the classifier stage's network and its features of the selection images (training images
+    outside the FID reference), and with train.fid_every the Inception network and the
+    fid_stats stage's statistics."""
     if config.train.eval_every is None:
         return None
     for name, path in (("--classifier", classifier_path), ("--stats", stats_path)):
@@ -77,12 +80,35 @@ def load_reference(
             f"{classifier_path} was trained on {tuple(model.image_shape)} images, the generator "
             f"makes {tuple(image_shape)}: rerun the classifier stage (dvc repro)"
         )
-    real, _ = datasets.load_images(config.dataset, data, train=False, size=config.image_size)
-    reference = Reference(model, classifier_features(model, real, device)[0])
+    reference = Reference(
+        model, classifier_features(model, selection_images(config, data), device)[0]
+    )
     if config.train.fid_every is not None:  # Inception FID while training, and at the end
         reference.inception = inception_network(config.fid, device)
         reference.real_stats, reference.fid = fid.load_stats(stats_path), config.fid
     return reference
+
+
+def selection_images(config: Config, data: Path) -> torch.Tensor:
+    """The training images the best generator is picked on: none of the FID reference's."""
+    images, _ = datasets.load_images(config.dataset, data, train=True, size=config.image_size)
+    _, rows = datasets.reference_rows(len(images), config.fid.n_real)
+    if len(rows) < 2:
+        raise GanlabError(
+            f"{config.dataset} has {len(images)} training images and fid.n_real = "
+            f"{config.fid.n_real} takes them all: the best generator needs others to be picked "
+            "on; lower fid.n_real or set train.eval_every: null"
+        )
+    return images[rows]
+
+
+def selection_note(config: Config, data: Path) -> str:
+    """What the best generator was picked on, for eval_info."""
+    n = len(selection_images(config, data))
+    return (
+        f"classifier FID of {config.train.eval_samples} fakes against {n} training images "
+        f"outside the FID reference's {config.fid.n_real}, every {config.train.eval_every} steps"
+    )
 
 
 def _score(features: Features, name: str) -> float:
