@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from ganlab.training import distributed, runner
+from ganlab.training import distributed, gan, runner
 from ganlab.training.gan import GANStep, train
 from ganlab.training.losses import LOSSES
 from ganlab.training.params import from_mapping
@@ -24,6 +24,7 @@ from tests.conftest import FP32, tiny_images, tiny_params
 # (PyTorch's SyncBatchNorm runs on GPUs only); dropout 0: no per-process random masks.
 PARAMS = dict(model="mlp", dropout=0.0, epochs=1, lr=1e-3, train={"log_every": 1})
 STEPS = 4  # 64 images / (2 x 8) per step
+CPU = torch.device("cpu")
 
 
 def free_port() -> int:
@@ -32,8 +33,25 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _record_local_draws(draws: list) -> None:
+    """Make every D update first draw 3 numbers, as dropout or DiffAugment would, and keep them."""
+    d_step = gan.d_step
+
+    def recording(*args, **kwargs):
+        draws.append(torch.rand(3).tolist())
+        return d_step(*args, **kwargs)
+
+    gan.d_step = recording
+
+
 def _rank(
-    rank: int, world_size: int, port: int, out: str, params: dict, fast_clock: int | None = None
+    rank: int,
+    world_size: int,
+    port: int,
+    out: str,
+    params: dict,
+    fast_clock: int | None = None,
+    record_draws: bool = False,
 ) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     # a rank left waiting in a collective fails the test in seconds instead of hanging it
@@ -42,6 +60,9 @@ def _rank(
     if rank == fast_clock:  # this rank's clock gains 20 s at every read
         readings = itertools.count()
         runner.time = types.SimpleNamespace(perf_counter=lambda: 20.0 * next(readings))
+    draws: list = []
+    if record_draws:
+        _record_local_draws(draws)
     try:
         config = from_mapping(tiny_params(**params))
         result = train(
@@ -56,16 +77,27 @@ def _rank(
         # parameters only: BatchNorm's running statistics are per process (rank 0's are saved)
         weights = {k: v.tolist() for k, v in result.netG.named_parameters()}
         Path(out, f"rank{rank}.json").write_text(
-            json.dumps({"history": result.history, "weights": weights, "steps": result.steps})
+            json.dumps(
+                {
+                    "history": result.history,
+                    "weights": weights,
+                    "steps": result.steps,
+                    "draws": draws,
+                }
+            )
         )
     finally:
         dist.destroy_process_group()
 
 
 def run_ddp(
-    tmp_path: Path, params: dict, world_size: int = 2, fast_clock: int | None = None
+    tmp_path: Path,
+    params: dict,
+    world_size: int = 2,
+    fast_clock: int | None = None,
+    record_draws: bool = False,
 ) -> list[dict]:
-    args = (world_size, free_port(), str(tmp_path), params, fast_clock)
+    args = (world_size, free_port(), str(tmp_path), params, fast_clock, record_draws)
     mp.spawn(_rank, args=args, nprocs=world_size)
     return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(world_size)]
 
@@ -144,3 +176,43 @@ def test_world_shards_a_global_batch_into_contiguous_slices():
     batch = torch.arange(12)
     assert distributed.World(1, 3).shard(batch).tolist() == [4, 5, 6, 7]
     assert distributed.World().shard(batch).tolist() == list(range(12))
+
+
+def test_each_rank_draws_its_own_noise_for_its_slice_and_shares_the_rest(tmp_path: Path):
+    """What a rank draws inside its updates (dropout, DiffAugment, instance noise) differs
+    between ranks; the shared draws (z, labels, data order) stay equal, so the replicas still
+    step as one process of twice the batch (the test above) and stay identical."""
+    params = {**PARAMS, "batch_size": 8, "dropout": 0.3, "instance_noise": 0.1}
+    rank0, rank1 = run_ddp(tmp_path, params, record_draws=True)
+    assert len(rank0["draws"]) == len(rank1["draws"]) == STEPS
+    assert all(a != b for a, b in zip(rank0["draws"], rank1["draws"], strict=True))
+    for name, values in rank0["weights"].items():
+        assert torch.equal(torch.tensor(values), torch.tensor(rank1["weights"][name]))
+
+
+def test_a_ranks_own_stream_neither_reads_nor_advances_the_shared_one():
+    torch.manual_seed(7)
+    expected = torch.rand(4)
+    torch.manual_seed(7)
+    streams = [distributed.LocalRandom(7, distributed.World(r, 2), CPU) for r in (0, 1)]
+    local = []
+    for stream in streams:
+        with stream.active():
+            local.append(torch.rand(4))
+    assert not torch.equal(local[0], local[1])
+    assert torch.equal(torch.rand(4), expected)  # the shared stream, as if untouched
+    with streams[0].active():
+        after = torch.rand(4)  # the stream continues where it stopped
+    replay = distributed.LocalRandom(7, distributed.World(0, 2), CPU)
+    with replay.active():
+        torch.rand(4)
+        assert torch.equal(torch.rand(4), after)
+    one = distributed.LocalRandom(7, distributed.World(), CPU)  # one process: one stream
+    torch.manual_seed(7)
+    with one.active():
+        assert torch.equal(torch.rand(4), expected)
+    streams[0].load([streams[1].state, streams[0].state])  # a checkpoint's states, by rank
+    with streams[0].active():
+        from_checkpoint = torch.rand(4)
+    with streams[1].active():
+        assert torch.equal(torch.rand(4), from_checkpoint)

@@ -7,15 +7,25 @@ each (see the README's "Scaling out"). Each process trains on its own slice of e
 global batch (batch_size images per process), so N processes with batch B take the same
 steps as one process with batch N x B, up to BatchNorm statistics (SyncBatchNorm on GPUs:
 `train.sync_batchnorm`) and floating-point summation order.
+
+Random draws come in two kinds. Those every rank must agree on (the data order, the noise z,
+the fake labels) are drawn whole from the shared stream, seeded with `seed` on every rank, and
+each rank takes its slice. Those a rank makes on its own slice (dropout masks, DiffAugment,
+instance noise, the gradient penalty's mixing) come from a stream of its own, seeded from
+(seed, rank) (`LocalRandom`), so that the shards do not repeat each other's noise. One process
+has one stream, as it always had.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -36,6 +46,68 @@ class World:
         """This rank's contiguous slice of a global batch (dimension 0)."""
         per_rank = global_batch.shape[0] // self.size
         return global_batch[self.rank * per_rank : (self.rank + 1) * per_rank]
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """A seed for rank `rank`'s own stream: NumPy's SeedSequence of (seed, rank), so that no
+    two ranks (and no rank and the shared stream) start alike."""
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1, np.uint64)[0])
+
+
+class LocalRandom:
+    """This rank's own random stream for the draws it makes on its slice of the batch.
+
+    `with local_random.active():` swaps the global CPU (and CUDA) generator states to this
+    rank's for the block and back after it, so the shared stream is neither read nor advanced
+    by local draws and stays equal on every rank. With one process it does nothing."""
+
+    def __init__(self, seed: int, world: World, device: torch.device) -> None:
+        self.world = world
+        self.cuda = device.index if device.type == "cuda" else None
+        self.state: dict[str, torch.Tensor] | None = None
+        if world.size > 1:
+            shared = self._get()
+            torch.manual_seed(rank_seed(seed, world.rank))
+            self.state = self._get()
+            self._set(shared)
+
+    def _get(self) -> dict[str, torch.Tensor]:
+        state = {"cpu": torch.get_rng_state()}
+        if self.cuda is not None:
+            state["cuda"] = torch.cuda.get_rng_state(self.cuda)
+        return state
+
+    def _set(self, state: dict[str, torch.Tensor]) -> None:
+        torch.set_rng_state(state["cpu"])
+        if self.cuda is not None:
+            torch.cuda.set_rng_state(state["cuda"], self.cuda)
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        if self.state is None:
+            yield
+            return
+        shared = self._get()
+        self._set(self.state)
+        try:
+            yield
+        finally:
+            self.state = self._get()
+            self._set(shared)
+
+    def gather(self) -> list[dict[str, torch.Tensor]] | None:
+        """Every rank's stream state on rank 0 (for the checkpoint; a collective: every rank
+        calls it); None with one process."""
+        if self.state is None:
+            return None
+        states: list[Any] | None = [None] * self.world.size if self.world.is_main else None
+        dist.gather_object(self.state, states, dst=0)
+        return states
+
+    def load(self, states: list[dict[str, torch.Tensor]] | None) -> None:
+        """This rank's stream from a checkpoint's gathered states."""
+        if self.state is not None and states is not None:
+            self.state = states[self.world.rank]
 
 
 def current() -> World:

@@ -302,6 +302,7 @@ class GANStep:
             spec,
         )
         self.device, self.precision, self.world = device, precision, world
+        self.local_random = distributed.LocalRandom(config.seed, world, device)
         self.labeled = labeled
         self.standing_at: int | None = None  # nets.ema_updates at the last standing statistics
         if labeled is not None:  # semi-supervised: D's cross-entropy on the labeled images too
@@ -341,9 +342,11 @@ class GANStep:
         return torch.randperm(len(self.images), generator=data_order).to(self.device)
 
     def update(self, progress: Progress, index: int, order: torch.Tensor) -> None:
-        config, world, device = self.config, self.world, self.device
+        config, world, device, local = self.config, self.world, self.device, self.local_random
         # Every rank draws the whole global batch's order, noise and labels from the same RNG
-        # states and takes its own slice: N ranks step as one process with N x batch.
+        # states and takes its own slice: N ranks step as one process with N x batch. What a
+        # rank draws for its slice alone (dropout, DiffAugment, instance noise) comes from its
+        # own stream (distributed.LocalRandom; one process: the one stream).
         rows = world.shard(order[index * self.global_batch : (index + 1) * self.global_batch])
         real = scale_batch(self.images[rows], self.low).contiguous(memory_format=self.memory_format)
         z = world.shard(sample_latent(self.global_batch, config.z_dim, config.latent, device))
@@ -352,7 +355,7 @@ class GANStep:
             if self.spec.n_classes
             else None
         )
-        with self.precision.autocast(device):
+        with local.active(), self.precision.autocast(device):
             fake = forward_generator(self.nets.stepG, z, fake_labels)
         batch = Batch(
             real,
@@ -363,7 +366,8 @@ class GANStep:
             labeled=self.labeled(progress.step) if self.labeled is not None else None,
         )
         self._schedule_lr(progress.run_fraction)
-        add_stats(progress, self, d_step(self.nets, batch, config, self.precision, device))
+        with local.active():
+            add_stats(progress, self, d_step(self.nets, batch, config, self.precision, device))
         progress.d_updates += 1
         if (progress.step + 1) % config.n_critic == 0:
             for turn in range(config.n_gen):
@@ -372,7 +376,9 @@ class GANStep:
                 batch.g_update = progress.step // config.n_critic * config.n_gen + turn
                 if turn > 0 or config.g_fakes == "fresh":
                     batch.fake = self._fakes_for_g(z, fake_labels)
-                add_stats(progress, self, g_step(self.nets, batch, config, self.precision, device))
+                with local.active():
+                    stats = g_step(self.nets, batch, config, self.precision, device)
+                add_stats(progress, self, stats)
                 progress.g_updates += 1
         self.nets.scaler.update()
 
@@ -389,11 +395,11 @@ class GANStep:
         """New fakes for a G update: of fresh noise (g_fakes: fresh), or of the same z again
         through the updated G (the second and later of n_gen updates)."""
         config, device = self.config, self.device
-        if config.g_fakes == "fresh":
+        if config.g_fakes == "fresh":  # shared noise, as in update
             z = self.world.shard(
                 sample_latent(self.global_batch, config.z_dim, config.latent, device)
             )
-        with self.precision.autocast(device):
+        with self.local_random.active(), self.precision.autocast(device):
             return forward_generator(self.nets.stepG, z, labels)
 
     def log_extras(self) -> list[float]:

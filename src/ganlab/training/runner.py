@@ -109,6 +109,7 @@ class Step(Protocol):
     d_columns: tuple[str, ...]  # those that are means over D updates (the rest: over G updates)
     extra_columns: tuple[str, ...]  # values read at each log row (log_extras), e.g. the lr
     steps_per_epoch: int
+    local_random: distributed.LocalRandom  # this rank's own stream under DDP (in checkpoints)
 
     def state_dict(self) -> dict[str, Any]: ...
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
@@ -228,6 +229,7 @@ def resume_progress(
     progress = Progress(**state["progress"])
     data_order.set_state(state["data_order_at_epoch_start"])
     checkpoint.set_rng_state(state["rng"])
+    step.local_random.load(state.get("local_rng"))
     return progress
 
 
@@ -453,6 +455,7 @@ class Runner:
     def _save_checkpoint(self, epoch_start_order: torch.Tensor) -> None:
         # never overwrite a good checkpoint with NaNs
         means_since_log(self.progress, self.step, self.checkpoint_path)
+        local_states = self.step.local_random.gather()  # every rank's own stream, under DDP
         if self.world.is_main:
             progress = dataclasses.asdict(self.progress) | {"elapsed": self._elapsed()}
             state = {
@@ -463,5 +466,7 @@ class Runner:
                 "data_order_at_epoch_start": epoch_start_order,
                 "rng": checkpoint.rng_state(),
             }
+            if local_states is not None:
+                state["local_rng"] = local_states
             checkpoint.save(self.checkpoint_path, state)
         self.last_checkpoint = time.perf_counter()

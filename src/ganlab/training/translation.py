@@ -24,6 +24,7 @@ from ganlab.device import Precision
 from ganlab.images import scale_batch
 from ganlab.models import TranslatorSpec, build_translator
 from ganlab.sampling import example_rows, n_columns
+from ganlab.training.distributed import LocalRandom, World
 from ganlab.training.losses import LOSSES
 from ganlab.training.optimizers import optimizer_for
 from ganlab.training.params import gan_loss
@@ -289,6 +290,7 @@ class TranslationStep:
     ) -> None:
         self.tn, self.config, self.domains = tn, config, domains
         self.device, self.precision = device, precision
+        self.local_random = LocalRandom(config.seed, World(), device)  # one process: a no-op
         self.update_fn = cyclegan_step if tn.cycle else pix2pix_step
         self.loss = LOSSES[gan_loss(config)]
         self.source, self.target = domains.source.to(device), domains.target.to(device)
