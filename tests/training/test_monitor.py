@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from ganlab.data import datasets
 from ganlab.data.datasets import DATASETS
+from ganlab.device import resolve_precision
 from ganlab.metrics import classifier
 from ganlab.metrics.features import classifier_features
+from ganlab.training import ema
+from ganlab.training.gan import train
 from ganlab.training.monitor import Monitor, Reference, load_reference, selection_note
 from ganlab.training.params import from_mapping
 from ganlab.training.runner import Hooks
-from tests.conftest import tiny_images, tiny_params, train_on_cpu
+from tests.conftest import REPO, tiny_images, tiny_params, train_on_cpu
 
 
 class Interrupt(Exception):
@@ -146,3 +151,40 @@ def test_the_best_generator_is_picked_on_training_images_no_report_uses(
     assert len(loaded.real_classifier) != len(test_images)
     note = selection_note(config, tiny_root)
     assert f"against {len(selection_rows)} training images outside the FID reference" in note
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # what precision: auto picks on CPUs
+def test_resume_on_params_yamls_own_training_settings_is_bit_identical(
+    precision, tmp_path: Path, cpu, monkeypatch
+):
+    """params.yaml as users run it (width 32, batch 64, EMA 0.999 with warm-up, scoring while
+    training and the best generator kept), shrunk only in data and steps: a run interrupted
+    after a checkpoint and resumed ends with the same G, EMA G, best G, history and scores."""
+    monkeypatch.setattr(ema, "STANDING_SAMPLES", 128)  # the EMA G's BatchNorm statistics' fakes
+    values = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    values["precision"] = precision
+    shrunk = {"max_steps": 6, "log_every": 1, "checkpoint_every": 2, "eval_every": 2}
+    values["train"] |= shrunk | {"eval_samples": 64}
+    config = from_mapping(values)
+    assert config.ema_decay == 0.999 and config.ema_warmup and config.batch_size == 64
+    images, mode = tiny_images(256), resolve_precision(precision, cpu)
+    run = functools.partial(train, config, images, device=cpu, precision=mode, run_id="run")
+    whole = run(checkpoint_path=tmp_path / "a", reference=reference(cpu))
+
+    def stop_at_step_3(row):
+        if row["step"] >= 3:
+            raise Interrupt
+
+    path = tmp_path / "b"
+    with pytest.raises(Interrupt):
+        run(checkpoint_path=path, reference=reference(cpu), hooks=Hooks(on_log=stop_at_step_3))
+    resumed = run(checkpoint_path=path, reference=reference(cpu))
+    assert resumed.resumed_from_step == 2 and resumed.steps == whole.steps == 6
+    assert resumed.history == whole.history
+    scores = [row[:2] + row[3:4] for row in whole.evals]  # step, epoch, classifier FID
+    assert [row[:2] + row[3:4] for row in resumed.evals] == scores
+    assert resumed.best_step == whole.best_step
+    for name in ("netG", "netD"):
+        a, b = getattr(whole, name).state_dict(), getattr(resumed, name).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)  # netG: the EMA G, as sampled
+    assert all(torch.equal(resumed.best_state[k], whole.best_state[k]) for k in whole.best_state)
