@@ -60,6 +60,7 @@ def main() -> None:
             "epochs": settings.epochs,
             "train_images": len(train_images),
             "seconds": round(seconds, 1),
+            "device": device.type,
         },
     )
     print(
