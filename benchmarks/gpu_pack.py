@@ -1,18 +1,23 @@
-"""What a GPU machine without a package registry needs for the pipeline, packed to travel.
+"""What a GPU machine without a package registry or the internet needs for the pipeline,
+packed in parcels that fit the device calls.
 
 The device machine's image has torch, pandas, scipy and onnxruntime but not DVC, MLflow or
-pytorch-fid, and reaches no registry; at most 64 MiB of working tree travels with each call.
-So, here:
+pytorch-fid, reaches no registry and no dataset mirror, and at most 64 MiB of working tree
+travels with each call. So, here:
 
-    python benchmarks/gpu_pack.py pack          # .gpu/: cp312 wheels + the Inception weights
+    python benchmarks/gpu_pack.py pack       # .gpu/1, .gpu/2, ...: one parcel per device call
 
-fetches scripts/gpu_wheels.txt as Python 3.12 wheels and packs the FID Inception weights
-(95.7 MB, over one call's limit) byte-shuffled and zlib-compressed in two parts, and prints
-what each of the two calls carries. There, scripts/gpu_run.sh runs
+packs scripts/gpu_wheels.txt as Python 3.12 wheels, the FID Inception weights (95.7 MB,
+byte-shuffled and zlib-compressed, in chunks) and the Fashion-MNIST files of
+download.local_dirs into parcels of at most PARCEL_MIB, each with the manifest (every file's
+SHA-256, the weights' provenance record). There, each call carries one parcel and runs
+scripts/gpu_run.sh, which calls
 
-    python benchmarks/gpu_pack.py unpack        # the weights into torch's hub cache, verified
+    python benchmarks/gpu_pack.py receive    # this call's parcel kept in /tmp/ganlab-gpu
+    python benchmarks/gpu_pack.py install    # once all arrived: weights, data, wheels checked
 
-which rebuilds the file bit for bit (its SHA-256 is checked) with its provenance record.
+install rebuilds the weights bit for bit in torch's hub cache (with their provenance record)
+and puts the data files where download.local_dirs looks; the wheels are pip's to install.
 """
 
 from __future__ import annotations
@@ -30,8 +35,11 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 PACK = REPO / ".gpu"
+STORE = Path("/tmp/ganlab-gpu")  # where parcels gather on the device machine between calls
 WHEEL_LIST = REPO / "scripts" / "gpu_wheels.txt"
-FIRST_PART_BYTES = 56 * 2**20  # the first call carries this much; the second, the rest + wheels
+PARCEL_MIB = 56  # a call's 64 MiB, less the working tree
+CHUNK_MIB = 36  # the compressed weights, in pieces that share a parcel with smaller files
+DATA_DIR = "/usr/share/datasets/fashion-mnist"  # params.yaml's download.local_dirs
 PLATFORMS = [f"manylinux_2_{n}_x86_64" for n in (17, 24, 26, 27, 28, 31, 34, 35)]
 PLATFORMS += ["manylinux2014_x86_64", "manylinux1_x86_64"]
 
@@ -50,38 +58,48 @@ def unshuffle(data: bytes, width: int = 4) -> bytes:
     return values + data[whole:]
 
 
-def pack_weights(weights: Path, record: dict, folder: Path) -> list[Path]:
-    """The weights file as two compressed parts and a manifest (size, SHA-256, provenance)."""
-    data = weights.read_bytes()
-    packed = zlib.compress(shuffle(data), 9)
-    parts = [folder / "weights.1", folder / "weights.2"]
-    parts[0].write_bytes(packed[:FIRST_PART_BYTES])
-    parts[1].write_bytes(packed[FIRST_PART_BYTES:])
-    manifest = {
-        "file": weights.name,
-        "bytes": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "provenance": record,
-    }
-    (folder / "weights.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return parts
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def unpack_weights(parts: list[Path], manifest_path: Path, hub: Path) -> Path:
-    """The weights file rebuilt from its parts into `hub`, its SHA-256 checked, and its
-    provenance record written beside it."""
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    data = unshuffle(zlib.decompress(b"".join(part.read_bytes() for part in parts)))
-    if hashlib.sha256(data).hexdigest() != manifest["sha256"]:
-        raise SystemExit(f"{parts}: the rebuilt weights do not match {manifest_path}'s SHA-256")
-    hub.mkdir(parents=True, exist_ok=True)
-    target = hub / manifest["file"]
-    tmp = target.with_suffix(".partial")
-    tmp.write_bytes(data)
-    tmp.replace(target)
-    record = target.with_name(target.name + ".provenance.json")
-    record.write_text(json.dumps(manifest["provenance"], indent=2) + "\n", encoding="utf-8")
+def compress_weights(weights: Path, folder: Path, chunk_bytes: int) -> list[Path]:
+    """The weights file byte-shuffled, compressed and cut into chunks in `folder`."""
+    packed = zlib.compress(shuffle(weights.read_bytes()), 9)
+    chunks = []
+    for index, start in enumerate(range(0, len(packed), chunk_bytes)):
+        chunks.append(folder / f"weights.z{index}")
+        chunks[-1].write_bytes(packed[start : start + chunk_bytes])
+    return chunks
+
+
+def rebuild_weights(chunks: list[Path], expected_sha256: str, target: Path) -> Path:
+    """The weights file from its chunks, checked against its SHA-256, written atomically."""
+    data = unshuffle(zlib.decompress(b"".join(chunk.read_bytes() for chunk in chunks)))
+    if hashlib.sha256(data).hexdigest() != expected_sha256:
+        raise SystemExit(f"the weights rebuilt from {chunks} do not match their SHA-256")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    partial.write_bytes(data)
+    partial.replace(target)
     return target
+
+
+def parcels_of(files: list[Path], limit: int) -> list[list[Path]]:
+    """Files into as few parcels of at most `limit` bytes as first-fit by size gives."""
+    parcels: list[list[Path]] = []
+    room: list[int] = []
+    for path in sorted(files, key=lambda p: -p.stat().st_size):
+        size = path.stat().st_size
+        if size > limit:
+            raise SystemExit(f"{path} ({size / 2**20:.1f} MiB) is larger than a parcel")
+        fit = next((i for i, free in enumerate(room) if free >= size), None)
+        if fit is None:
+            parcels.append([])
+            room.append(limit)
+            fit = len(parcels) - 1
+        parcels[fit].append(path)
+        room[fit] -= size
+    return parcels
 
 
 def download_wheels(folder: Path) -> None:
@@ -93,43 +111,109 @@ def download_wheels(folder: Path) -> None:
     subprocess.run([*command, *platforms, "-d", str(folder), "-r", str(WHEEL_LIST)], check=True)
 
 
-def megabytes(paths: list[Path]) -> float:
-    files = [f for p in paths for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file()]
-    return sum(f.stat().st_size for f in files) / 2**20
+def make_parcels(
+    weights: Path, provenance: dict, data: list[Path], wheels: list[Path], folder: Path
+) -> list[Path]:
+    """The parcels folder/1, folder/2, ...: the compressed weights' chunks, the data files and
+    the wheels, first-fit, each parcel with the manifest of them all."""
+    staging = folder / "staging"
+    staging.mkdir(parents=True, exist_ok=True)
+    chunks = compress_weights(weights, staging, int(CHUNK_MIB * 2**20))
+    manifest = {
+        "weights": {
+            "file": weights.name,
+            "sha256": sha256(weights),
+            "chunks": [chunk.name for chunk in chunks],
+            "provenance": provenance,
+        },
+        "data": {"dir": DATA_DIR, "files": {path.name: sha256(path) for path in data}},
+        "wheels": {path.name: sha256(path) for path in wheels},
+    }
+    parcels = parcels_of([*chunks, *data, *wheels], int(PARCEL_MIB * 2**20))
+    manifest["parcels"] = len(parcels)
+    folders = []
+    for number, files in enumerate(parcels, start=1):
+        folders.append(folder / str(number))
+        folders[-1].mkdir()
+        for path in files:
+            shutil.copy(path, folders[-1] / path.name)
+        (folders[-1] / "manifest.json").write_text(json.dumps(manifest, indent=2), "utf-8")
+    shutil.rmtree(staging)
+    return folders
 
 
 def pack() -> None:
     from ganlab.metrics.inception import ensure_weights, weights_path
 
     shutil.rmtree(PACK, ignore_errors=True)
-    (PACK / "wheels").mkdir(parents=True)
-    download_wheels(PACK / "wheels")
-    parts = pack_weights(weights_path(), ensure_weights(), PACK)
-    first, second = [parts[0]], [parts[1], PACK / "weights.json", PACK / "wheels"]
-    print(f"call 1 carries .gpu/weights.1: {megabytes(first):.1f} MiB")
-    size = megabytes(second)
-    print(f"call 2 carries .gpu/weights.2, .gpu/weights.json, .gpu/wheels: {size:.1f} MiB")
-    print("(plus the working tree; 64 MiB a call in all)")
+    wheels = PACK / "wheels"
+    wheels.mkdir(parents=True)
+    download_wheels(wheels)
+    data = sorted(Path(DATA_DIR).glob("*.gz"))
+    parcels = make_parcels(
+        weights_path(), ensure_weights(), data, sorted(wheels.glob("*.whl")), PACK
+    )
+    shutil.rmtree(wheels)
+    for parcel in parcels:
+        size = sum(path.stat().st_size for path in parcel.iterdir()) / 2**20
+        print(f"call {parcel.name} of {len(parcels)}: carry .gpu/{parcel.name} ({size:.1f} MiB)")
 
 
-def unpack() -> None:
-    import torch
+def receive(parcel: Path, store: Path = STORE) -> None:
+    """This call's parcel into the store, where the next calls find it."""
+    store.mkdir(parents=True, exist_ok=True)
+    for path in parcel.iterdir():
+        shutil.copy(path, store / path.name)
+    print(f"received {parcel}: {len(list(store.iterdir()))} files in {store}")
 
-    hub = Path(torch.hub.get_dir()) / "checkpoints"
-    kept = Path("/tmp/ganlab-gpu")  # where call 1's part waits for call 2
-    first = PACK / "weights.1" if (PACK / "weights.1").is_file() else kept / "weights.1"
-    if not (PACK / "weights.2").is_file():
-        kept.mkdir(exist_ok=True)
-        shutil.copy(first, kept / "weights.1")
-        print(f"kept {first} for the next call")
-        return
-    print(f"weights -> {unpack_weights([first, PACK / 'weights.2'], PACK / 'weights.json', hub)}")
+
+def missing(store: Path = STORE) -> list[str]:
+    """The files of the manifest that have not arrived (everything, without a manifest)."""
+    if not (store / "manifest.json").is_file():
+        return ["manifest.json"]
+    manifest = json.loads((store / "manifest.json").read_text(encoding="utf-8"))
+    wanted = [*manifest["weights"]["chunks"], *manifest["data"]["files"], *manifest["wheels"]]
+    return [name for name in wanted if not (store / name).is_file()]
+
+
+def install(store: Path = STORE, hub: Path | None = None, data_dir: Path | None = None) -> None:
+    """Every file checked; the weights rebuilt into the hub cache with their provenance record;
+    the data files where download.local_dirs looks (the wheels stay in the store for pip)."""
+    absent = missing(store)
+    if absent:
+        raise SystemExit(f"{len(absent)} files have not arrived yet: {absent[:5]}")
+    manifest = json.loads((store / "manifest.json").read_text(encoding="utf-8"))
+    for name, digest in {**manifest["data"]["files"], **manifest["wheels"]}.items():
+        if sha256(store / name) != digest:
+            raise SystemExit(f"{store / name} changed in transit: its SHA-256 differs")
+    if hub is None:
+        import torch
+
+        hub = Path(torch.hub.get_dir()) / "checkpoints"
+    weights = manifest["weights"]
+    target = rebuild_weights(
+        [store / chunk for chunk in weights["chunks"]], weights["sha256"], hub / weights["file"]
+    )
+    record = target.with_name(target.name + ".provenance.json")
+    record.write_text(json.dumps(weights["provenance"], indent=2) + "\n", encoding="utf-8")
+    data_dir = data_dir or Path(manifest["data"]["dir"])
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for name in manifest["data"]["files"]:
+        shutil.copy(store / name, data_dir / name)
+    print(f"installed: {target}, {len(manifest['data']['files'])} data files in {data_dir}")
 
 
 def main() -> None:
     arguments = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    arguments.add_argument("action", choices=["pack", "unpack"])
-    {"pack": pack, "unpack": unpack}[arguments.parse_args().action]()
+    arguments.add_argument("action", choices=["pack", "receive", "install"])
+    arguments.add_argument("parcel", nargs="?", type=Path, help="receive: the parcel's folder")
+    args = arguments.parse_args()
+    if args.action == "pack":
+        pack()
+    elif args.action == "receive":
+        receive(args.parcel)
+    else:
+        install()
 
 
 if __name__ == "__main__":

