@@ -128,3 +128,17 @@ def test_sigterm_ends_a_stages_mlflow_run_as_killed(store: Path):
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert mlflow.get_run(run_id).info.status == "KILLED"
+
+
+def test_a_sample_grid_is_an_mlflow_image_the_chart_view_shows_by_run(store: Path, tmp_path):
+    """Not only an artifact: an image with a key and a step, which MLflow's image-grid chart
+    puts beside other runs' (a plain log_artifact would not show there)."""
+    from PIL import Image
+
+    grid = tmp_path / "samples.png"
+    Image.new("L", (8, 8), 128).save(grid)
+    run_id = tracking.new_run({"lr": 0.1}, "r")
+    with tracking.open_run(run_id):
+        tracking.log_image(grid, "samples", step=1200)
+    images = [a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "images")]
+    assert any(path.startswith("images/samples+step+1200+") for path in images), images

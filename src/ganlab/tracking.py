@@ -175,6 +175,15 @@ def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
     mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
 
+def log_image(path: str | Path, key: str, step: int) -> None:
+    """A picture as an MLflow image (not only an artifact): the chart view's image grid then
+    shows it run beside run, with FID and the other metrics."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        mlflow.log_image(image.convert("RGB"), key=key, step=step)
+
+
 def log_artifacts(directory: str | Path, artifact_path: str | None = None) -> None:
     mlflow.log_artifacts(str(directory), artifact_path=artifact_path)
 

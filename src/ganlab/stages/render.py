@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ganlab import figures, sampling, snapshots, tracking
+from ganlab import checkpoint, figures, sampling, snapshots, tracking
 from ganlab.config import flatten
 from ganlab.data.datasets import load_images
 from ganlab.data.domains import load_domains
@@ -56,6 +56,8 @@ def main() -> None:
         names += figures.loss_curves(history, gan_loss, translator, args.out)
         for name in names:
             tracking.log_artifact(args.out / name, "render")
+        grid = "translations.png" if translator else "samples.png"  # beside other runs' grids
+        tracking.log_image(args.out / grid, grid[:-4], checkpoint.load(generator).get("step", 0))
         print(f"pictures in {args.out}; {tracking.run_url(run_id)}")
 
 
