@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuild the README's pictures from this repository's own runs: the final pictures of the
-# last `dvc repro`, a latent interpolation, the leaderboard table, the latest pix2pix and
+# last `dvc repro`, a latent interpolation, the latest pix2pix and
 # CycleGAN translation grids, and a screenshot of
 # MLflow's comparison page for the two best runs (Debian's chromium, headless).
 #   bash scripts/readme_pictures.sh          # after dvc repro (and some dvc exp runs)
@@ -12,7 +12,6 @@ mkdir -p "$OUT"
 cp reports/figures/{samples.png,progress.png,progress.gif,losses.png,d_outputs.png,quality.png} "$OUT"/
 ganlab interpolate --checkpoint models/generator_best.pt --seeds 0 1 2 3 4 --steps 10 \
     --method slerp --out "$OUT/interpolation.png" --gif "$OUT/interpolation.gif"
-ganlab leaderboard --markdown docs/leaderboard.md >/dev/null
 python - <<'EOF'
 """The translation grids of the latest finished pix2pix and CycleGAN runs, from MLflow."""
 import shutil
@@ -75,4 +74,4 @@ PROFILE="$(mktemp -d)"
     --virtual-time-budget=20000 --window-size=1400,1500 --screenshot="$OUT/mlflow_compare.png" \
     "$URL" >/dev/null 2>&1
 rm -rf "$PROFILE"
-echo "pictures in $OUT, leaderboard in docs/leaderboard.md"
+echo "pictures in $OUT"
