@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import yaml
 
 from ganlab import checkpoint, evaluation
@@ -108,8 +107,9 @@ def score_snapshots(repo: Path) -> list[dict]:
         rows.append(row("snapshot", saved["step"], saved["minutes"], metrics, info))
     step = evaluated["checkpoint_step"]
     if step not in {r["step"] for r in rows}:
-        curve = pd.read_csv(repo / "metrics/train_quality.csv").set_index("step")["minutes"]
-        minutes = float(curve.get(step, curve.iloc[-1]))  # the last step: the budget's end
+        info = json.loads((repo / "reports/train_info.json").read_text(encoding="utf-8"))
+        curve = info["eval_minutes"]  # minutes of training at each scored step
+        minutes = float(curve.get(str(step), list(curve.values())[-1]))  # else the budget's end
         picked = f"{evaluated_info['checkpoint']} (evaluate)"
         rows.append(row(picked, step, minutes, evaluated, evaluated_info))
     return rows

@@ -113,10 +113,12 @@ def write_history(history: pd.DataFrame, path: Path) -> pd.DataFrame:
 
 
 def write_quality(rows: list[list[float]], paths: TrainOutputs) -> None:
-    """Classifier FID at every scored step; Inception FID at the steps it was computed."""
+    """Classifier FID at every scored step (scores only: a resumed run writes the same bytes
+    as an uninterrupted one; the minutes are in the info file); Inception FID at the steps it
+    was computed, by minutes of training (its plot's x axis)."""
     table = pd.DataFrame(rows, columns=[*EVAL_BASE_COLUMNS, "classifier_fid", "fid"])
     table["minutes"] = table["minutes"].round(3)
-    write_history(table.drop(columns="fid"), paths.quality)
+    write_history(table.drop(columns=["fid", "minutes"]), paths.quality)
     write_history(table.dropna(subset=["fid"]).drop(columns="classifier_fid"), paths.fid_history)
 
 
@@ -134,12 +136,15 @@ def quality_metrics(result: RunResult) -> dict[str, float]:
     }
 
 
-def record_metrics(paths: TrainOutputs, metrics: dict[str, float]) -> None:
+def record_metrics(
+    paths: TrainOutputs, metrics: dict[str, float], eval_minutes: dict[str, float] | None = None
+) -> None:
     """metrics/train.json (numbers only: device and precision are the run's MLflow tags), its
-    durations apart in the info file (`dvc exp show` leads with scores, not seconds), and all
-    of them in MLflow."""
+    durations apart in the info file (`dvc exp show` leads with scores, not seconds) with the
+    minutes of training at each scored step, and all of them in MLflow."""
     write_json(paths.metrics, {k: v for k, v in metrics.items() if k not in TIMING})
-    write_json(paths.info, {k: v for k, v in metrics.items() if k in TIMING})
+    timing = {k: v for k, v in metrics.items() if k in TIMING}
+    write_json(paths.info, timing | ({"eval_minutes": eval_minutes} if eval_minutes else {}))
     tracking.log_metrics(metrics)
 
 
@@ -184,7 +189,8 @@ def finish(
         **quality_metrics(result),
         **extra,
     }
-    record_metrics(paths, metrics)
+    eval_minutes = {str(int(row[0])): round(row[2], 3) for row in result.evals}
+    record_metrics(paths, metrics, eval_minutes)
     log_epoch_means(history)
     if not result.evals:  # no scoring while training: empty quality tables
         write_quality([], paths)

@@ -45,11 +45,10 @@ def test_evaluates_pick_joins_the_snapshots_with_its_minutes_of_training(tmp_pat
     scores |= {"n_fake": 10000, "n_real": 10000}
     (tmp_path / "metrics").mkdir()
     (tmp_path / "metrics/eval.json").write_text(json.dumps(scores | {"checkpoint_step": 15500}))
-    (tmp_path / "metrics/train_quality.csv").write_text(
-        "step,epoch,minutes,classifier_fid\n15000,17,11.8,35.1\n15500,17,12.195,34.6\n"
-    )
-    info = {"checkpoint": "best", "inception_runtime": "onnxruntime", "fid_precision": "fp32"}
     (tmp_path / "reports").mkdir()
+    timing = {"train_seconds": 1000.0, "eval_minutes": {"15000": 11.8, "15500": 12.195}}
+    (tmp_path / "reports/train_info.json").write_text(json.dumps(timing))
+    info = {"checkpoint": "best", "inception_runtime": "onnxruntime", "fid_precision": "fp32"}
     (tmp_path / "reports/eval_info.json").write_text(json.dumps(info))
     scored = []
 
