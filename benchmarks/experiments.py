@@ -109,7 +109,8 @@ def score_snapshots(repo: Path) -> list[dict]:
     if step not in {r["step"] for r in rows}:
         info = json.loads((repo / "reports/train_info.json").read_text(encoding="utf-8"))
         curve = info["eval_minutes"]  # minutes of training at each scored step
-        minutes = float(curve.get(str(step), list(curve.values())[-1]))  # else the budget's end
+        last = curve[max(curve, key=int)]  # the last scored step: the budget's end
+        minutes = float(curve.get(str(step), last))
         picked = f"{evaluated_info['checkpoint']} (evaluate)"
         rows.append(row(picked, step, minutes, evaluated, evaluated_info))
     return rows

@@ -46,7 +46,8 @@ def test_evaluates_pick_joins_the_snapshots_with_its_minutes_of_training(tmp_pat
     (tmp_path / "metrics").mkdir()
     (tmp_path / "metrics/eval.json").write_text(json.dumps(scores | {"checkpoint_step": 15500}))
     (tmp_path / "reports").mkdir()
-    timing = {"train_seconds": 1000.0, "eval_minutes": {"15000": 11.8, "15500": 12.195}}
+    minutes = {"15000": 11.8, "15500": 12.195, "9000": 7.1}  # as JSON sorts the keys
+    timing = {"train_seconds": 1000.0, "eval_minutes": minutes}
     (tmp_path / "reports/train_info.json").write_text(json.dumps(timing))
     info = {"checkpoint": "best", "inception_runtime": "onnxruntime", "fid_precision": "fp32"}
     (tmp_path / "reports/eval_info.json").write_text(json.dumps(info))
