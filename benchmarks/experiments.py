@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from ganlab import checkpoint, evaluation
+from ganlab.config import with_overrides
 from ganlab.evaluation import References
 from ganlab.presets import flat_overrides, yaml_value
 
@@ -22,10 +23,7 @@ def preset_params(preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
     would set them (dotted keys set sections): for benchmarks that train in-process."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     settings = flat_overrides(preset) if preset != "none" else {}
-    for key, value in {**settings, **overrides}.items():
-        section, _, inner = key.rpartition(".")
-        (params[section] if section else params)[inner] = value
-    return params
+    return with_overrides(params, {**settings, **overrides})
 
 
 def run_preset(repo: Path, preset: str, name: str, overrides: dict[str, Any]) -> bool:

@@ -30,6 +30,7 @@ import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
 from ganlab import checkpoint, presets, results
+from ganlab.config import with_overrides
 from ganlab.models import ModelSpec, build_models
 from ganlab.models.conditional import discriminate, forward_generator
 
@@ -42,13 +43,7 @@ BF16_PEAK = {"H200": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "A100": 312e12
 
 def apply_changes(params_path: Path, changes: dict[str, Any]) -> None:
     """Set dotted keys (`train.max_steps`) in params.yaml."""
-    params = yaml.safe_load(params_path.read_text(encoding="utf-8"))
-    for key, value in changes.items():
-        *sections, name = key.split(".")
-        target = params
-        for section in sections:
-            target = target.setdefault(section, {})
-        target[name] = value
+    params = with_overrides(yaml.safe_load(params_path.read_text(encoding="utf-8")), changes)
     params_path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 
 

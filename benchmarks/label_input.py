@@ -38,7 +38,7 @@ PER_CLASS = 64  # images drawn per class
 def params_with(preset: str, overrides: dict) -> dict:
     """The preset's params with no in-training scoring, fp32 and no EMA: the live generator
     after exactly these steps."""
-    as_trained = {"train.eval_every": None, "precision": "fp32", "ema_decay": None}
+    as_trained = {"train.eval_every": None, "precision": "fp32", "ema.decay": None}
     return preset_params(preset, {**as_trained, **overrides})
 
 
@@ -87,7 +87,9 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: |")
     images, labels = None, None
     for label_input in LABEL_INPUTS:
-        config = from_mapping(params_with(args.preset, {**overrides, "label_input": label_input}))
+        config = from_mapping(
+            params_with(args.preset, {**overrides, "classes.label_input": label_input})
+        )
         if images is None:
             images, labels = datasets.load_images(config.dataset, args.data, train=True)
         started = time.perf_counter()

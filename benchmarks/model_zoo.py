@@ -98,7 +98,7 @@ def table_from_mlflow(repo: Path, presets: list[str], target: float = 30.0) -> l
                 "preset": preset,
                 "model": PRESETS[preset].get("model", "dcgan"),
                 "loss": PRESETS[preset].get("loss", "bce"),
-                "conditional": PRESETS[preset].get("conditional", "none"),
+                "conditional": PRESETS[preset].get("classes.conditional", "none"),
                 "images_seen": int(run["metrics.images_seen"]),
                 # a step is one batch for D; G learns once every n_critic of them
                 "g_updates": int(run["metrics.steps"]) // PRESETS[preset].get("n_critic", 1),

@@ -8,7 +8,7 @@ images and the times, so the README's table can be reproduced row by row:
 
     python benchmarks/semi_supervised.py                                  # the preset, ~12 min
     python benchmarks/semi_supervised.py --preset none --set semi_supervised.labels_per_class=100 \\
-        --set feature_matching=true --set ema_decay=null --set precision=fp32 --set ndf=64 \\
+        --set feature_matching=true --set ema.decay=null --set precision=fp32 --set ndf=64 \\
         --set dropout=0.5 --set lr=0.0003 --set batch_size=128 --set epochs=3   # Udacity's D
 """
 

@@ -186,11 +186,11 @@ def main() -> None:
             "batch_size": 64,
             "latent": "uniform",
             "dropout": 0.3,
-            "d_optimizer": "sgd",
-            "d_lr": 0.02,
+            "optim.d_optimizer": "sgd",
+            "optim.d_lr": 0.02,
             "lr": 0.002,
             "init": "default",
-            "real_label": 0.9,
+            "regularize.real_label": 0.9,
         }
         ours_mlp, _ = ganlab_loop(subset, mlp_params, bf16, tmp)
         ours_mlp_fp32, _ = ganlab_loop(subset, mlp_params, FP32, tmp)

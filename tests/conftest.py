@@ -15,7 +15,7 @@ import pytest
 import torch
 from torchvision import datasets as torchvision_datasets
 
-from ganlab.config import Config
+from ganlab.config import Config, with_overrides
 from ganlab.data import datasets
 from ganlab.device import Precision
 from ganlab.models import ModelSpec
@@ -139,11 +139,7 @@ def tiny_params(**overrides) -> dict:
         "render": {"n_samples": 16, "nrow": 4},
         "classifier": {"epochs": 1, "batch_size": 64, "subset": 4000},
     }
-    for key, value in overrides.items():
-        if isinstance(value, dict):
-            params[key] = {**params.get(key, {}), **value}
-        else:
-            params[key] = value
+    params = with_overrides(params, overrides)  # dotted keys and mappings set sections
     # tiny widths and noise only where the model has them (a param without effect is refused)
     unused = {"mlp": ("ngf", "ndf"), "pix2pix": ("z_dim",), "cyclegan": ("z_dim",)}
     for key in unused.get(params["model"], ()):

@@ -5,7 +5,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ganlab.config import Config, ConfigError, config_from_dict, flatten, load_config
+from ganlab.config import (
+    Config,
+    ConfigError,
+    config_from_dict,
+    flatten,
+    load_config,
+    with_overrides,
+)
 from ganlab.training.params import from_mapping
 from tests.conftest import REPO
 
@@ -66,7 +73,7 @@ def test_every_registry_name_is_checked_by_its_registry(key, is_list):
 def test_empty_params_give_the_documented_defaults():
     config = config_from_dict({})
     assert config == Config()
-    assert (config.beta1, config.beta2) == (0.5, 0.999)
+    assert (config.optim.beta1, config.optim.beta2) == (0.5, 0.999)
 
 
 def test_ints_are_accepted_for_floats_and_lists_become_tuples():
@@ -86,21 +93,35 @@ BAD_PARAMS = [
     ({"model": "dcgn"}, ["model", "'dcgn'", "dcgan", "mlp"]),
     ({"dataset": "imagenet"}, ["dataset", "'imagenet'", "fashion_mnist", "mnist"]),
     ({"loss": "wasserstein-ish"}, ["loss", "bce"]),
-    ({"beta1": 1.0}, ["beta1", "1.0", "[0.0, 1.0)"]),
-    ({"real_label": 0.3}, ["real_label", "0.3", "(0.5, 1.0]"]),
+    ({"optim.beta1": 1.0}, ["optim.beta1", "1.0", "[0.0, 1.0)"]),
+    ({"regularize.real_label": 0.3}, ["regularize.real_label", "0.3", "(0.5, 1.0]"]),
     ({"precision": "fp8"}, ["precision", "'fp8'", "bf16"]),
     ({"latent": "cauchy"}, ["latent", "normal", "uniform"]),
-    ({"d_optimizer": "adagrad"}, ["d_optimizer", "adam", "rmsprop", "sgd"]),
+    ({"optim.d_optimizer": "adagrad"}, ["optim.d_optimizer", "adam", "rmsprop", "sgd"]),
     ({"n_critic": 0}, ["n_critic", ">= 1"]),
-    ({"ema_decay": 1.0}, ["ema_decay", "(0, 1)"]),
-    ({"diffaugment": ["flip"]}, ["diffaugment", "'flip'", "color", "cutout", "translation"]),
-    ({"d_norm": "instance"}, ["d_norm", "batch", "layer", "none"]),
-    ({"loss": "wasserstein"}, ["wasserstein", "Lipschitz", "clip_value", "gp_weight"]),
+    ({"ema.decay": 1.0}, ["ema.decay", "(0, 1)"]),
     (
-        {"loss": "wasserstein", "clip_value": 0.01, "gp_weight": 10, "d_norm": "layer"},
+        {"regularize.diffaugment": ["flip"]},
+        ["regularize.diffaugment", "'flip'", "color", "cutout", "translation"],
+    ),
+    ({"d.norm": "instance"}, ["d.norm", "batch", "layer", "none"]),
+    (
+        {"loss": "wasserstein"},
+        ["wasserstein", "Lipschitz", "regularize.clip_value", "regularize.gp_weight"],
+    ),
+    (
+        {
+            "loss": "wasserstein",
+            "regularize.clip_value": 0.01,
+            "regularize.gp_weight": 10,
+            "d.norm": "layer",
+        },
         ["clip_value = 0.01", "gp_weight = 10.0", "one of them"],
     ),
-    ({"gp_weight": 10}, ["d_norm = 'batch'", "gp_weight", "'layer' or 'none'"]),
+    (
+        {"regularize.gp_weight": 10},
+        ["d.norm = 'batch'", "regularize.gp_weight", "'layer' or 'none'"],
+    ),
     ({"lrr": 0.1}, ["unknown key", "'lrr'", "lr"]),
     ({"fid": {"n_fake": 1}}, ["fid.n_fake", "1", ">= 2"]),
     ({"fid": {"precision": "fp16"}}, ["fid.precision", "bf16", "fp32"]),
@@ -115,7 +136,12 @@ BAD_PARAMS = [
     ({"download": {"trusted_md5": ["abc"]}}, ["download.trusted_md5", "32-digit hex MD5s"]),
     ({"train": {"checkpoint_minutes": 0}}, ["train.checkpoint_minutes", "> 0"]),
     (
-        {"loss": "wasserstein", "clip_value": 0.01, "n_critic": 5, "train": {"max_steps": 2}},
+        {
+            "loss": "wasserstein",
+            "regularize.clip_value": 0.01,
+            "n_critic": 5,
+            "train": {"max_steps": 2},
+        },
         ["train.max_steps = 2", "n_critic = 5", "never update"],
     ),
     ({"batch_size": 64, "train": {"subset": 10}}, ["train.subset = 10", "batch_size = 64"]),
@@ -123,15 +149,15 @@ BAD_PARAMS = [
         {"classifier": {"subset": 100}},
         ["classifier.subset = 100", "classifier.batch_size = 128"],
     ),
-    ({"lr_decay": "cosine"}, ["lr_decay", "'cosine'", "none", "linear"]),
-    ({"lr_decay_start": 1.0}, ["lr_decay_start", "1.0", "[0.0, 1.0)"]),
+    ({"optim.lr_decay": "cosine"}, ["optim.lr_decay", "'cosine'", "none", "linear"]),
+    ({"optim.lr_decay_start": 1.0}, ["optim.lr_decay_start", "1.0", "[0.0, 1.0)"]),
 ]
 
 
 @pytest.mark.parametrize(("params", "named"), BAD_PARAMS)
 def test_bad_params_name_key_value_and_what_is_allowed(params, named):
     with pytest.raises(ConfigError) as error:
-        from_mapping(params)
+        from_mapping(with_overrides({}, params))  # dotted keys set sections, as `-S` does
     message = str(error.value)
     assert message.startswith("params.yaml")
     for part in named:
@@ -170,7 +196,8 @@ def test_training_fingerprint_ignores_evaluation_params_only():
 
 def test_exponent_without_a_dot_is_a_number_as_users_type_it():
     # YAML 1.1 (PyYAML, DVC's -S) reads 5e-5 as the string '5e-05'
-    assert config_from_dict({"lr": "5e-05", "d_lr": "2E-4"}).lr == 5e-5
+    config = config_from_dict({"lr": "5e-05", "optim": {"d_lr": "2E-4"}})
+    assert (config.lr, config.optim.d_lr) == (5e-5, 2e-4)
     with pytest.raises(ConfigError, match=r"lr = 'fast' has the wrong type: expected a number"):
         config_from_dict({"lr": "fast"})
 
@@ -190,17 +217,29 @@ def test_params_yaml_holds_every_key_the_config_has():
 
 # (params that make the key idle, the key's non-default value, params where it has an effect)
 IGNORED_CASES = {
-    "real_label": ({"loss": "hinge"}, 0.9, {"loss": "lsgan"}),
-    "lr_decay_start": ({}, 0.5, {"lr_decay": "linear"}),
-    "ema_warmup": ({"ema_decay": None}, False, {"ema_decay": 0.99}),
-    "class_weight": ({"conditional": "projection"}, 2.0, {"conditional": "acgan"}),
-    "label_input": ({}, "concat", {"conditional": "acgan"}),
+    "regularize.real_label": ({"loss": "hinge"}, 0.9, {"loss": "lsgan"}),
+    "optim.lr_decay_start": ({}, 0.5, {"optim.lr_decay": "linear"}),
+    "ema.warmup": ({"ema.decay": None}, False, {"ema.decay": 0.99}),
+    "classes.class_weight": (
+        {"classes.conditional": "projection"},
+        2.0,
+        {"classes.conditional": "acgan"},
+    ),
+    "classes.label_input": ({}, "concat", {"classes.conditional": "acgan"}),
     "z_dim": ({"model": "pix2pix"}, 64, {"model": "dcgan"}),
     "ngf": ({"model": "mlp"}, 64, {"model": "dcgan"}),
     "ndf": ({"model": "mlp"}, 64, {"model": "dcgan"}),
-    "d_norm": ({"model": "mlp"}, "layer", {"model": "dcgan"}),
-    "beta1": ({"g_optimizer": "sgd", "d_optimizer": "rmsprop"}, 0.0, {"d_optimizer": "adam"}),
-    "beta2": ({"g_optimizer": "sgd", "d_optimizer": "sgd"}, 0.9, {"g_optimizer": "adam"}),
+    "d.norm": ({"model": "mlp"}, "layer", {"model": "dcgan"}),
+    "optim.beta1": (
+        {"optim.g_optimizer": "sgd", "optim.d_optimizer": "rmsprop"},
+        0.0,
+        {"optim.d_optimizer": "adam"},
+    ),
+    "optim.beta2": (
+        {"optim.g_optimizer": "sgd", "optim.d_optimizer": "sgd"},
+        0.9,
+        {"optim.g_optimizer": "adam"},
+    ),
     "train.eval_samples": ({"train": {"eval_every": None}}, 200, {"train": {"eval_every": 10}}),
     "train.fid_samples": ({}, 200, {"train": {"fid_every": 500}}),
     "train.sync_batchnorm": ({}, True, {"train": {"nproc": 2}}),
@@ -210,10 +249,7 @@ IGNORED_CASES = {
 
 
 def _with(key: str, value, params: dict) -> dict:
-    section, _, name = key.rpartition(".")
-    if not section:
-        return {**params, name: value}
-    return {**params, section: {**params.get(section, {}), name: value}}
+    return with_overrides({}, {**params, key: value})  # dotted keys set sections
 
 
 @pytest.mark.parametrize("key", IGNORED_CASES)
@@ -230,3 +266,15 @@ def test_every_ignorable_param_has_a_case():
     assert {key for key, _, _ in IGNORED if not key.startswith("translation.")} <= set(
         IGNORED_CASES
     )
+
+
+def test_a_key_that_moved_into_a_section_names_where_it_lives_now():
+    with pytest.raises(ConfigError, match=r"'ema_decay': it moved .*expected 'ema.decay'"):
+        config_from_dict({"ema_decay": 0.99})
+
+
+def test_overrides_set_keys_inside_sections_as_dvc_exp_run_does():
+    params = {"lr": 1.0, "optim": {"beta1": 0.5, "beta2": 0.999}}
+    changed = with_overrides(params, {"optim.beta1": 0.0, "ema": {"decay": None}, "lr": 2.0})
+    assert changed == {"lr": 2.0, "optim": {"beta1": 0.0, "beta2": 0.999}, "ema": {"decay": None}}
+    assert params["optim"]["beta1"] == 0.5  # the input is left as it was

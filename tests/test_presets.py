@@ -157,14 +157,16 @@ def test_lessons_train_with_the_optimizers_batch_and_length_they_teach(name):
         assert planned_steps(config, steps_per_epoch=468) == int(count)
     else:
         assert config.epochs == int(count) and config.train.max_steps is None
-    assert (config.z_dim, config.latent, config.real_label, config.g_fakes) == NOISE[name]
-    assert config.ema_decay is None and config.conditional == "none"
+    assert (config.z_dim, config.latent, config.regularize.real_label, config.g_fakes) == NOISE[
+        name
+    ]
+    assert config.ema.decay is None and config.classes.conditional == "none"
 
 
 def test_the_semi_supervised_lesson_learns_from_100_labels_a_class_with_feature_matching():
     config, nets = build("udacity_semi_supervised")
     assert config.semi_supervised.labels_per_class == 100 and config.feature_matching
-    assert config.class_weight == 2.0  # Salimans et al.: half-weight unsupervised loss
+    assert config.classes.class_weight == 2.0  # Salimans et al.: half-weight unsupervised loss
     assert config.dataset == "fashion_mnist" and config.loss == "bce"
     assert nets.netD.classify(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
 

@@ -11,6 +11,7 @@ hold what they change less. params.yaml equals `Config()` (tests/test_config.py)
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -188,6 +189,58 @@ class TranslationSection:
 
 
 @dataclass(frozen=True)
+class OptimSection:
+    """G's and D's optimizers and the learning-rate schedule (ganlab.training.optimizers)."""
+
+    g_optimizer: str = one_of(OPTIMIZERS, "adam")
+    d_optimizer: str = one_of(OPTIMIZERS, "adam")
+    d_lr: float | None = positive(None)  # None = lr
+    beta1: float = in_range(0.0, 1.0, 0.5, high_open=True)  # Adam's betas
+    beta2: float = in_range(0.0, 1.0, 0.999, high_open=True)
+    lr_decay: str = one_of(LR_DECAYS, "none")  # linear: lr (and d_lr) fall to 0 at the run's end
+    lr_decay_start: float = in_range(0.0, 1.0, 0.0, high_open=True)  # fraction of the run at lr
+
+
+@dataclass(frozen=True)
+class EmaSection:
+    """An exponential moving average of G's weights, sampled and scored (ganlab.training.ema)."""
+
+    decay: float | None = _rule(0.999, lambda v: 0 < v < 1, "a number in (0, 1) or null")
+    warmup: bool = True  # decay min(decay, (1 + n) / (10 + n)) after n G updates, as TensorFlow's
+
+
+@dataclass(frozen=True)
+class DSection:
+    """D's architecture beyond its width (ganlab.models)."""
+
+    norm: str = named("d_norm", "batch")
+    spectral_norm: bool = False  # on D's layers (SNGAN)
+    minibatch_std: bool = False  # a minibatch standard deviation channel
+    minibatch_discrimination: bool = False  # Salimans et al. (2016): D compares each sample
+
+
+@dataclass(frozen=True)
+class RegularizeSection:
+    """What keeps D in check: Lipschitz constraints, penalties, noise, augmentation, labels."""
+
+    clip_value: float | None = positive(None)  # WGAN weight clipping
+    gp_weight: float = _rule(0.0, lambda v: v >= 0, "a number >= 0")  # WGAN-GP lambda
+    r1_weight: float = _rule(0.0, lambda v: v >= 0, "a number >= 0")  # R1 gamma on real data
+    instance_noise: float = _rule(0.0, lambda v: v >= 0, "a number >= 0")  # std, annealed to 0
+    diffaugment: tuple[str, ...] = named("augmentation", ())
+    real_label: float = _rule(1.0, lambda v: 0.5 < v <= 1.0, "a number in (0.5, 1.0]")
+
+
+@dataclass(frozen=True)
+class ClassesSection:
+    """How G and D use the class labels (ganlab.models.conditional, the semi-supervised D)."""
+
+    conditional: str = named("conditioning", "none")  # class-conditional G and D
+    label_input: str = named("label_input", "multiply")  # conditional G's label: z*e(y) | [z, e(y)]
+    class_weight: float = _rule(1.0, lambda v: v >= 0, "a number >= 0")  # D's class loss
+
+
+@dataclass(frozen=True)
 class Config:
     dataset: str = named("dataset", "fashion_mnist")
     image_size: int | None = _rule(
@@ -196,42 +249,25 @@ class Config:
     model: str = named("model", "dcgan")
     loss: str = named("loss", "bce")
     lr: float = positive(2e-4)
-    beta1: float = in_range(0.0, 1.0, 0.5, high_open=True)
-    beta2: float = in_range(0.0, 1.0, 0.999, high_open=True)
     batch_size: int = at_least(1, 64)
     epochs: int = at_least(1, 15)
     z_dim: int = at_least(1, 100)
     seed: int = at_least(0, 42)
     latent: str = one_of(LATENTS, "normal")
-    g_optimizer: str = one_of(OPTIMIZERS, "adam")
-    d_optimizer: str = one_of(OPTIMIZERS, "adam")
-    d_lr: float | None = positive(None)  # None = same as lr
     n_critic: int = at_least(1, 1)  # D updates per G update
     n_gen: int = at_least(1, 1)  # G updates per G turn (k generator steps)
     g_fakes: str = one_of(G_FAKES, "reuse")  # G's step: D's fakes again, or fresh noise
-    clip_value: float | None = positive(None)  # WGAN weight clipping
-    gp_weight: float = _rule(0.0, lambda v: v >= 0, "a number >= 0")  # WGAN-GP lambda
-    r1_weight: float = _rule(0.0, lambda v: v >= 0, "a number >= 0")  # R1 gamma
-    spectral_norm: bool = False  # on D's layers (SNGAN)
-    d_norm: str = named("d_norm", "batch")
-    minibatch_std: bool = False
-    minibatch_discrimination: bool = False  # Salimans et al. (2016): D compares each sample
     feature_matching: bool = False  # G matches D's mean hidden features on real data
-    instance_noise: float = _rule(0.0, lambda v: v >= 0, "a number >= 0")  # std, annealed to 0
-    lr_decay: str = one_of(LR_DECAYS, "none")  # linear: lr (and d_lr) fall to 0 at the run's end
-    lr_decay_start: float = in_range(0.0, 1.0, 0.0, high_open=True)  # fraction of the run at lr
-    ema_decay: float | None = _rule(0.999, lambda v: 0 < v < 1, "a number in (0, 1) or null")
-    ema_warmup: bool = True  # decay min(ema_decay, (1 + step) / (10 + step)), as TensorFlow's
-    diffaugment: tuple[str, ...] = named("augmentation", ())
-    real_label: float = _rule(1.0, lambda v: 0.5 < v <= 1.0, "a number in (0.5, 1.0]")
-    conditional: str = named("conditioning", "none")  # class-conditional G and D
-    class_weight: float = _rule(1.0, lambda v: v >= 0, "a number >= 0")  # ACGAN's class loss
-    label_input: str = named("label_input", "multiply")  # conditional G's label: z*e(y) | [z, e(y)]
     init: str = named("init", "dcgan")
     dropout: float = in_range(0.0, 1.0, 0.0, high_open=True)
     ngf: int = at_least(1, 32)
     ndf: int = at_least(1, 32)
     precision: str = one_of(PRECISIONS, "auto")
+    optim: OptimSection = field(default_factory=OptimSection)
+    ema: EmaSection = field(default_factory=EmaSection)
+    d: DSection = field(default_factory=DSection)
+    regularize: RegularizeSection = field(default_factory=RegularizeSection)
+    classes: ClassesSection = field(default_factory=ClassesSection)
     mlp: MLPSection = field(default_factory=MLPSection)
     train: TrainSection = field(default_factory=TrainSection)
     download: DownloadSection = field(default_factory=DownloadSection)
@@ -257,6 +293,22 @@ class Config:
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
+# top-level keys of params files older than the sections, and where each one lives now
+MOVED = {
+    **{key: f"optim.{key}" for key in ("g_optimizer", "d_optimizer", "d_lr", "beta1", "beta2")},
+    "lr_decay": "optim.lr_decay",
+    "lr_decay_start": "optim.lr_decay_start",
+    "ema_decay": "ema.decay",
+    "ema_warmup": "ema.warmup",
+    "d_norm": "d.norm",
+    **{key: f"d.{key}" for key in ("spectral_norm", "minibatch_std", "minibatch_discrimination")},
+    **{
+        key: f"regularize.{key}"
+        for key in ("clip_value", "gp_weight", "r1_weight", "instance_noise", "diffaugment")
+    },
+    "real_label": "regularize.real_label",
+    **{key: f"classes.{key}" for key in ("conditional", "label_input", "class_weight")},
+}
 EVAL_KEYS = ("eval_every", "eval_samples", "fid_every", "fid_samples")
 SNAPSHOT_KEYS = ("snapshot_epochs", "snapshot_every", "snapshot_minutes")
 _NOT_TRAINING = {"download", "fid", "classifier", "evaluate", "render"}
@@ -311,6 +363,12 @@ def _build(cls: type, values: Mapping[str, Any], prefix: str = "") -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
+    moved = [key for key in unknown if not prefix and key in MOVED]
+    if moved:
+        raise ConfigError(
+            f"params.yaml: unknown key {moved[0]!r}: it moved into a section, expected "
+            f"{MOVED[moved[0]]!r} (as `dvc exp run -S {MOVED[moved[0]]}=...`)"
+        )
     if unknown:
         raise ConfigError(
             f"params.yaml: unknown key {prefix + unknown[0]!r}; known keys here: {sorted(fields)}"
@@ -334,11 +392,16 @@ def _build(cls: type, values: Mapping[str, Any], prefix: str = "") -> Any:
 def _check_combinations(config: Config) -> None:
     """Values that are each fine but can't work together (those that need a registry's facts
     are checked beside it: ganlab.training.params)."""
-    lipschitz = config.clip_value is not None or config.gp_weight > 0 or config.spectral_norm
+    lipschitz = (
+        config.regularize.clip_value is not None
+        or config.regularize.gp_weight > 0
+        or config.d.spectral_norm
+    )
     if config.loss == "wasserstein" and not lipschitz:
         raise ConfigError(
-            "params.yaml: loss = 'wasserstein' needs a Lipschitz critic: expected clip_value "
-            "(WGAN), gp_weight > 0 (WGAN-GP) or spectral_norm: true"
+            "params.yaml: loss = 'wasserstein' needs a Lipschitz critic: expected "
+            "regularize.clip_value (WGAN), regularize.gp_weight > 0 (WGAN-GP) or "
+            "d.spectral_norm: true"
         )
     if config.model != "mlp" and config.mlp != MLPSection():
         changed = next(
@@ -351,15 +414,16 @@ def _check_combinations(config: Config) -> None:
             f"not model = {config.model!r}: expected model 'mlp' or the default "
             f"{getattr(MLPSection(), changed)!r}"
         )
-    if config.clip_value is not None and config.gp_weight > 0:
+    if config.regularize.clip_value is not None and config.regularize.gp_weight > 0:
         raise ConfigError(
-            f"params.yaml: clip_value = {config.clip_value} and gp_weight = {config.gp_weight} "
-            "are two Lipschitz constraints: expected one of them"
+            f"params.yaml: regularize.clip_value = {config.regularize.clip_value} and "
+            f"regularize.gp_weight = {config.regularize.gp_weight} are two Lipschitz "
+            "constraints: expected one of them"
         )
-    if config.gp_weight > 0 and config.d_norm == "batch" and config.model != "mlp":
+    if config.regularize.gp_weight > 0 and config.d.norm == "batch" and config.model != "mlp":
         raise ConfigError(
-            "params.yaml: d_norm = 'batch' with gp_weight > 0: the gradient penalty is per "
-            "sample and BatchNorm mixes samples; expected d_norm 'layer' or 'none'"
+            "params.yaml: d.norm = 'batch' with regularize.gp_weight > 0: the gradient penalty "
+            "is per sample and BatchNorm mixes samples; expected d.norm 'layer' or 'none'"
         )
     if config.fid.runtime == "onnxruntime" and config.fid.precision != "fp32":
         raise ConfigError(
@@ -428,6 +492,22 @@ def config_from_dict(values: Mapping[str, Any], *checks: Check) -> Config:
     for check in checks:
         check(config)
     return config
+
+
+def with_overrides(params: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """params with each override set as `dvc exp run -S` sets it: a dotted key
+    (`optim.beta1`) sets a key inside its section, a mapping value merges into the section."""
+    result = copy.deepcopy(dict(params))
+    for key, value in overrides.items():
+        *sections, name = key.split(".")
+        target = result
+        for section in sections:
+            target = target.setdefault(section, {})
+        if isinstance(value, Mapping) and isinstance(target.get(name), Mapping):
+            target[name] = with_overrides(target[name], value)
+        else:
+            target[name] = copy.deepcopy(value)
+    return result
 
 
 def load_config(path: str | Path = "params.yaml", *checks: Check) -> Config:

@@ -138,5 +138,5 @@ def test_the_gpu_preset_is_a_valid_change_of_params_yaml():
             target = target[section]
         target[name] = value
     config = from_mapping(values)
-    assert config.batch_size >= 256 and config.ema_decay is not None
+    assert config.batch_size >= 256 and config.ema.decay is not None
     assert config.train.eval_every is not None and config.fid.n_fake == 10_000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def test_every_setting_is_a_valid_change_of_the_preset_and_reaches_its_config():
         config = from_mapping(gpu_sweep.sweep_params("fashion_30min_b128", change, RUN))
         for key, value in change.items():
             expected = tuple(value) if isinstance(value, list) else value
-            assert getattr(config, key) == expected, (name, key)
+            assert functools.reduce(getattr, key.split("."), config) == expected, (name, key)
         assert config.train.snapshot_every == 3000 and config.train.max_steps == 36000
         assert config.train.eval_every is None  # the sweep scores afterwards, all alike
         assert config.batch_size == 128 and config.ngf == 32  # the preset underneath

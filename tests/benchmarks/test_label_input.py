@@ -44,6 +44,10 @@ def test_every_class_is_drawn_from_the_same_noise():
 
 
 def test_the_preset_is_measured_as_trained_without_scoring_or_ema():
-    params = label_input.params_with("acgan", {"label_input": "concat"})
-    assert params["conditional"] == "acgan" and params["label_input"] == "concat"
-    assert params["train"]["eval_every"] is None and params["ema_decay"] is None
+    params = label_input.params_with("acgan", {"classes.label_input": "concat"})
+    assert params["classes"] == {
+        **params["classes"],
+        "conditional": "acgan",
+        "label_input": "concat",
+    }
+    assert params["train"]["eval_every"] is None and params["ema"]["decay"] is None

@@ -96,8 +96,7 @@ def test_conditional_generator_draws_the_class_it_is_asked_for(
     images, labels = two_class_data()
     params = tiny_params(
         model="mlp",
-        conditional=conditioning,
-        label_input=label_input,
+        classes={"conditional": conditioning, "label_input": label_input},
         loss=loss,
         epochs=60,
         batch_size=32,
@@ -121,13 +120,13 @@ def test_conditional_generator_draws_the_class_it_is_asked_for(
 def test_conditional_needs_labels_and_names_the_choices(cpu, tmp_path):
     with pytest.raises(ValueError, match="needs one label per image"):
         train_on_cpu(
-            from_mapping(tiny_params(conditional="acgan")),
+            from_mapping(tiny_params(classes={"conditional": "acgan"})),
             torch.zeros(32, 1, 28, 28, dtype=torch.uint8),
             tmp_path / "c.pt",
         )
     choices = r"\['acgan', 'none', 'projection'\]"
     with pytest.raises(ConfigError, match=rf"conditional = 'cgan'.*{choices}"):
-        from_mapping(tiny_params(conditional="cgan"))
+        from_mapping(tiny_params(classes={"conditional": "cgan"}))
 
 
 def conditional_generator_file(tmp_path: Path) -> Path:
@@ -203,8 +202,8 @@ def test_conditional_generator_is_registered_with_a_one_hot_input(tmp_path, monk
 def test_conditional_gs_take_z_times_the_label_code_unless_saved_before_the_choice():
     """params.yaml's default is multiply (the zoo's acgan and cgan_projection rows); a generator
     file written before label_input existed was concat and must load as one."""
-    config = from_mapping(tiny_params(conditional="projection"))
-    assert config.label_input == "multiply"
+    config = from_mapping(tiny_params(classes={"conditional": "projection"}))
+    assert config.classes.label_input == "multiply"
     saved = dataclasses.asdict(tiny_spec(8, (1, 28, 28), conditioning="projection", n_classes=10))
     del saved["label_input"]
     assert ModelSpec.from_saved(saved).label_input == "concat"

@@ -31,13 +31,13 @@ def repo(tmp_path_factory) -> tuple[Path, dict]:
 
 def test_conditional_experiment_renders_a_class_grid_and_samples_a_class(repo, tmp_path: Path):
     root, env = repo
-    acgan = ["-n", "acgan", "-S", "conditional=acgan", "-S", "epochs=1"]
+    acgan = ["-n", "acgan", "-S", "classes.conditional=acgan", "-S", "epochs=1"]
     run(["dvc", "exp", "run", *acgan], root, env)
     grid = root / "reports/figures/class_grid.png"
 
     assert Image.open(grid).size == (4 * 30 + 2, 10 * 30 + 2)  # 10 classes x render.nrow (4)
     latest = runs(root)[-1]
-    assert latest.info.run_name == "acgan" and latest.data.params["conditional"] == "acgan"
+    assert latest.info.run_name == "acgan" and latest.data.params["classes.conditional"] == "acgan"
     assert "render/class_grid.png" in {
         a.path for a in mlflow.MlflowClient().list_artifacts(latest.info.run_id, "render")
     }
@@ -56,7 +56,7 @@ def test_conditional_experiment_renders_a_class_grid_and_samples_a_class(repo, t
 
 def test_translation_experiments_run_the_whole_pipeline_into_mlflow(repo, tmp_path: Path):
     root, env = repo
-    settings = ["-S", "conditional=none", "-S", "epochs=1"]  # the workspace keeps acgan's
+    settings = ["-S", "classes.conditional=none", "-S", "epochs=1"]  # the workspace keeps acgan's
     run(["dvc", "exp", "run", "-n", "cyclegan", "-S", "model=cyclegan", *settings], root, env)
     evaluation = json.loads((root / "metrics/eval.json").read_text())
     info = json.loads((root / "reports/eval_info.json").read_text())
@@ -93,7 +93,10 @@ def test_translation_experiments_run_the_whole_pipeline_into_mlflow(repo, tmp_pa
 def test_train_stage_relaunches_itself_under_torchrun_for_nproc_2(repo):
     root, env = repo
     settings = ["-S", "train.nproc=2", "-S", "model=mlp", "-S", "epochs=1"]
-    settings += ["-S", "conditional=none"]  # the workspace keeps the last experiment's values
+    settings += [
+        "-S",
+        "classes.conditional=none",
+    ]  # the workspace keeps the last experiment's values
     run(["dvc", "exp", "run", "-n", "two-procs", *settings], root, env)
     metrics = json.loads((root / "metrics/train.json").read_text())
     assert metrics["steps"] == 256 // (2 * 16)  # each step: 2 processes x batch_size 16
@@ -119,7 +122,8 @@ def test_killed_training_resumes_from_its_checkpoint(repo):
     params = yaml.safe_load((root / "params.yaml").read_text())
     # `exp run -S` leaves its values in the workspace (and a failed one may too)
     epochs = 20  # 320 steps: the kill lands near step 4, the first checkpoint
-    params.update(epochs=epochs, seed=7, lr=0.0002, conditional="none", model="dcgan")
+    params.update(epochs=epochs, seed=7, lr=0.0002, model="dcgan")
+    params["classes"]["conditional"] = "none"
     # classifier FID every 8 steps, no Inception FID (its sample count back at the default: a
     # param without effect is refused)
     params["train"].update(nproc=1, fid_every=None, fid_samples=TrainSection().fid_samples)
@@ -180,7 +184,7 @@ def test_queued_experiments_land_in_one_mlflow_store_each_under_its_name(repo):
     before = {r.info.run_id for r in runs(root)}
     lrs = ["0.0001", "0.0007"]  # two workers run both at once
     for lr in lrs:
-        settings = ["-S", f"lr={lr}", "-S", "epochs=1", "-S", "conditional=none"]
+        settings = ["-S", f"lr={lr}", "-S", "epochs=1", "-S", "classes.conditional=none"]
         run(["dvc", "exp", "run", "--queue", "-n", f"queued-{lr}", *settings], root, env)
     run(["dvc", "queue", "start", "-j", "2"], root, env)
     deadline = time.monotonic() + 900

@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+from ganlab.config import with_overrides
 from ganlab.data import datasets
 from ganlab.stages import check_params, download, run_stage
 from ganlab.tracking import read_run_id
@@ -23,7 +24,7 @@ def test_a_stage_given_bad_params_exits_2_with_one_line_and_no_traceback(
     params, named, tmp_path: Path, monkeypatch, capsys
 ):
     params_file = tmp_path / "params.yaml"
-    params_file.write_text(yaml.safe_dump(params))
+    params_file.write_text(yaml.safe_dump(with_overrides({}, params)))  # dotted keys nested
     out = tmp_path / "data"
     argv = ["check_params", "--params", str(params_file), "--out", str(out)]
     monkeypatch.setattr(sys, "argv", argv)

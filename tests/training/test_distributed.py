@@ -130,14 +130,14 @@ def test_two_processes_of_batch_b_step_like_one_process_of_batch_2b(tmp_path: Pa
     "params",
     [
         dict(model="dcgan", epochs=1, batch_size=8),  # BatchNorm per process
-        dict(model="dcgan", epochs=1, batch_size=8, conditional="acgan"),
+        dict(model="dcgan", epochs=1, batch_size=8, classes={"conditional": "acgan"}),
         dict(
             model="dcgan",
             epochs=1,
             batch_size=8,
             loss="wasserstein",
-            gp_weight=10.0,
-            d_norm="layer",
+            regularize={"gp_weight": 10.0},
+            d={"norm": "layer"},
             n_critic=2,
         ),
     ],
@@ -159,7 +159,7 @@ def test_every_rank_stops_by_rank_0s_clock_under_train_max_minutes(fast_clock, s
     all: when rank 1's runs ahead, both train every planned step (by its own clock rank 1 would
     stop first and leave rank 0 waiting in DDP's all-reduce); when rank 0's does, both stop at
     the same early step, with the same weights."""
-    params = {**PARAMS, "batch_size": 8, "epochs": 3, "lr_decay": "linear"}
+    params = {**PARAMS, "batch_size": 8, "epochs": 3, "optim.lr_decay": "linear"}
     params["train"] = {**PARAMS["train"], "max_minutes": 1}
     rank0, rank1 = run_ddp(tmp_path, params, fast_clock=fast_clock)
     assert rank0["steps"] == rank1["steps"]
@@ -182,7 +182,7 @@ def test_each_rank_draws_its_own_noise_for_its_slice_and_shares_the_rest(tmp_pat
     """What a rank draws inside its updates (dropout, DiffAugment, instance noise) differs
     between ranks; the shared draws (z, labels, data order) stay equal, so the replicas still
     step as one process of twice the batch (the test above) and stay identical."""
-    params = {**PARAMS, "batch_size": 8, "dropout": 0.3, "instance_noise": 0.1}
+    params = {**PARAMS, "batch_size": 8, "dropout": 0.3, "regularize.instance_noise": 0.1}
     rank0, rank1 = run_ddp(tmp_path, params, record_draws=True)
     assert len(rank0["draws"]) == len(rank1["draws"]) == STEPS
     assert all(a != b for a, b in zip(rank0["draws"], rank1["draws"], strict=True))

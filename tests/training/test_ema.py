@@ -77,7 +77,7 @@ def test_statistics_are_measured_once_per_ema_update(tmp_path, monkeypatch):
         return measure(generator, *args)
 
     monkeypatch.setattr(gan, "standing_statistics_", counting)
-    config = from_mapping(tiny_params(epochs=1, ema_decay=0.9))
+    config = from_mapping(tiny_params(epochs=1, ema={"decay": 0.9}))
     result = train_on_cpu(config, tiny_images(), tmp_path / "c.pt")
     assert len(result.frames) == 2  # step 0 and the end of the epoch...
     assert len(measured) == 2  # ...and the returned generator reuses the last measurement
@@ -88,8 +88,8 @@ def test_the_ema_warm_up_counts_g_updates_not_d_steps(tmp_path, monkeypatch, n_c
     """With n_critic D steps per G turn, the warm-up's clock is the number of G updates so far
     (0, 1, 2, ...), as each EMA update follows one; counting D steps would end it early."""
     seen = []
-    monkeypatch.setattr(gan, "ema_decay_at", lambda config, n: seen.append(n) or 0.5)
-    params = tiny_params(epochs=1, n_critic=n_critic, n_gen=n_gen, ema_decay=0.999)
+    monkeypatch.setattr(gan, "ema_decay_at", lambda ema, n: seen.append(n) or 0.5)
+    params = tiny_params(epochs=1, n_critic=n_critic, n_gen=n_gen, ema={"decay": 0.999})
     params["train"] = {"max_steps": 6, "eval_every": None}
     train_on_cpu(from_mapping(params), tiny_images(), tmp_path / "c.pt")
     assert seen == list(range(6 // n_critic * n_gen))

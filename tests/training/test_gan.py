@@ -27,15 +27,15 @@ from tests.conftest import tiny_images, tiny_params, train_on_cpu
 # classic lessons' presets, with their own datasets and shapes, are tested in test_presets.py.
 PRESETS = {
     **presets.PAPERS,
-    "r1": dict(r1_weight=10.0),
-    "tricks": dict(
-        minibatch_std=True,
-        ema_decay=0.9,
-        instance_noise=0.1,
-        diffaugment=["color", "translation", "cutout"],
-        real_label=0.9,
-        init="xavier",
-    ),
+    "r1": {"regularize.r1_weight": 10.0},
+    "tricks": {
+        "d.minibatch_std": True,
+        "ema.decay": 0.9,
+        "regularize.instance_noise": 0.1,
+        "regularize.diffaugment": ["color", "translation", "cutout"],
+        "regularize.real_label": 0.9,
+        "init": "xavier",
+    },
 }
 
 
@@ -104,7 +104,7 @@ def test_cutout_blanks_a_quarter_of_each_image():
     assert torch.all(blank > 0.05) and torch.all(blank <= 0.25 + 1e-6)
 
 
-MLP_LACKS = ("ngf", "ndf", "d_norm")
+MLP_LACKS = ("ngf", "ndf", "d.norm")
 
 
 @pytest.mark.parametrize("model", ["dcgan", "mlp"])
@@ -122,7 +122,7 @@ def test_presets_train_with_finite_losses(preset, model, tmp_path: Path, cpu):
     if not LOSSES[config.loss].probability:  # a critic has no accuracy: those columns are NaN
         history = history[:, :-2]
     assert torch.isfinite(history).all()
-    labels = torch.tensor([0, 4, 9]) if config.conditional != "none" else None
+    labels = torch.tensor([0, 4, 9]) if config.classes.conditional != "none" else None
     samples = forward_generator(result.netG, torch.randn(3, config.z_dim), labels)
     assert samples.shape == (3, 1, 28, 28) and torch.isfinite(samples).all()
 
@@ -214,7 +214,7 @@ def test_lr_factor_known_values():
 
 def test_lr_decay_falls_to_zero_over_the_planned_steps(tmp_path: Path, cpu):
     config = from_mapping(
-        tiny_params(lr=1e-3, d_lr=4e-3, lr_decay="linear", train={"max_steps": 10})
+        tiny_params(lr=1e-3, optim={"d_lr": 4e-3, "lr_decay": "linear"}, train={"max_steps": 10})
     )
     result = train_on_cpu(config, tiny_images(), tmp_path / "c.pt")
     lr_at = {int(row[0]): row[-1] for row in result.history}  # the lr of each row's last step
@@ -227,7 +227,11 @@ def test_lr_decay_follows_the_clock_when_max_minutes_ends_the_run(tmp_path: Path
     clock = iter(range(10**6))  # each look at the clock: a second later
     monkeypatch.setattr(ganlab.training.runner.time, "perf_counter", lambda: float(next(clock)))
     config = from_mapping(
-        tiny_params(epochs=1000, lr_decay="linear", lr_decay_start=0.5, train={"max_minutes": 1})
+        tiny_params(
+            epochs=1000,
+            optim={"lr_decay": "linear", "lr_decay_start": 0.5},
+            train={"max_minutes": 1},
+        )
     )
     result = train_on_cpu(config, tiny_images(), tmp_path / "c.pt")
     lrs = [row[-1] for row in result.history]
@@ -246,26 +250,31 @@ def test_weight_clipping_holds_after_training(tmp_path: Path, cpu):
 
 
 def test_ema_warmup_follows_g_early_and_reaches_the_decay_later(tmp_path: Path, cpu):
-    warm = from_mapping(tiny_params(ema_decay=0.999, ema_warmup=True))
-    assert ema_decay_at(warm, 0) == pytest.approx(0.1) and ema_decay_at(warm, 10**6) == 0.999
-    no_warmup = from_mapping(tiny_params(ema_decay=0.999, ema_warmup=False))
-    assert ema_decay_at(no_warmup, 0) == 0.999
+    warm = from_mapping(tiny_params(ema={"decay": 0.999, "warmup": True}))
+    assert (
+        ema_decay_at(warm.ema, 0) == pytest.approx(0.1) and ema_decay_at(warm.ema, 10**6) == 0.999
+    )
+    no_warmup = from_mapping(tiny_params(ema={"decay": 0.999, "warmup": False}))
+    assert ema_decay_at(no_warmup.ema, 0) == 0.999
 
     def distance_to_g(config) -> float:
-        train_on_cpu(config, tiny_images(), tmp_path / f"{config.ema_warmup}.pt")
-        nets = torch.load(tmp_path / f"{config.ema_warmup}.pt", weights_only=True)["nets"]
+        train_on_cpu(config, tiny_images(), tmp_path / f"{config.ema.warmup}.pt")
+        nets = torch.load(tmp_path / f"{config.ema.warmup}.pt", weights_only=True)["nets"]
         return sum(  # weights: the EMA's BatchNorm statistics are its own (standing statistics)
             (nets["netG_ema"][k].float() - v.float()).abs().sum().item()
             for k, v in nets["netG"].items()
             if k.endswith(("weight", "bias"))
         )
 
-    cold = from_mapping(tiny_params(epochs=2, ema_decay=0.999, ema_warmup=False))
-    assert distance_to_g(dataclasses.replace(cold, ema_warmup=True)) < distance_to_g(cold) / 2
+    cold = from_mapping(tiny_params(epochs=2, ema={"decay": 0.999, "warmup": False}))
+    assert (
+        distance_to_g(dataclasses.replace(cold, ema=dataclasses.replace(cold.ema, warmup=True)))
+        < distance_to_g(cold) / 2
+    )
 
 
 def test_ema_generator_is_what_training_returns(tmp_path: Path, cpu):
-    config = from_mapping(tiny_params(epochs=1, ema_decay=0.5))
+    config = from_mapping(tiny_params(epochs=1, ema={"decay": 0.5}))
     result = train_on_cpu(config, tiny_images(), tmp_path / "c.pt")
     state = torch.load(tmp_path / "c.pt", weights_only=True)["nets"]
     ema = state["netG_ema"]

@@ -166,7 +166,7 @@ def test_resume_on_params_yamls_own_training_settings_is_bit_identical(
     shrunk = {"max_steps": 6, "log_every": 1, "checkpoint_every": 2, "eval_every": 2}
     values["train"] |= shrunk | {"eval_samples": 64}
     config = from_mapping(values)
-    assert config.ema_decay == 0.999 and config.ema_warmup and config.batch_size == 64
+    assert config.ema.decay == 0.999 and config.ema.warmup and config.batch_size == 64
     images, mode = tiny_images(256), resolve_precision(precision, cpu)
     run = functools.partial(train, config, images, device=cpu, precision=mode, run_id="run")
     whole = run(checkpoint_path=tmp_path / "a", reference=reference(cpu))

@@ -202,9 +202,9 @@ def test_explicit_precisions_and_data_parallel_runs_are_not_probed(
     "settings",
     [
         {},
-        {"conditional": "projection"},
+        {"classes.conditional": "projection"},
         {"model": "mlp"},
-        {"n_critic": 2, "loss": "wasserstein", "clip_value": 0.01},
+        {"n_critic": 2, "loss": "wasserstein", "regularize.clip_value": 0.01},
     ],
 )
 def test_the_real_probe_times_both_and_leaves_the_random_state_alone(settings):

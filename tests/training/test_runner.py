@@ -24,7 +24,7 @@ def test_uint8_round_trip_is_exact():
 
 
 # What each loss needs to be a valid configuration (a Lipschitz critic for Wasserstein).
-LOSS_NEEDS = {"wasserstein": {"clip_value": 0.01}}
+LOSS_NEEDS = {"wasserstein": {"regularize.clip_value": 0.01}}
 
 
 def tiny_labels(n: int = 64) -> torch.Tensor:
@@ -37,7 +37,7 @@ def tiny_labels(n: int = 64) -> torch.Tensor:
 def test_every_model_and_loss_trains_with_finite_losses(
     model, loss, conditional, tmp_path: Path, cpu
 ):
-    needs = LOSS_NEEDS.get(loss, {}) | {"conditional": conditional}
+    needs = LOSS_NEEDS.get(loss, {}) | {"classes.conditional": conditional}
     config = from_mapping(tiny_params(model=model, loss=loss, epochs=1, **needs))
     rows, epochs = [], []
     result = train_on_cpu(
@@ -108,7 +108,9 @@ class Interrupt(Exception):
 
 def test_resume_after_interruption_gives_bit_identical_weights(tmp_path: Path, cpu):
     # the lr decay too: it follows the steps, so a resumed run picks it up where it was
-    config = from_mapping(tiny_params(epochs=3, model="dcgan", dropout=0.2, lr_decay="linear"))
+    config = from_mapping(
+        tiny_params(epochs=3, model="dcgan", dropout=0.2, optim={"lr_decay": "linear"})
+    )
     whole = train_on_cpu(config, tiny_images(), tmp_path / "a.pt")
 
     def stop_at_step_7(row):

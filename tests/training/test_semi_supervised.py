@@ -60,7 +60,7 @@ def test_labeled_batches_depend_on_the_step_alone():
 @pytest.mark.parametrize(
     "clash, expected",
     [
-        ({"conditional": "acgan"}, "conditional = 'acgan'"),
+        ({"classes.conditional": "acgan"}, "classes.conditional = 'acgan'"),
         ({"loss": "hinge"}, "loss = 'hinge'"),
         ({"model": "pix2pix", "feature_matching": False}, "model = 'pix2pix'"),
         ({"train": {"nproc": 2}}, "train.nproc = 2"),

@@ -44,14 +44,17 @@ def nets_for(config, netD: nn.Module | None = None) -> Nets:
     netG, built_D = build_models(config.model, model_spec(config, (1, 28, 28), 10), config.init)
     netD = netD or built_D
     return Nets(
-        netG, netD, *make_optimizers(config, netG, netD), torch.amp.GradScaler("cpu", enabled=False)
+        netG,
+        netD,
+        *make_optimizers(config.optim, config.lr, netG, netD),
+        torch.amp.GradScaler("cpu", enabled=False),
     )
 
 
 def test_each_statistic_is_reported_under_its_own_name():
     """D scores an image by its mean pixel; every reported value is checked against its closed
     form, so two statistics wired into each other's places fail here."""
-    config = from_mapping(tiny_params(lr=1e-12, ema_decay=None))  # D stays as built
+    config = from_mapping(tiny_params(lr=1e-12, ema={"decay": None}))  # D stays as built
     nets = nets_for(config, ScoreByMean(weight=4.0, bias=1.0))
     batch = fixed_batch(config, nets.netG)
     real_scores = 4.0 * batch.real.flatten(1).mean(dim=1) + 1.0
@@ -101,9 +104,9 @@ def test_one_d_update_lowers_ds_loss_and_one_g_update_lowers_gs(loss):
     """On a fixed batch, D's loss after D's update is below D's loss before it; likewise G's
     after G's update (D frozen, the same noise): an update that steps the wrong network, or
     ascends its loss, fails here."""
-    params = tiny_params(model="mlp", loss=loss, lr=1e-3, ema_decay=None)
-    if loss == "wasserstein":  # a Lipschitz critic, by a parametrization the update keeps
-        params["spectral_norm"] = True
+    # wasserstein: a Lipschitz critic, by a parametrization the update keeps
+    lipschitz = {"d.spectral_norm": True} if loss == "wasserstein" else {}
+    params = tiny_params(model="mlp", loss=loss, lr=1e-3, ema={"decay": None}, **lipschitz)
     config = from_mapping(params)
     nets = nets_for(config)
     torch.manual_seed(1)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ganlab import sampling
-from ganlab.config import Config
+from ganlab.config import Config, EmaSection
 from ganlab.device import Precision
 
 STANDING_SAMPLES = 5000  # fakes the statistics are measured on (under 1 s for the default G)
@@ -28,14 +28,14 @@ def update_ema_(ema: nn.Module, net: nn.Module, decay: float) -> None:
         ema_buffer.copy_(buffer)
 
 
-def ema_decay_at(config: Config, g_updates: int) -> float:
-    """ema_decay, warmed up (ema_warmup) as TensorFlow's ExponentialMovingAverage does over
+def ema_decay_at(ema: EmaSection, g_updates: int) -> float:
+    """ema.decay, warmed up (ema.warmup) as TensorFlow's ExponentialMovingAverage does over
     its updates: min(decay, (1 + n) / (10 + n)) after n G updates (not D steps: with
     n_critic 5 that would end the warm-up five times early), so the average follows G early
     instead of dragging its random initial weights through a short run."""
-    if not config.ema_warmup:
-        return config.ema_decay
-    return min(config.ema_decay, (1 + g_updates) / (10 + g_updates))
+    if not ema.warmup:
+        return ema.decay
+    return min(ema.decay, (1 + g_updates) / (10 + g_updates))
 
 
 def batch_norms(net: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:

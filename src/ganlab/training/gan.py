@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganlab.config import Config
+from ganlab.config import Config, OptimSection, RegularizeSection
 from ganlab.data.datasets import DATASETS
 from ganlab.device import Precision
 from ganlab.images import fixed_labels, sample_latent, scale_batch, to_uint8
@@ -66,30 +66,30 @@ def model_spec(config: Config, image_shape: tuple[int, int, int], n_classes: int
         ngf=config.ngf,
         ndf=config.ndf,
         dropout=config.dropout,
-        d_norm=config.d_norm,
-        minibatch_std=config.minibatch_std,
-        spectral_norm=config.spectral_norm,
-        conditioning=config.conditional,
-        n_classes=n_classes if config.conditional != "none" else 0,
+        d_norm=config.d.norm,
+        minibatch_std=config.d.minibatch_std,
+        spectral_norm=config.d.spectral_norm,
+        conditioning=config.classes.conditional,
+        n_classes=n_classes if config.classes.conditional != "none" else 0,
         g_hidden=config.mlp.g_hidden,
         d_hidden=config.mlp.d_hidden,
         g_activation=config.mlp.g_activation,
         d_activation=config.mlp.d_activation,
         output=config.mlp.output,
-        minibatch_discrimination=config.minibatch_discrimination,
+        minibatch_discrimination=config.d.minibatch_discrimination,
         d_classes=n_classes if config.semi_supervised_on else 0,
-        label_input=config.label_input,
+        label_input=config.classes.label_input,
     )
 
 
 def make_optimizers(
-    config: Config, netG: nn.Module, netD: nn.Module
+    optim: OptimSection, lr: float, netG: nn.Module, netD: nn.Module
 ) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
     """g_optimizer at lr for G, d_optimizer at d_lr (or lr) for D; Adam uses (beta1, beta2)."""
-    betas = (config.beta1, config.beta2)
+    betas = (optim.beta1, optim.beta2)
     return (
-        optimizer_for(config.g_optimizer, netG, config.lr, betas),
-        optimizer_for(config.d_optimizer, netD, config.d_lr or config.lr, betas),
+        optimizer_for(optim.g_optimizer, netG, lr, betas),
+        optimizer_for(optim.d_optimizer, netD, optim.d_lr or lr, betas),
     )
 
 
@@ -143,10 +143,10 @@ class Batch:
     labeled: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
-def d_inputs(x: torch.Tensor, config: Config, noise_std: float) -> torch.Tensor:
+def d_inputs(x: torch.Tensor, regularize: RegularizeSection, noise_std: float) -> torch.Tensor:
     """What D sees: DiffAugment'ed if asked, plus annealed instance noise if asked."""
-    if config.diffaugment:
-        x = diff_augment(x, config.diffaugment)
+    if regularize.diffaugment:
+        x = diff_augment(x, regularize.diffaugment)
     if noise_std > 0:
         x = x + noise_std * torch.randn_like(x)
     return x
@@ -162,15 +162,15 @@ def d_step(
     real, fake = batch.real, batch.fake.detach()
     with precision.autocast(device):
         real_out, real_classes = discriminate(
-            nets.stepD, d_inputs(real, config, batch.noise_std), batch.real_labels
+            nets.stepD, d_inputs(real, config.regularize, batch.noise_std), batch.real_labels
         )
         fake_out, fake_classes = discriminate(
-            nets.stepD, d_inputs(fake, config, batch.noise_std), batch.fake_labels
+            nets.stepD, d_inputs(fake, config.regularize, batch.noise_std), batch.fake_labels
         )
     real_out, fake_out = real_out.float(), fake_out.float()
-    errD = gan_loss.d_loss(real_out, fake_out, config.real_label)
+    errD = gan_loss.d_loss(real_out, fake_out, config.regularize.real_label)
     if real_classes is not None:  # ACGAN: D also learns to tell the classes apart
-        errD = errD + config.class_weight * (
+        errD = errD + config.classes.class_weight * (
             F.cross_entropy(real_classes.float(), batch.real_labels)
             + F.cross_entropy(fake_classes.float(), batch.fake_labels)
         )
@@ -178,21 +178,23 @@ def d_step(
     if batch.labeled is not None:  # semi-supervised: D also learns the few labeled images
         images, classes = batch.labeled
         with precision.autocast(device):
-            supervised = class_loss(nets.netD, d_inputs(images, config, batch.noise_std), classes)
-        errD = errD + config.class_weight * supervised
+            supervised = class_loss(
+                nets.netD, d_inputs(images, config.regularize, batch.noise_std), classes
+            )
+        errD = errD + config.classes.class_weight * supervised
 
     def critic(x: torch.Tensor) -> torch.Tensor:
         return discriminate(nets.stepD, x, batch.real_labels)[0]
 
-    if config.gp_weight > 0:
-        errD = errD + config.gp_weight * gradient_penalty(critic, real, fake.float())
-    if config.r1_weight > 0:
-        errD = errD + config.r1_weight / 2 * r1_penalty(critic, real)
+    if config.regularize.gp_weight > 0:
+        errD = errD + config.regularize.gp_weight * gradient_penalty(critic, real, fake.float())
+    if config.regularize.r1_weight > 0:
+        errD = errD + config.regularize.r1_weight / 2 * r1_penalty(critic, real)
     nets.optD.zero_grad(set_to_none=True)
     nets.scaler.scale(errD).backward()
     nets.scaler.step(nets.optD)
-    if config.clip_value is not None:
-        clip_weights_(nets.netD, config.clip_value)
+    if config.regularize.clip_value is not None:
+        clip_weights_(nets.netD, config.regularize.clip_value)
     with torch.no_grad():
         shown = [gan_loss.shown(real_out).mean(), gan_loss.shown(fake_out).mean()]
         accuracy = (
@@ -231,23 +233,25 @@ def g_step(
 ) -> Stats:
     """One G update on D's updated verdict of the same fakes; its loss and D's mean output."""
     gan_loss = LOSSES[config.loss]
-    fake = d_inputs(batch.fake, config, batch.noise_std)
+    fake = d_inputs(batch.fake, config.regularize, batch.noise_std)
     with frozen(nets):
         with precision.autocast(device):
             output, classes = discriminate(nets.stepD, fake, batch.fake_labels)
         output = output.float()
         if config.feature_matching:
-            real = d_inputs(batch.real, config, batch.noise_std)
+            real = d_inputs(batch.real, config.regularize, batch.noise_std)
             errG = feature_matching_loss(nets.netD, real, fake, precision, device)
         else:
             errG = gan_loss.g_loss(output)
         if classes is not None:  # ACGAN: G makes fakes D classifies as the asked-for class
-            errG = errG + config.class_weight * F.cross_entropy(classes.float(), batch.fake_labels)
+            errG = errG + config.classes.class_weight * F.cross_entropy(
+                classes.float(), batch.fake_labels
+            )
         nets.optG.zero_grad(set_to_none=True)
         nets.scaler.scale(errG).backward()
     nets.scaler.step(nets.optG)
     if nets.netG_ema is not None:
-        update_ema_(nets.netG_ema, nets.netG, ema_decay_at(config, batch.g_update))
+        update_ema_(nets.netG_ema, nets.netG, ema_decay_at(config.ema, batch.g_update))
         nets.ema_updates += 1
     with torch.no_grad():
         return Stats.of(g_loss=errG, d_fake_g_step=gan_loss.shown(output).mean())
@@ -308,7 +312,7 @@ class GANStep:
         if labeled is not None:  # semi-supervised: D's cross-entropy on the labeled images too
             self.columns = (*GANStep.columns, CLASS_LOSS_COLUMN)
             self.d_columns = (*GANStep.d_columns, CLASS_LOSS_COLUMN)
-        if config.lr_decay != "none":
+        if config.optim.lr_decay != "none":
             self.extra_columns = ("lr",)  # G's, as it falls
         self.memory_format = memory_format_for(nets.netD)
         self.low = pixel_low(nets.netG)  # real images in G's output range
@@ -362,7 +366,7 @@ class GANStep:
             fake,
             self.labels[rows] if self.labels is not None else None,
             fake_labels,
-            config.instance_noise * max(0.0, 1 - progress.step / self.total_steps),
+            config.regularize.instance_noise * max(0.0, 1 - progress.step / self.total_steps),
             labeled=self.labeled(progress.step) if self.labeled is not None else None,
         )
         self._schedule_lr(progress.run_fraction)
@@ -385,11 +389,13 @@ class GANStep:
     def _schedule_lr(self, run_fraction: float) -> None:
         """lr_decay: G's and D's learning rates for this point of the run."""
         config = self.config
-        if config.lr_decay == "none":
+        if config.optim.lr_decay == "none":
             return
-        factor = lr_factor_by_fraction(config.lr_decay, config.lr_decay_start, run_fraction)
+        factor = lr_factor_by_fraction(
+            config.optim.lr_decay, config.optim.lr_decay_start, run_fraction
+        )
         set_lr_(self.nets.optG, config.lr * factor)
-        set_lr_(self.nets.optD, (config.d_lr or config.lr) * factor)
+        set_lr_(self.nets.optD, (config.optim.d_lr or config.lr) * factor)
 
     def _fakes_for_g(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """New fakes for a G update: of fresh noise (g_fakes: fresh), or of the same z again
@@ -437,7 +443,7 @@ class GANStep:
 def history_columns_of(config: Config) -> tuple[str, ...]:
     """The columns of a noise-to-image GAN's history rows under these params."""
     extra = (CLASS_LOSS_COLUMN,) if config.semi_supervised_on else ()
-    lr = ("lr",) if config.lr_decay != "none" else ()
+    lr = ("lr",) if config.optim.lr_decay != "none" else ()
     return (*history_columns(GANStep), *extra, *lr)
 
 
@@ -455,9 +461,9 @@ def build_nets(
     nets = Nets(
         netG,
         netD,
-        *make_optimizers(config, netG, netD),
+        *make_optimizers(config.optim, config.lr, netG, netD),
         torch.amp.GradScaler(device.type, enabled=precision.grad_scaling),
-        copy.deepcopy(netG).requires_grad_(False) if config.ema_decay is not None else None,
+        copy.deepcopy(netG).requires_grad_(False) if config.ema.decay is not None else None,
         distributed.wrap(netG, device, world),
         distributed.wrap(netD, device, world),
     )
@@ -468,14 +474,17 @@ def build_nets(
 
 
 def _check_conditioning(config: Config, labels: torch.Tensor | None, n: int, classes: int) -> None:
-    if config.conditional == "none":
+    if config.classes.conditional == "none":
         return
     if classes < 2:
         raise ValueError(
-            f"conditional = {config.conditional!r} needs at least 2 classes; the data has {classes}"
+            f"classes.conditional = {config.classes.conditional!r} needs at least 2 classes; "
+            f"the data has {classes}"
         )
     if labels is None or len(labels) != n:
-        raise ValueError(f"conditional = {config.conditional!r} needs one label per image")
+        raise ValueError(
+            f"classes.conditional = {config.classes.conditional!r} needs one label per image"
+        )
 
 
 def train(
@@ -493,7 +502,7 @@ def train(
 ) -> TrainResult:
     """Train netG/netD on uint8 `images` (N x C x H x W); resume from checkpoint_path if it fits.
 
-    Conditional models (config.conditional) also need the class `labels` (N integers) and
+    Conditional models (config.classes.conditional) also need the class `labels` (N integers) and
     `n_classes` (by default, the number of the dataset's named classes). With a `reference`
     and train.eval_every, the generator is scored while it trains and the best one kept."""
     torch.manual_seed(config.seed)

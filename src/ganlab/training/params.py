@@ -59,29 +59,33 @@ def check_params(config: Config) -> None:
 # from its default there, such a param is refused, never silently ignored.
 IGNORED: tuple[tuple[str, Callable[[Config], bool], str], ...] = (
     (
-        "real_label",
+        "regularize.real_label",
         lambda c: translates(c.model) or not LOSSES[c.loss].real_target,
         "with this loss (bce, minimax and lsgan have a real label; translators none)",
     ),
-    ("lr_decay_start", lambda c: c.lr_decay == "none", "with lr_decay = 'none'"),
-    ("ema_warmup", lambda c: c.ema_decay is None or translates(c.model), "without an EMA of G"),
+    ("optim.lr_decay_start", lambda c: c.optim.lr_decay == "none", "with optim.lr_decay = 'none'"),
+    ("ema.warmup", lambda c: c.ema.decay is None or translates(c.model), "without an EMA of G"),
     (
-        "class_weight",
-        lambda c: c.conditional != "acgan" and not c.semi_supervised_on,
-        "without a class loss (conditional: acgan, or semi_supervised)",
+        "classes.class_weight",
+        lambda c: c.classes.conditional != "acgan" and not c.semi_supervised_on,
+        "without a class loss (classes.conditional: acgan, or semi_supervised)",
     ),
-    ("label_input", lambda c: c.conditional == "none", "with conditional = 'none'"),
+    (
+        "classes.label_input",
+        lambda c: c.classes.conditional == "none",
+        "with classes.conditional = 'none'",
+    ),
     ("z_dim", lambda c: translates(c.model), "for a translator, which takes images"),
     ("ngf", lambda c: c.model == "mlp", "for model 'mlp' (its widths: mlp.g_hidden)"),
     ("ndf", lambda c: c.model == "mlp", "for model 'mlp' (its widths: mlp.d_hidden)"),
-    ("d_norm", lambda c: c.model == "mlp", "for model 'mlp', whose D has no normalization"),
+    ("d.norm", lambda c: c.model == "mlp", "for model 'mlp', whose D has no normalization"),
     *(
         (
             beta,
-            lambda c: "adam" not in (c.g_optimizer, c.d_optimizer),
+            lambda c: "adam" not in (c.optim.g_optimizer, c.optim.d_optimizer),
             "when neither optimizer is adam",
         )
-        for beta in ("beta1", "beta2")
+        for beta in ("optim.beta1", "optim.beta2")
     ),
     ("train.eval_samples", lambda c: c.train.eval_every is None, "with train.eval_every null"),
     ("train.fid_samples", lambda c: c.train.fid_every is None, "with train.fid_every null"),
@@ -120,25 +124,25 @@ def gan_loss(config: Config) -> str:
     return PAPER_LOSS[config.model] if name == "auto" else name
 
 
-# Top-level keys that only noise-to-image GANs read: a translator refuses them when changed.
+# Keys that only noise-to-image GANs read: a translator refuses them when changed.
 NOISE_ONLY = (
     "loss",
     "latent",
     "n_critic",
     "n_gen",
     "g_fakes",
-    "clip_value",
-    "gp_weight",
-    "r1_weight",
-    "spectral_norm",
-    "minibatch_std",
-    "minibatch_discrimination",
+    "regularize.clip_value",
+    "regularize.gp_weight",
+    "regularize.r1_weight",
+    "d.spectral_norm",
+    "d.minibatch_std",
+    "d.minibatch_discrimination",
     "feature_matching",
-    "instance_noise",
-    "lr_decay",
-    "lr_decay_start",
-    "diffaugment",
-    "conditional",
+    "regularize.instance_noise",
+    "optim.lr_decay",
+    "optim.lr_decay_start",
+    "regularize.diffaugment",
+    "classes.conditional",
     "dropout",
 )
 
@@ -147,12 +151,12 @@ def _check_translation(config: Config) -> None:
     """A translator refuses what only noise-to-image models read."""
     defaults = Config()
     for key in NOISE_ONLY:
-        if getattr(config, key) != getattr(defaults, key):
+        if _value(config, key) != _value(defaults, key):
             hint = " (set translation.gan_loss instead)" if key == "loss" else ""
             raise ConfigError(
-                f"params.yaml: {key} = {getattr(config, key)!r} applies to noise-to-image models, "
+                f"params.yaml: {key} = {_value(config, key)!r} applies to noise-to-image models, "
                 f"not model = {config.model!r}: expected the default "
-                f"{getattr(defaults, key)!r}{hint}"
+                f"{_value(defaults, key)!r}{hint}"
             )
     if config.train.max_steps is not None:
         raise ConfigError(
@@ -182,7 +186,11 @@ def _check_semi_supervised(config: Config) -> None:
     per_class = config.semi_supervised.labels_per_class
     clashes = (
         (translates(config.model), f"model = {config.model!r}", "a noise-to-image model"),
-        (config.conditional != "none", f"conditional = {config.conditional!r}", "'none'"),
+        (
+            config.classes.conditional != "none",
+            f"classes.conditional = {config.classes.conditional!r}",
+            "'none'",
+        ),
         (not LOSSES[config.loss].probability, f"loss = {config.loss!r}", "'bce' or 'minimax'"),
         (config.train.nproc > 1, f"train.nproc = {config.train.nproc}", "1"),
     )

@@ -84,8 +84,8 @@ def labeled_only_baseline(
     torch.manual_seed(config.seed)
     _, netD = build_models(config.model, spec, config.init)
     netD.to(device).train()
-    betas = (config.beta1, config.beta2)
-    optimizer = optimizer_for(config.d_optimizer, netD, config.d_lr or config.lr, betas)
+    betas = (config.optim.beta1, config.optim.beta2)
+    optimizer = optimizer_for(config.optim.d_optimizer, netD, config.optim.d_lr or config.lr, betas)
     for step in tqdm(range(steps), desc="labeled-only baseline", unit="step"):
         images, labels = batches(step)
         with precision.autocast(device):

@@ -156,9 +156,11 @@ def build_nets(
         net.to(device, memory_format=torch.channels_last)
     generators = nn.ModuleList([net for name, net in nets.items() if not name.startswith("D")])
     discriminators = nn.ModuleList([net for name, net in nets.items() if name.startswith("D")])
-    betas = (config.beta1, config.beta2)
-    optG = optimizer_for(config.g_optimizer, generators, config.lr, betas)
-    optD = optimizer_for(config.d_optimizer, discriminators, config.d_lr or config.lr, betas)
+    betas = (config.optim.beta1, config.optim.beta2)
+    optG = optimizer_for(config.optim.g_optimizer, generators, config.lr, betas)
+    optD = optimizer_for(
+        config.optim.d_optimizer, discriminators, config.optim.d_lr or config.lr, betas
+    )
     schedulers = [
         torch.optim.lr_scheduler.LambdaLR(
             opt,
