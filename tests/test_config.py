@@ -218,6 +218,10 @@ def test_params_yaml_holds_every_key_the_config_has():
 # (params that make the key idle, the key's non-default value, params where it has an effect)
 IGNORED_CASES = {
     "regularize.real_label": ({"loss": "hinge"}, 0.9, {"loss": "lsgan"}),
+    "regularize.r1_every": ({}, 16, {"regularize.r1_weight": 1.0}),
+    "g.self_modulation": ({"model": "mlp", "ngf": 32, "ndf": 32}, True, {"model": "dcgan"}),
+    "g.topk": ({"feature_matching": True}, 0.5, {}),
+    "g.topk_decay": ({}, 0.9, {"g.topk": 0.5}),
     "optim.lr_decay_start": ({}, 0.5, {"optim.lr_decay": "linear"}),
     "ema.warmup": ({"ema.decay": None}, False, {"ema.decay": 0.99}),
     "classes.class_weight": (
@@ -278,3 +282,28 @@ def test_overrides_set_keys_inside_sections_as_dvc_exp_run_does():
     changed = with_overrides(params, {"optim.beta1": 0.0, "ema": {"decay": None}, "lr": 2.0})
     assert changed == {"lr": 2.0, "optim": {"beta1": 0.0, "beta2": 0.999}, "ema": {"decay": None}}
     assert params["optim"]["beta1"] == 0.5  # the input is left as it was
+
+
+PROGRESSIVE = {"regularize.progressive_bits": 2, "regularize.progressive_every": 100}
+
+
+@pytest.mark.parametrize(
+    ("clash", "key"),
+    [
+        ({"classes.conditional": "acgan"}, "classes.conditional"),
+        ({"feature_matching": True}, "feature_matching"),
+        ({"semi_supervised.labels_per_class": 2}, "semi_supervised.labels_per_class"),
+    ],
+)
+def test_progressive_augmentation_refuses_what_reads_ds_verdict_otherwise(clash, key):
+    from_mapping(with_overrides({}, PROGRESSIVE))  # alone, it is taken
+    with pytest.raises(ConfigError, match=rf"progressive_bits = 2 flips .*{key} = "):
+        from_mapping(with_overrides({}, {**PROGRESSIVE, **clash}))
+
+
+@pytest.mark.parametrize(
+    "half", [{"regularize.progressive_bits": 2}, {"regularize.progressive_every": 100}]
+)
+def test_progressive_augmentation_needs_its_bits_and_their_schedule(half):
+    with pytest.raises(ConfigError, match="expected both set"):
+        from_mapping(with_overrides({}, half))

@@ -210,6 +210,17 @@ class EmaSection:
 
 
 @dataclass(frozen=True)
+class GSection:
+    """G's architecture beyond its width, and which fakes its update learns from."""
+
+    self_modulation: bool = False  # BatchNorm's scale and shift as MLPs of z (Chen et al., 2019)
+    # top-k updates (Sinha et al., 2020): G learns from the k fakes D rates most real, k =
+    # batch * max(topk_decay ** epoch, topk); null = every fake
+    topk: float | None = _rule(None, lambda v: 0 < v <= 1, "a fraction in (0, 1] or null")
+    topk_decay: float = _rule(0.99, lambda v: 0 < v <= 1, "a number in (0, 1]")
+
+
+@dataclass(frozen=True)
 class DSection:
     """D's architecture beyond its width (ganlab.models)."""
 
@@ -226,9 +237,15 @@ class RegularizeSection:
     clip_value: float | None = positive(None)  # WGAN weight clipping
     gp_weight: float = _rule(0.0, lambda v: v >= 0, "a number >= 0")  # WGAN-GP lambda
     r1_weight: float = _rule(0.0, lambda v: v >= 0, "a number >= 0")  # R1 gamma on real data
+    r1_every: int = at_least(1, 1)  # lazy R1: every N D steps, weighted N times (StyleGAN2: 16)
     instance_noise: float = _rule(0.0, lambda v: v >= 0, "a number >= 0")  # std, annealed to 0
     diffaugment: tuple[str, ...] = named("augmentation", ())
     real_label: float = _rule(1.0, lambda v: 0.5 < v <= 1.0, "a number in (0.5, 1.0]")
+    # progressive augmentation (Zhang & Khoreva, 2019): D's input gains a random-bit channel
+    # every progressive_every steps, up to progressive_bits, and D's real/fake target is
+    # flipped where the bits' XOR is 1; 0 = off
+    progressive_bits: int = at_least(0, 0)
+    progressive_every: int | None = at_least(1, None)
 
 
 @dataclass(frozen=True)
@@ -265,6 +282,7 @@ class Config:
     precision: str = one_of(PRECISIONS, "auto")
     optim: OptimSection = field(default_factory=OptimSection)
     ema: EmaSection = field(default_factory=EmaSection)
+    g: GSection = field(default_factory=GSection)
     d: DSection = field(default_factory=DSection)
     regularize: RegularizeSection = field(default_factory=RegularizeSection)
     classes: ClassesSection = field(default_factory=ClassesSection)
@@ -392,17 +410,7 @@ def _build(cls: type, values: Mapping[str, Any], prefix: str = "") -> Any:
 def _check_combinations(config: Config) -> None:
     """Values that are each fine but can't work together (those that need a registry's facts
     are checked beside it: ganlab.training.params)."""
-    lipschitz = (
-        config.regularize.clip_value is not None
-        or config.regularize.gp_weight > 0
-        or config.d.spectral_norm
-    )
-    if config.loss == "wasserstein" and not lipschitz:
-        raise ConfigError(
-            "params.yaml: loss = 'wasserstein' needs a Lipschitz critic: expected "
-            "regularize.clip_value (WGAN), regularize.gp_weight > 0 (WGAN-GP) or "
-            "d.spectral_norm: true"
-        )
+    _check_regularizers(config)
     if config.model != "mlp" and config.mlp != MLPSection():
         changed = next(
             f.name
@@ -413,17 +421,6 @@ def _check_combinations(config: Config) -> None:
             f"params.yaml: mlp.{changed} = {getattr(config.mlp, changed)!r} shapes model 'mlp', "
             f"not model = {config.model!r}: expected model 'mlp' or the default "
             f"{getattr(MLPSection(), changed)!r}"
-        )
-    if config.regularize.clip_value is not None and config.regularize.gp_weight > 0:
-        raise ConfigError(
-            f"params.yaml: regularize.clip_value = {config.regularize.clip_value} and "
-            f"regularize.gp_weight = {config.regularize.gp_weight} are two Lipschitz "
-            "constraints: expected one of them"
-        )
-    if config.regularize.gp_weight > 0 and config.d.norm == "batch" and config.model != "mlp":
-        raise ConfigError(
-            "params.yaml: d.norm = 'batch' with regularize.gp_weight > 0: the gradient penalty "
-            "is per sample and BatchNorm mixes samples; expected d.norm 'layer' or 'none'"
         )
     if config.fid.runtime == "onnxruntime" and config.fid.precision != "fp32":
         raise ConfigError(
@@ -446,6 +443,39 @@ def _check_combinations(config: Config) -> None:
         )
     _check_evaluation(config.train)
     _check_checkpoint_choice(config)
+
+
+def _check_regularizers(config: Config) -> None:
+    """The critic's constraints and progressive augmentation's schedule."""
+    lipschitz = (
+        config.regularize.clip_value is not None
+        or config.regularize.gp_weight > 0
+        or config.d.spectral_norm
+    )
+    if config.loss == "wasserstein" and not lipschitz:
+        raise ConfigError(
+            "params.yaml: loss = 'wasserstein' needs a Lipschitz critic: expected "
+            "regularize.clip_value (WGAN), regularize.gp_weight > 0 (WGAN-GP) or "
+            "d.spectral_norm: true"
+        )
+    if config.regularize.clip_value is not None and config.regularize.gp_weight > 0:
+        raise ConfigError(
+            f"params.yaml: regularize.clip_value = {config.regularize.clip_value} and "
+            f"regularize.gp_weight = {config.regularize.gp_weight} are two Lipschitz "
+            "constraints: expected one of them"
+        )
+    if config.regularize.gp_weight > 0 and config.d.norm == "batch" and config.model != "mlp":
+        raise ConfigError(
+            "params.yaml: d.norm = 'batch' with regularize.gp_weight > 0: the gradient penalty "
+            "is per sample and BatchNorm mixes samples; expected d.norm 'layer' or 'none'"
+        )
+    regularize = config.regularize
+    if (regularize.progressive_bits > 0) != (regularize.progressive_every is not None):
+        raise ConfigError(
+            f"params.yaml: regularize.progressive_bits = {regularize.progressive_bits} with "
+            f"regularize.progressive_every = {regularize.progressive_every}: expected both set "
+            "(bits > 0 and the steps between them) or bits 0 and every null"
+        )
 
 
 def _check_checkpoint_choice(config: Config) -> None:

@@ -53,16 +53,26 @@ class ModelSpec:
     # semi-supervised GAN: D classifies into these K classes + fake (0: a plain D)
     d_classes: int
     label_input: str  # a conditional G's label: multiply | concat (models.conditional)
+    self_modulation: bool  # G's BatchNorm scale and shift from z (Chen et al., 2019)
+    progressive_bits: int  # D's extra input channels: progressive augmentation's random bits
 
     @classmethod
     def from_saved(cls, values: dict) -> ModelSpec:
         """A spec as a file stores it (dataclasses.asdict: tuples saved as lists). Files saved
-        before label_input existed hold none, and their conditional G concatenated."""
-        values = {"label_input": "concat"} | dict(values)
+        before a field existed hold none: their conditional G concatenated, their G was not
+        self-modulated and their D took the images alone."""
+        before = {"label_input": "concat", "self_modulation": False, "progressive_bits": 0}
+        values = before | dict(values)
         for key in ("image_shape", "g_hidden", "d_hidden"):
             if key in values:
                 values[key] = tuple(values[key])
         return cls(**values)
+
+
+def d_input_shape(spec: ModelSpec) -> tuple[int, int, int]:
+    """The images' shape with progressive augmentation's bit channels added."""
+    channels, height, width = spec.image_shape
+    return channels + spec.progressive_bits, height, width
 
 
 def _mlp(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
@@ -76,7 +86,7 @@ def _mlp(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
             output=spec.output,
         ),
         MLPDiscriminator(
-            spec.image_shape,
+            d_input_shape(spec),
             dropout=spec.dropout,
             minibatch_std=spec.minibatch_std,
             hidden=spec.d_hidden,
@@ -88,9 +98,11 @@ def _mlp(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
 
 def _dcgan(spec: ModelSpec) -> tuple[nn.Module, nn.Module]:
     return (
-        DCGANGenerator(spec.z_dim, spec.image_shape, ngf=spec.ngf),
+        DCGANGenerator(
+            spec.z_dim, spec.image_shape, ngf=spec.ngf, self_modulation=spec.self_modulation
+        ),
         DCGANDiscriminator(
-            spec.image_shape,
+            d_input_shape(spec),
             ndf=spec.ndf,
             dropout=spec.dropout,
             norm=spec.d_norm,
@@ -150,7 +162,7 @@ def dcgan_init_(module: nn.Module) -> None:
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, nn.BatchNorm2d) and m.affine:
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
 

@@ -15,6 +15,7 @@ from torch import nn
 from ganlab.models.layers import (
     DepthToSpaceConvTranspose2d,
     SeedConvTranspose2d,
+    SelfModulatedBatchNorm2d,
     SpaceToDepthConv2d,
     batch_layers,
     d_norm_layer,
@@ -31,23 +32,33 @@ def _seed_size(image_size: int) -> tuple[int, int]:
 
 
 class DCGANGenerator(nn.Module):
-    """z -> (ngf*2^(steps-1)) x seed x seed -> ... -> C x size x size, tanh output."""
+    """z -> (ngf*2^(steps-1)) x seed x seed -> ... -> C x size x size, tanh output; with
+    self_modulation, each BatchNorm's scale and shift are functions of z."""
 
-    def __init__(self, z_dim: int, image_shape: tuple[int, int, int], *, ngf: int):
+    def __init__(
+        self, z_dim: int, image_shape: tuple[int, int, int], *, ngf: int, self_modulation: bool
+    ):
         super().__init__()
         channels, size, _ = image_shape
         seed, steps = _seed_size(size)
         width = ngf * 2 ** (steps - 1)
+
+        def norm(width: int) -> nn.Module:
+            if self_modulation:
+                return SelfModulatedBatchNorm2d(width, z_dim)
+            return nn.BatchNorm2d(width)
+
+        self.self_modulation = self_modulation
         layers: list[nn.Module] = [
             SeedConvTranspose2d(z_dim, width, seed),
-            nn.BatchNorm2d(width),
+            norm(width),
             nn.ReLU(True),
             # (ngf * 2**(steps-1)) x seed x seed
         ]
         for _ in range(steps - 1):
             layers += [
                 nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(width // 2),
+                norm(width // 2),
                 nn.ReLU(True),
                 # (width / 2) x (2 * side) x (2 * side)
             ]
@@ -60,7 +71,13 @@ class DCGANGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z.view(z.shape[0], -1, 1, 1))
+        x = z.view(z.shape[0], -1, 1, 1)
+        if not self.self_modulation:
+            return self.net(x)
+        z = z.view(z.shape[0], -1)
+        for layer in self.net:
+            x = layer(x, z) if isinstance(layer, SelfModulatedBatchNorm2d) else layer(x)
+        return x
 
 
 class DCGANDiscriminator(nn.Module):

@@ -135,3 +135,20 @@ class DepthToSpaceConvTranspose2d(nn.ConvTranspose2d):
         if self.bias is not None:
             out = out + self.bias.view(1, -1, 1, 1).to(out.dtype)
         return out
+
+
+class SelfModulatedBatchNorm2d(nn.Module):
+    """BatchNorm whose scale and shift are functions of z (Chen et al., "On Self Modulation for
+    Generative Adversarial Networks", ICLR 2019): gamma(z) = 1 + MLP(z), beta(z) = MLP(z), each
+    with one hidden layer of 32 ReLUs, in place of BatchNorm's learned constants."""
+
+    def __init__(self, channels: int, z_dim: int, hidden: int = 32):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.scale = nn.Sequential(nn.Linear(z_dim, hidden), nn.ReLU(), nn.Linear(hidden, channels))
+        self.shift = nn.Sequential(nn.Linear(z_dim, hidden), nn.ReLU(), nn.Linear(hidden, channels))
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        gamma = 1 + self.scale(z).to(x.dtype)[:, :, None, None]
+        beta = self.shift(z).to(x.dtype)[:, :, None, None]
+        return self.norm(x) * gamma + beta

@@ -26,7 +26,7 @@ from ganlab.images import fixed_labels, sample_latent, scale_batch, to_uint8
 from ganlab.models import ModelSpec, build_models, memory_format_for, pixel_low
 from ganlab.models.conditional import discriminate, forward_generator
 from ganlab.training import distributed
-from ganlab.training.augment import diff_augment
+from ganlab.training.augment import diff_augment, progressive_bits
 from ganlab.training.ema import ema_decay_at, standing_statistics_, update_ema_
 from ganlab.training.losses import LOSSES, d_accuracy
 from ganlab.training.monitor import Monitor, Reference
@@ -79,6 +79,8 @@ def model_spec(config: Config, image_shape: tuple[int, int, int], n_classes: int
         minibatch_discrimination=config.d.minibatch_discrimination,
         d_classes=n_classes if config.semi_supervised_on else 0,
         label_input=config.classes.label_input,
+        self_modulation=config.g.self_modulation,
+        progressive_bits=config.regularize.progressive_bits,
     )
 
 
@@ -138,6 +140,9 @@ class Batch:
     real_labels: torch.Tensor | None  # None for unconditional models
     fake_labels: torch.Tensor | None
     noise_std: float  # instance noise at this step
+    step: int = 0  # D updates before this one: lazy R1's clock
+    active_bits: int = 0  # progressive augmentation's bits in use at this step
+    topk: int | None = None  # top-k G updates: the fakes G learns from (None: all)
     g_update: int = 0  # G updates before this one: the EMA warm-up's clock
     # the semi-supervised GAN: a batch of the labeled images and their classes
     labeled: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -152,6 +157,27 @@ def d_inputs(x: torch.Tensor, regularize: RegularizeSection, noise_std: float) -
     return x
 
 
+def judge(
+    nets: Nets,
+    x: torch.Tensor,
+    labels: torch.Tensor | None,
+    regularize: RegularizeSection,
+    batch: Batch,
+    *,
+    augment: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """D's verdict on x as D sees it (d_inputs, unless `augment` is off: x is augmented
+    already, or a penalty's input), with progressive augmentation's bit channels, whose XOR
+    flips the verdict's sign."""
+    if augment:
+        x = d_inputs(x, regularize, batch.noise_std)
+    if regularize.progressive_bits == 0:
+        return discriminate(nets.stepD, x, labels)
+    x, sign = progressive_bits(x, regularize.progressive_bits, batch.active_bits)
+    output, classes = discriminate(nets.stepD, x, labels)
+    return output * sign.to(output.dtype), classes
+
+
 def d_step(
     nets: Nets, batch: Batch, config: Config, precision: Precision, device: torch.device
 ) -> Stats:
@@ -160,13 +186,10 @@ def d_step(
     D's class loss on the labeled batch."""
     gan_loss = LOSSES[config.loss]
     real, fake = batch.real, batch.fake.detach()
-    with precision.autocast(device):
-        real_out, real_classes = discriminate(
-            nets.stepD, d_inputs(real, config.regularize, batch.noise_std), batch.real_labels
-        )
-        fake_out, fake_classes = discriminate(
-            nets.stepD, d_inputs(fake, config.regularize, batch.noise_std), batch.fake_labels
-        )
+    regularize = config.regularize
+    with precision.autocast(device):  # D's inputs as D sees them, each drawn in this order
+        real_out, real_classes = judge(nets, real, batch.real_labels, regularize, batch)
+        fake_out, fake_classes = judge(nets, fake, batch.fake_labels, regularize, batch)
     real_out, fake_out = real_out.float(), fake_out.float()
     errD = gan_loss.d_loss(real_out, fake_out, config.regularize.real_label)
     if real_classes is not None:  # ACGAN: D also learns to tell the classes apart
@@ -184,12 +207,13 @@ def d_step(
         errD = errD + config.classes.class_weight * supervised
 
     def critic(x: torch.Tensor) -> torch.Tensor:
-        return discriminate(nets.stepD, x, batch.real_labels)[0]
+        return judge(nets, x, batch.real_labels, regularize, batch, augment=False)[0]
 
-    if config.regularize.gp_weight > 0:
-        errD = errD + config.regularize.gp_weight * gradient_penalty(critic, real, fake.float())
-    if config.regularize.r1_weight > 0:
-        errD = errD + config.regularize.r1_weight / 2 * r1_penalty(critic, real)
+    if regularize.gp_weight > 0:
+        errD = errD + regularize.gp_weight * gradient_penalty(critic, real, fake.float())
+    if regularize.r1_weight > 0 and batch.step % regularize.r1_every == 0:
+        # lazy R1 (StyleGAN2): every r1_every D steps, weighted r1_every times
+        errD = errD + regularize.r1_weight * regularize.r1_every / 2 * r1_penalty(critic, real)
     nets.optD.zero_grad(set_to_none=True)
     nets.scaler.scale(errD).backward()
     nets.scaler.step(nets.optD)
@@ -233,14 +257,17 @@ def g_step(
 ) -> Stats:
     """One G update on D's updated verdict of the same fakes; its loss and D's mean output."""
     gan_loss = LOSSES[config.loss]
-    fake = d_inputs(batch.fake, config.regularize, batch.noise_std)
+    regularize = config.regularize
+    fake = d_inputs(batch.fake, regularize, batch.noise_std)
     with frozen(nets):
         with precision.autocast(device):
-            output, classes = discriminate(nets.stepD, fake, batch.fake_labels)
+            output, classes = judge(nets, fake, batch.fake_labels, regularize, batch, augment=False)
         output = output.float()
         if config.feature_matching:
-            real = d_inputs(batch.real, config.regularize, batch.noise_std)
+            real = d_inputs(batch.real, regularize, batch.noise_std)
             errG = feature_matching_loss(nets.netD, real, fake, precision, device)
+        elif batch.topk is not None:  # top-k: the fakes D rates most real
+            errG = gan_loss.g_loss(output.topk(batch.topk).values)
         else:
             errG = gan_loss.g_loss(output)
         if classes is not None:  # ACGAN: G makes fakes D classifies as the asked-for class
@@ -367,6 +394,9 @@ class GANStep:
             self.labels[rows] if self.labels is not None else None,
             fake_labels,
             config.regularize.instance_noise * max(0.0, 1 - progress.step / self.total_steps),
+            step=progress.step,
+            active_bits=self.active_bits(progress.step),
+            topk=self.topk(progress.step, len(real)),
             labeled=self.labeled(progress.step) if self.labeled is not None else None,
         )
         self._schedule_lr(progress.run_fraction)
@@ -385,6 +415,21 @@ class GANStep:
                 add_stats(progress, self, stats)
                 progress.g_updates += 1
         self.nets.scaler.update()
+
+    def active_bits(self, step: int) -> int:
+        """Progressive augmentation's bits in use: one more every progressive_every steps."""
+        regularize = self.config.regularize
+        if regularize.progressive_bits == 0:
+            return 0
+        return min(regularize.progressive_bits, step // regularize.progressive_every)
+
+    def topk(self, step: int, batch_size: int) -> int | None:
+        """Top-k G updates (Sinha et al., 2020): k = batch * max(topk_decay ** epoch, topk)."""
+        g = self.config.g
+        if g.topk is None:
+            return None
+        fraction = max(g.topk_decay ** (step // self.steps_per_epoch), g.topk)
+        return max(1, math.ceil(fraction * batch_size))
 
     def _schedule_lr(self, run_fraction: float) -> None:
         """lr_decay: G's and D's learning rates for this point of the run."""

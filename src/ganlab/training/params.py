@@ -52,6 +52,7 @@ def check_params(config: Config) -> None:
             "n_critic"
         )
     _check_semi_supervised(config)
+    _check_progressive(config)
     _check_ignored(config)
 
 
@@ -76,6 +77,14 @@ IGNORED: tuple[tuple[str, Callable[[Config], bool], str], ...] = (
         "with classes.conditional = 'none'",
     ),
     ("z_dim", lambda c: translates(c.model), "for a translator, which takes images"),
+    (
+        "g.self_modulation",
+        lambda c: c.model != "dcgan",
+        "for a model without G's BatchNorm (dcgan's is modulated)",
+    ),
+    ("g.topk", lambda c: c.feature_matching, "with feature_matching, which reads no D verdict"),
+    ("g.topk_decay", lambda c: c.g.topk is None, "with g.topk null"),
+    ("regularize.r1_every", lambda c: c.regularize.r1_weight == 0, "with regularize.r1_weight 0"),
     ("ngf", lambda c: c.model == "mlp", "for model 'mlp' (its widths: mlp.g_hidden)"),
     ("ndf", lambda c: c.model == "mlp", "for model 'mlp' (its widths: mlp.d_hidden)"),
     ("d.norm", lambda c: c.model == "mlp", "for model 'mlp', whose D has no normalization"),
@@ -144,6 +153,8 @@ NOISE_ONLY = (
     "regularize.diffaugment",
     "classes.conditional",
     "dropout",
+    "g.topk",
+    "regularize.progressive_bits",
 )
 
 
@@ -178,6 +189,23 @@ def _check_translation(config: Config) -> None:
         check_task(config)
     except ValueError as error:
         raise ConfigError(f"params.yaml: {error}") from error
+
+
+def _check_progressive(config: Config) -> None:
+    """Progressive augmentation flips D's real/fake verdict; what reads D otherwise is refused."""
+    bits = config.regularize.progressive_bits
+    clashes = (
+        (config.classes.conditional != "none", "classes.conditional", "'none'"),
+        (config.feature_matching, "feature_matching", "false"),
+        (config.semi_supervised_on, "semi_supervised.labels_per_class", "null"),
+    )
+    for clash, key, expected in clashes:
+        if bits and clash:
+            raise ConfigError(
+                f"params.yaml: regularize.progressive_bits = {bits} flips D's real/fake verdict, "
+                f"which {key} = {_value(config, key)!r} reads otherwise: expected {key} {expected} "
+                "or progressive_bits 0"
+            )
 
 
 def _check_semi_supervised(config: Config) -> None:
