@@ -2,8 +2,8 @@
 # Rebuild the README's pictures from this repository's own runs: the final pictures of the
 # last `dvc repro`, a latent interpolation, the latest pix2pix and
 # CycleGAN translation grids, and a screenshot of
-# MLflow's comparison page for the two best runs (Debian's chromium, headless).
-#   bash scripts/readme_pictures.sh          # after dvc repro (and some dvc exp runs)
+# MLflow's comparison page for the two best runs (Playwright driving Debian's chromium).
+#   bash scripts/readme_pictures.sh          # after dvc repro and one dvc exp run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=docs/images
@@ -51,27 +51,17 @@ for _ in $(seq 120); do
   curl -fs "http://127.0.0.1:$PORT/health" >/dev/null && break
   sleep 0.5
 done
-URL="$(python - "$PORT" <<'EOF'
-import json
-import sys
-from urllib.parse import quote
-
-import mlflow
-
+RUNS="$(python - <<'EOF'
+"""The two latest finished runs with a FID: the last `dvc repro` and the experiment after it."""
 from ganlab import tracking
-from ganlab.leaderboard import leaderboard_table
 
 tracking.connect()
-ids = leaderboard_table(tracking.runs_frame())["run_id"].head(2).tolist()
-experiment = mlflow.get_experiment_by_name(tracking.EXPERIMENT_NAME).experiment_id
-query = f"runs={quote(json.dumps(ids))}&experiments={quote(json.dumps([experiment]))}"
-print(f"http://127.0.0.1:{sys.argv[1]}/#/compare-runs?{query}")
+runs = tracking.runs_frame()
+done = runs[(runs["status"] == "FINISHED") & runs["metrics.fid"].notna()]
+print(" ".join(done.sort_values("start_time")["run_id"].tail(2)))
 EOF
 )"
-PROFILE="$(mktemp -d)"
-"$CHROMIUM" --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking \
-    --disable-component-update --disable-sync --user-data-dir="$PROFILE" \
-    --virtual-time-budget=20000 --window-size=1400,1500 --screenshot="$OUT/mlflow_compare.png" \
-    "$URL" >/dev/null 2>&1
-rm -rf "$PROFILE"
+# shellcheck disable=SC2086  # two run ids
+python scripts/mlflow_screenshot.py --port "$PORT" --chromium "$CHROMIUM" \
+    --out "$OUT/mlflow_compare.png" $RUNS
 echo "pictures in $OUT"

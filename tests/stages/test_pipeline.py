@@ -157,6 +157,9 @@ def test_dvc_repro_then_exp_run_make_two_comparable_mlflow_runs(two_runs):
     )
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(first.info.run_id, "render")}
     assert "render/samples.png" in artifacts and "render/progress.gif" in artifacts
+    # the grid at the top level too: MLflow's run comparison previews top-level files only
+    top = {a.path for a in mlflow.MlflowClient().list_artifacts(first.info.run_id)}
+    assert "samples.png" in top
     # one stored copy of the generator: the registered model, not also a file beside it
     assert not mlflow.MlflowClient().list_artifacts(first.info.run_id, "model")
     logged = mlflow.search_logged_models(

@@ -74,6 +74,8 @@ def test_translation_experiments_run_the_whole_pipeline_into_mlflow(repo, tmp_pa
     assert cyclegan.data.tags["translation"] == "Sneaker -> Ankle boot"
     rendered = mlflow.MlflowClient().list_artifacts(cyclegan.info.run_id, "render")
     assert "render/translations.png" in {a.path for a in rendered}
+    top = mlflow.MlflowClient().list_artifacts(cyclegan.info.run_id)
+    assert "translations.png" in {a.path for a in top}  # the run comparison previews it
 
     run(["dvc", "exp", "run", "-n", "pix2pix", "-S", "model=pix2pix"], root, env)
     evaluation = json.loads((root / "metrics/eval.json").read_text())

@@ -58,6 +58,7 @@ def main() -> None:
             tracking.log_artifact(args.out / name, "render")
         grid = "translations.png" if translator else "samples.png"  # beside other runs' grids
         tracking.log_image(args.out / grid, grid[:-4], checkpoint.load(generator).get("step", 0))
+        tracking.log_artifact(args.out / grid)  # top level: the run comparison previews it
         print(f"pictures in {args.out}; {tracking.run_url(run_id)}")
 
 
