@@ -1,5 +1,5 @@
-"""A screenshot of MLflow's run comparison: the params and metrics that differ (FID first
-among them) above the two runs' sample grids side by side, for the README.
+"""A screenshot of MLflow's run comparison: FID against the param that differs, the params
+and metrics that differ, and the two runs' sample grids side by side, for the README.
 
     python scripts/mlflow_screenshot.py --port 5077 --out docs/images/mlflow_compare.png \\
         RUN_ID RUN_ID
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from urllib.parse import quote
 
@@ -29,7 +30,7 @@ def compare_url(port: int, run_ids: list[str]) -> str:
     return f"http://127.0.0.1:{port}/#/compare-runs?{query}"
 
 
-def screenshot(url: str, out: Path, chromium: str) -> None:
+def screenshot(url: str, run_ids: list[str], out: Path, chromium: str) -> None:
     """Open the comparison, show only what differs, preview the sample grids, photograph."""
     from playwright.sync_api import sync_playwright
 
@@ -37,7 +38,7 @@ def screenshot(url: str, out: Path, chromium: str) -> None:
         browser = playwright.chromium.launch(
             executable_path=chromium, args=["--no-sandbox", "--disable-gpu"]
         )
-        page = browser.new_page(viewport={"width": 1500, "height": 1500})
+        page = browser.new_page(viewport={"width": 1500, "height": 2100})
         page.goto(url)
         page.get_by_text("Artifacts", exact=True).first.wait_for(timeout=60_000)
         close = page.locator('[data-component-id="mlflow.assistant.chat_panel.close"]')
@@ -45,15 +46,32 @@ def screenshot(url: str, out: Path, chromium: str) -> None:
             close.first.click()
         for switch in page.get_by_role("switch").all():  # "Show diff only", each section
             switch.click()
-        page.get_by_text(GRID, exact=True).first.click()
-        page.wait_for_load_state("networkidle")
-        page.wait_for_timeout(2000)
-        top = page.get_by_text("Parameters", exact=True).first.bounding_box()
-        bottom = page.locator("img[src*='samples.png']").last.bounding_box()
+        page.locator(f'[data-testid="artifact-tree-node"][artifact-name="{GRID}"]').click()
+        grids = page.locator("img[src^='blob:']:visible")  # the previews, one per run
+        grids.nth(len(run_ids) - 1).wait_for(timeout=60_000)
+        page.wait_for_function("[...document.images].every(image => image.complete)")
+        _plot_metric(page, "fid")
+        page.get_by_text("Run details", exact=True).first.click()  # folded: room for the rest
+        page.wait_for_timeout(500)
+        top = page.get_by_text("Visualizations", exact=True).first.bounding_box()
+        bottom = grids.last.bounding_box()
         clip = {"x": 0, "y": top["y"] - 16, "width": 1500}
         clip["height"] = bottom["y"] + bottom["height"] + 16 - clip["y"]
-        page.screenshot(path=str(out), clip=clip, full_page=True)
+        page.screenshot(path=str(out), clip=clip)
         browser.close()
+
+
+def _plot_metric(page, metric: str) -> None:
+    """The comparison's parallel-coordinates plot: the differing param against `metric`
+    (MLflow opens it on the first metric, alphabetically)."""
+    chosen = page.get_by_text("Metrics:", exact=True).locator("xpath=following::input[1]")
+    chosen.click()
+    chosen.press("Backspace")  # the metric MLflow picked
+    chosen.fill(metric)
+    options = page.locator("[class*='select-item-option-content']")
+    options.filter(has_text=re.compile(rf"^{re.escape(metric)}$")).first.click()
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(1500)
 
 
 def main() -> None:
@@ -64,7 +82,7 @@ def main() -> None:
     arguments.add_argument("--chromium", default="/usr/bin/chromium")
     args = arguments.parse_args()
     tracking.connect()
-    screenshot(compare_url(args.port, args.run_ids), args.out, args.chromium)
+    screenshot(compare_url(args.port, args.run_ids), args.run_ids, args.out, args.chromium)
     print(f"wrote {args.out}")
 
 
