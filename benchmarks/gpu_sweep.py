@@ -21,6 +21,7 @@ import dataclasses
 import json
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,37 @@ def run_all(jobs: list[tuple[str, dict]], args: argparse.Namespace, folder: Path
                 raise SystemExit(f"a sweep process failed (exit code {process.exitcode})")
 
 
+def fakes_by_step(
+    name: str,
+    params: dict,
+    saved: dict,
+    shape: tuple[tuple[int, ...], int],
+    n_fake: int,
+    seed: int,
+    device: torch.device,
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """(step, n_fake fakes of noise `seed`) for each generator a run kept (train_one's file);
+    `shape`: the images' shape and the data's classes, as the run's models were built."""
+    config = from_mapping(params)
+    spec = model_spec(config, *shape)
+    generator_info = {"model": config.model, "spec": dataclasses.asdict(spec)}
+    fp32 = resolve_precision("fp32", device)
+    for step, state in sorted(saved["generators"].items()):
+        netG, _ = build_generator(generator_info, state, device, f"{name} at step {step}")
+        yield (
+            step,
+            generate(
+                netG,
+                n_fake,
+                z_dim=config.z_dim,
+                latent=config.latent,
+                seed=seed,
+                device=device,
+                precision=fp32,
+            ),
+        )
+
+
 def score(
     jobs: list[tuple[str, dict]], args: argparse.Namespace, folder: Path
 ) -> dict[str, dict[str, Any]]:
@@ -138,25 +170,14 @@ def score(
     model = classifier.load(args.classifier, device)
     real, _ = datasets.load_images(jobs[0][1]["dataset"], args.data, train=False)
     real_features = classifier_features(model, real, device)[0]
-    fp32 = resolve_precision("fp32", device)
     results = {}
     for index, (name, params) in enumerate(jobs):
         saved = torch.load(folder / str(index), weights_only=True)
-        config = from_mapping(params)
-        spec = model_spec(config, tuple(real.shape[1:]), model.n_classes)
-        generator_info = {"model": config.model, "spec": dataclasses.asdict(spec)}
+        shape = (tuple(real.shape[1:]), model.n_classes)
         curve = {}
-        for step, state in sorted(saved["generators"].items()):
-            netG, _ = build_generator(generator_info, state, device, f"{name} at step {step}")
-            fakes = generate(
-                netG,
-                args.n_fake,
-                z_dim=config.z_dim,
-                latent=config.latent,
-                seed=args.seed,
-                device=device,
-                precision=fp32,
-            )
+        for step, fakes in fakes_by_step(
+            name, params, saved, shape, args.n_fake, args.seed, device
+        ):
             features = Features(
                 real_classifier=real_features,
                 fake_classifier=classifier_features(model, fakes, device)[0],

@@ -14,7 +14,6 @@ to reports/results/levers.json, which docs/results/levers.md's table is generate
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import tempfile
@@ -27,13 +26,11 @@ import torch
 from ganlab import results
 from ganlab.config import FidSection
 from ganlab.data import datasets
-from ganlab.device import cpu_model, pick_device, resolve_precision
+from ganlab.device import cpu_model, pick_device
 from ganlab.metrics import fid, registry
 from ganlab.metrics.features import Features, inception_features, inception_network
-from ganlab.sampling import build_generator, generate
-from ganlab.training.gan import model_spec
 from ganlab.training.params import from_mapping
-from gpu_sweep import run_all, sweep_params
+from gpu_sweep import fakes_by_step, run_all, sweep_params
 
 TABLE = "levers"
 # Each lever as `dvc exp run -S` keys, at its paper's setting where one carries over.
@@ -83,24 +80,14 @@ def score(jobs: list[tuple[str, int, dict]], args, folder: Path) -> list[dict[st
     real_stats, real_features = reference(args.stats, args.features, args.n_fake)
     fid_section = FidSection(precision="fp32", batch_size=args.fid_batch)
     network = inception_network(fid_section, device)
-    shape = tuple(datasets.load_images(jobs[0][2]["dataset"], args.data, train=False)[0].shape)
+    images, _ = datasets.load_images(jobs[0][2]["dataset"], args.data, train=False)
+    shape = (tuple(images.shape[1:]), 10)  # the images' shape; classes, as gpu_sweep builds
     rows = []
     for index, (name, seed, params) in enumerate(jobs):
         saved = torch.load(folder / str(index), weights_only=True)
-        config = from_mapping(params)
-        spec = model_spec(config, shape[1:], 10)
-        info = {"model": config.model, "spec": dataclasses.asdict(spec)}
-        for step, state in sorted(saved["generators"].items()):
-            netG, _ = build_generator(info, state, device, f"{name} (seed {seed}) at {step}")
-            fakes = generate(
-                netG,
-                args.n_fake,
-                z_dim=config.z_dim,
-                latent=config.latent,
-                seed=args.fake_seed,
-                device=device,
-                precision=resolve_precision("fp32", device),
-            )
+        label = f"{name} (seed {seed})"
+        kept = fakes_by_step(label, params, saved, shape, args.n_fake, args.fake_seed, device)
+        for step, fakes in kept:
             fake_features, _ = inception_features(fakes, network, fid_section, device, name)
             features = Features(
                 fake_inception=fake_features, real_inception=real_features, real_stats=real_stats
