@@ -184,6 +184,32 @@ def _pytorch_fid_distance(
         ) from error
 
 
+def fid_infinity(
+    features: np.ndarray,
+    mu: np.ndarray,
+    sigma: np.ndarray,
+    min_n: int,
+    points: int = 15,
+    seed: int = 0,
+) -> tuple[float, list[tuple[int, float]]]:
+    """Chong & Forsyth's FID-infinity ("Effectively Unbiased FID and Inception Score", CVPR
+    2020): FID of N images is biased upwards by a term linear in 1/N, so FID at `points` sizes
+    from `min_n` to all of `features` (nested subsets of one seeded shuffle, as in their code)
+    is fitted by a line in 1/N, and the line's value at 1/N = 0 is the FID of infinitely many
+    images. Returns it and the (N, FID) points. Only the scored side's N is extrapolated: the
+    reference statistics (mu, sigma) stay as they are."""
+    if not 2 <= min_n < len(features) or points < 2:
+        raise ValueError(
+            f"FID-infinity needs min_n in [2, {len(features)}) and at least 2 points, "
+            f"got min_n={min_n}, points={points}"
+        )
+    shuffled = features[np.random.default_rng(seed).permutation(len(features))]
+    sizes = np.unique(np.linspace(min_n, len(features), points).astype(int))
+    curve = [(int(n), frechet_distance(*statistics(shuffled[:n]), mu, sigma)) for n in sizes]
+    _slope, intercept = np.polyfit([1 / n for n, _ in curve], [v for _, v in curve], 1)
+    return float(intercept), curve
+
+
 def inception_score(logits: np.ndarray, splits: int = 10) -> tuple[float, float]:
     """Salimans et al.: exp(E_x KL(p(y|x) || p(y))) over `splits` chunks; (mean, std)."""
     if len(logits) < splits:
