@@ -29,6 +29,7 @@ from ganlab import evaluation, results
 from ganlab.config import Config, FidSection, load_config
 from ganlab.data import datasets
 from ganlab.device import cpu_model, pick_device
+from ganlab.io import atomic_path
 from ganlab.metrics import fid, scores
 from ganlab.metrics.features import inception_features, inception_network
 from ganlab.metrics.inception import ensure_weights
@@ -107,6 +108,43 @@ def row(name: str, scored: np.ndarray, real: np.ndarray, sizes: list[int], min_n
     return values
 
 
+def draw(rows: list[dict[str, Any]], path: Path) -> None:
+    """FID against 1/N with each row's fitted line down to 1/N = 0 (FID-infinity): the real
+    images' floor on the left, the generator on the right."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, panels = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
+    for axes, real in zip(panels, (True, False), strict=True):
+        for values in (r for r in rows if r["scored"].startswith("held-out") == real):
+            n, fids = np.array(values["curve"], dtype=float).T
+            line = axes.plot(1 / n, fids, marker=".", linestyle="none")[0]
+            slope, intercept = np.polyfit(1 / n, fids, 1)
+            ends = np.array([0, 1 / n.min()])
+            label = f"against {values['reference']:,} real: FID-∞ {values['fid_infinity']:.2f}"
+            axes.plot(ends, intercept + slope * ends, color=line.get_color(), label=label)
+        axes.set_title("held-out training images" if real else rows[-1]["scored"])
+        axes.set_xlabel("1 / N (scored images)")
+        axes.set_xlim(left=0)
+        axes.grid(alpha=0.3)
+        axes.legend()
+    panels[0].set_ylabel("FID")
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png")
+    plt.close(figure)
+
+
+def recorded_rows() -> list[dict[str, Any]]:
+    """The last recorded run's rows (one command line on one date)."""
+    rows = results.load_table(TABLE)["rows"]
+    last = rows[-1]["machine"]
+    same = ("commit", "date", "command")
+    return [r for r in rows if all(r["machine"][k] == last[k] for k in same)]
+
+
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
@@ -120,11 +158,14 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--min-n", type=int, default=2500, help="FID-infinity's smallest N")
     parser.add_argument("--cache", type=Path, default=Path(".cache/fid_floor"))
     parser.add_argument("--record", action="store_true", help="append to reports/results")
+    parser.add_argument("--draw", type=Path, help="plot the last recorded rows here, and stop")
     return parser.parse_args()
 
 
 def main() -> None:
     args = arguments()
+    if args.draw:
+        return draw(recorded_rows(), args.draw)
     config = load_config(args.params, datasets.check_params)
     datasets.verify(config.dataset, args.data)
     if config.fid.precision != "fp32":

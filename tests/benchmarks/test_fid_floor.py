@@ -77,3 +77,18 @@ def test_a_row_has_fid_at_each_size_fid_infinity_and_kid():
     assert row["fid_infinity"] == pytest.approx(1, abs=0.1)
     assert row["curve"][0][0] == 250 and row["curve"][-1][0] == 2000
     assert row["kid"] > 0
+
+
+def test_the_figure_draws_each_rows_points_and_fit(tmp_path):
+    curve = [[2500, 4.0], [5000, 3.0], [10000, 2.5]]
+    rows = [
+        {
+            "scored": "held-out training images",
+            "reference": 5000,
+            "fid_infinity": 2.0,
+            "curve": curve,
+        },
+        {"scored": "G (fakes)", "reference": 5000, "fid_infinity": 26.0, "curve": curve},
+    ]
+    fid_floor.draw(rows, tmp_path / "bias.png")
+    assert (tmp_path / "bias.png").read_bytes()[:4] == b"\x89PNG"
