@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACK = REPO / ".gpu"
 STORE = Path("/tmp/ganlab-gpu")  # where parcels gather on the device machine between calls
 WHEEL_LIST = REPO / "scripts" / "gpu_wheels.txt"
+SDIST_MARK = "# sdist only"  # a pin whose registry has no wheel: `pip wheel` builds one here
 PARCEL_MIB = 56  # a call's 64 MiB, less the working tree
 CHUNK_MIB = 36  # the compressed weights, in pieces that share a parcel with smaller files
 DATA_DIR = "/usr/share/datasets/fashion-mnist"  # params.yaml's download.local_dirs
@@ -102,13 +103,27 @@ def parcels_of(files: list[Path], limit: int) -> list[list[Path]]:
     return parcels
 
 
+def wheel_pins(path: Path = WHEEL_LIST) -> tuple[list[str], list[str]]:
+    """(the list's pins that the registry has as wheels, those it has as source only: marked
+    SDIST_MARK, built into pure-Python wheels here)."""
+    binary, sdist = [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        pin = line.split("#", 1)[0].strip()
+        if pin:
+            (sdist if SDIST_MARK in line else binary).append(pin)
+    return binary, sdist
+
+
 def download_wheels(folder: Path) -> None:
     """scripts/gpu_wheels.txt as cp312 manylinux wheels, each without its needs (the list
     names every one the machine lacks)."""
+    binary, sdist = wheel_pins()
     platforms = [arg for name in PLATFORMS for arg in ("--platform", name)]
     command = [sys.executable, "-m", "pip", "download", "-q", "--no-deps"]
     command += ["--only-binary=:all:", "--python-version", "3.12", "--implementation", "cp"]
-    subprocess.run([*command, *platforms, "-d", str(folder), "-r", str(WHEEL_LIST)], check=True)
+    subprocess.run([*command, *platforms, "-d", str(folder), *binary], check=True)
+    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(folder)]
+    subprocess.run([*build, *sdist], check=True)
 
 
 def make_parcels(
