@@ -126,7 +126,9 @@ def draw(rows: list[dict[str, Any]], path: Path) -> None:
             label = f"against {values['reference']:,} real: FID-∞ {values['fid_infinity']:.2f}"
             axes.plot(ends, intercept + slope * ends, color=line.get_color(), label=label)
         axes.set_title("held-out training images" if real else rows[-1]["scored"])
-        axes.set_xlabel("1 / N (scored images)")
+        ticks = [n for n in (20000, 10000, 5000, 2500) if 1 / n <= axes.get_xlim()[1]]
+        axes.set_xticks([0] + [1 / n for n in ticks], ["∞"] + [f"{n / 1000:g}k" for n in ticks])
+        axes.set_xlabel("N, the images scored (the axis is linear in 1 / N)")
         axes.set_xlim(left=0)
         axes.grid(alpha=0.3)
         axes.legend()

@@ -106,3 +106,19 @@ def test_the_latest_view_keeps_each_machines_last_row_without_notes(tmp_path):
     assert "def5678" in lines[1]
     with pytest.raises(ValueError, match="no view 'best'"):
         results.regenerate(readme.replace("latest", "best"), root)
+
+
+def test_the_commit_is_marked_changed_by_code_changes_not_by_the_results_being_written(tmp_path):
+    import subprocess
+
+    git = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    clean = results.git_commit(tmp_path)
+    assert clean and not clean.endswith("+")
+    results.record("new", ROW, "x", root=tmp_path)  # a new, untracked result file
+    assert results.git_commit(tmp_path) == clean
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert results.git_commit(tmp_path) == clean + "+"

@@ -43,12 +43,14 @@ NOTABLE_FLAGS = ("amx_bf16", "avx512_bf16", "avx512f", "avx2")  # what decides a
 
 
 def git_commit(repo: Path = REPO) -> str | None:
-    """The checkout's commit (with `+` when it has uncommitted changes), or None outside git."""
+    """The checkout's commit (with `+` when it has uncommitted changes besides the result
+    files being written), or None outside git."""
     try:
         run = lambda *a: subprocess.run(  # noqa: E731
             ["git", *a], cwd=repo, capture_output=True, text=True, check=True
         ).stdout.strip()
-        return run("rev-parse", "--short", "HEAD") + ("+" if run("status", "--porcelain") else "")
+        changed = run("status", "--porcelain", "--", ".", f":!{RESULTS}")  # not the figures
+        return run("rev-parse", "--short", "HEAD") + ("+" if changed else "")
     except (OSError, subprocess.CalledProcessError):
         return None
 
