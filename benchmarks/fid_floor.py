@@ -110,41 +110,35 @@ def row(name: str, scored: np.ndarray, real: np.ndarray, sizes: list[int], min_n
 
 def draw(rows: list[dict[str, Any]], path: Path) -> None:
     """FID against 1/N with each row's fitted line down to 1/N = 0 (FID-infinity): the real
-    images' floor on the left, the generator on the right."""
+    images' floor on the left, the generators on the right."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, panels = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
-    for axes, real in zip(panels, (True, False), strict=True):
+    figure, panels = plt.subplots(1, 2, figsize=(11, 4.5), dpi=100)
+    titles = ("held-out training images", "generated images")
+    for axes, real, title in zip(panels, (True, False), titles, strict=True):
         for values in (r for r in rows if r["scored"].startswith("held-out") == real):
             n, fids = np.array(values["curve"], dtype=float).T
             line = axes.plot(1 / n, fids, marker=".", linestyle="none")[0]
             slope, intercept = np.polyfit(1 / n, fids, 1)
             ends = np.array([0, 1 / n.min()])
-            label = f"against {values['reference']:,} real: FID-∞ {values['fid_infinity']:.2f}"
+            who = "" if real else values["scored"].removesuffix(" (fakes)") + ", "
+            label = f"{who}against {values['reference']:,} real: FID-∞ {values['fid_infinity']:.2f}"
             axes.plot(ends, intercept + slope * ends, color=line.get_color(), label=label)
-        axes.set_title("held-out training images" if real else rows[-1]["scored"])
         ticks = [n for n in (20000, 10000, 5000, 2500) if 1 / n <= axes.get_xlim()[1]]
         axes.set_xticks([0] + [1 / n for n in ticks], ["∞"] + [f"{n / 1000:g}k" for n in ticks])
         axes.set_xlabel("N, the images scored (the axis is linear in 1 / N)")
         axes.set_xlim(left=0)
+        axes.set_title(title)
         axes.grid(alpha=0.3)
-        axes.legend()
+        axes.legend(fontsize="small")
     panels[0].set_ylabel("FID")
     figure.tight_layout()
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png")
     plt.close(figure)
-
-
-def recorded_rows() -> list[dict[str, Any]]:
-    """The last recorded run's rows (one command line on one date)."""
-    rows = results.load_table(TABLE)["rows"]
-    last = rows[-1]["machine"]
-    same = ("commit", "date", "command")
-    return [r for r in rows if all(r["machine"][k] == last[k] for k in same)]
 
 
 def arguments() -> argparse.Namespace:
@@ -159,15 +153,22 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--fakes", type=int, nargs="+", default=[5000, 10000, 20000])
     parser.add_argument("--min-n", type=int, default=2500, help="FID-infinity's smallest N")
     parser.add_argument("--cache", type=Path, default=Path(".cache/fid_floor"))
+    parser.add_argument("--label", help="the generator's name in the table (default: its path)")
+    parser.add_argument(
+        "--floor",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="score the held-out real images too (--no-floor: the generator only)",
+    )
     parser.add_argument("--record", action="store_true", help="append to reports/results")
-    parser.add_argument("--draw", type=Path, help="plot the last recorded rows here, and stop")
+    parser.add_argument("--draw", type=Path, help="plot the recorded rows here, and stop")
     return parser.parse_args()
 
 
 def main() -> None:
     args = arguments()
     if args.draw:
-        return draw(recorded_rows(), args.draw)
+        return draw(results.load_table(TABLE)["rows"], args.draw)
     config = load_config(args.params, datasets.check_params)
     datasets.verify(config.dataset, args.data)
     if config.fid.precision != "fp32":
@@ -184,8 +185,8 @@ def main() -> None:
         known = fid.load_features(args.known_features)
         print(f"{extract.adopt(reference, known, args.known_features):,} features adopted")
     real = extract(reference, "reference")
-    scored = {"held-out training images": extract(held_out, "held-out")}
-    fakes_name = f"{args.generator} (fakes)"
+    scored = {"held-out training images": extract(held_out, "held-out")} if args.floor else {}
+    fakes_name = f"{args.label or args.generator} (fakes)"
     scored[fakes_name] = extract(fakes, "fakes")
 
     table = []
