@@ -116,7 +116,7 @@ def draw(rows: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, panels = plt.subplots(1, 2, figsize=(11, 4.5), dpi=100)
+    figure, panels = plt.subplots(1, 2, figsize=(11, 5.5), dpi=100)
     titles = ("held-out training images", "generated images")
     for axes, real, title in zip(panels, (True, False), titles, strict=True):
         for values in (r for r in rows if r["scored"].startswith("held-out") == real):
@@ -133,7 +133,7 @@ def draw(rows: list[dict[str, Any]], path: Path) -> None:
         axes.set_xlim(left=0)
         axes.set_title(title)
         axes.grid(alpha=0.3)
-        axes.legend(fontsize="small")
+        axes.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16))
     panels[0].set_ylabel("FID")
     figure.tight_layout()
     with atomic_path(path) as tmp:
