@@ -206,11 +206,7 @@ def main() -> None:
         )
     if args.record:
         command = "python benchmarks/fid_floor.py " + " ".join(sys.argv[1:])
-        path = results.REPO / results.RESULTS / f"{TABLE}.json"
-        if not path.is_file():
-            path.write_text(json.dumps({"columns": COLUMNS, "rows": []}, indent=2) + "\n")
-        for values in table:
-            results.record(TABLE, values, command)
+        results.record_rows(TABLE, COLUMNS, table, command)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ to reports/results/levers.json, which docs/results/levers.md's table is generate
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -159,11 +158,7 @@ def main() -> None:
     print_table(table, names)
     if args.record:
         command = "python benchmarks/levers.py " + " ".join(sys.argv[1:])
-        path = results.REPO / results.RESULTS / f"{TABLE}.json"
-        if not path.is_file():
-            path.write_text(json.dumps({"columns": names, "rows": []}, indent=2) + "\n")
-        for row in table:
-            results.record(TABLE, row, command)
+        results.record_rows(TABLE, names, table, command)
 
 
 if __name__ == "__main__":

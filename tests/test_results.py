@@ -122,3 +122,12 @@ def test_the_commit_is_marked_changed_by_code_changes_not_by_the_results_being_w
     assert results.git_commit(tmp_path) == clean
     (tmp_path / "code.py").write_text("x = 2\n")
     assert results.git_commit(tmp_path) == clean + "+"
+
+
+def test_record_rows_creates_the_table_with_its_columns_once_then_appends(tmp_path):
+    columns = {"run": "run", "fid": "FID-5k"}
+    results.record_rows("b", columns, [ROW, ROW | {"fid": 20.0}], "bench", root=tmp_path)
+    path = results.record_rows("b", {"other": "x"}, [ROW | {"fid": 19.0}], "bench", root=tmp_path)
+    data = json.loads(path.read_text())
+    assert data["columns"] == columns
+    assert [row["fid"] for row in data["rows"]] == [ROW["fid"], 20.0, 19.0]

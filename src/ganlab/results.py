@@ -97,6 +97,23 @@ def record(
     return path
 
 
+def record_rows(
+    table: str,
+    columns: Mapping[str, str],
+    rows: Iterable[Mapping[str, Any]],
+    command: str,
+    root: Path = REPO,
+) -> Path:
+    """Append a benchmark's rows to reports/results/<table>.json, creating it with these column
+    names (key -> header) the first time."""
+    path = root / RESULTS / f"{table}.json"
+    if not path.is_file():
+        write_text(path, json.dumps({"columns": dict(columns), "rows": []}, indent=2) + "\n")
+    for row in rows:
+        record(table, row, command, root=root)
+    return path
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
