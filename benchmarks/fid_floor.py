@@ -152,7 +152,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--held-out", type=int, default=10000, help="real images scored")
     parser.add_argument("--fakes", type=int, nargs="+", default=[5000, 10000, 20000])
     parser.add_argument("--min-n", type=int, default=2500, help="FID-infinity's smallest N")
-    parser.add_argument("--cache", type=Path, default=Path(".cache/fid_floor"))
+    parser.add_argument("--cache", type=Path, default=Path(".cache/inception"))
     parser.add_argument("--label", help="the generator's name in the table (default: its path)")
     parser.add_argument(
         "--floor",

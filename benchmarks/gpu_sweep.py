@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import glob
 import json
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ import torch.multiprocessing as mp
 from experiments import preset_params
 from ganlab.data import datasets
 from ganlab.device import cpu_model, pick_device, resolve_precision
+from ganlab.io import atomic_path
 from ganlab.metrics import classifier, registry
 from ganlab.metrics.features import Features, classifier_features
 from ganlab.sampling import build_generator, generate
@@ -86,17 +87,20 @@ def sweep_params(preset: str, change: dict[str, Any], args: argparse.Namespace) 
 def train_one(
     name: str, params: dict, data: Path, device: str, precision: str, folder: Path
 ) -> None:
-    """One setting's run (in its own process): its kept generators, by step, into folder/name."""
+    """One setting's run (in its own process): its kept generators, by step, into folder/name.
+
+    Each kept generator is written as it is kept, and the run resumes from its last epoch's
+    checkpoint: a run stopped part way goes on where it stopped when started again."""
     target = torch.device(device)
     if target.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as the train stage sets it on GPUs
     images, _ = datasets.load_images(params["dataset"], data, train=True)
-    kept: dict[int, dict[str, torch.Tensor]] = {}
 
     def keep(snapshot: Snapshot) -> None:
-        kept[snapshot.step] = {k: v.detach().cpu().clone() for k, v in snapshot.state["G"].items()}
+        state = {k: v.detach().cpu().clone() for k, v in snapshot.state["G"].items()}
+        with atomic_path(folder / f"{name}.G{snapshot.step}.pt") as tmp:
+            torch.save(state, tmp)
 
-    started = time.perf_counter()
     result = train(
         from_mapping(params),
         images,
@@ -106,21 +110,39 @@ def train_one(
         run_id=f"gpu-sweep-{name}",
         hooks=Hooks(on_snapshot=keep),
     )
+    kept = {
+        int(path.name.removeprefix(f"{name}.G").removesuffix(".pt")): torch.load(
+            path, weights_only=True
+        )
+        for path in folder.glob(f"{glob.escape(name)}.G*.pt")
+    }
     kept[result.steps] = {k: v.detach().cpu() for k, v in result.netG.state_dict().items()}
-    seconds = time.perf_counter() - started
-    torch.save({"steps": result.steps, "seconds": seconds, "generators": kept}, folder / name)
+    run = {"steps": result.steps, "seconds": result.train_seconds, "generators": kept}
+    with atomic_path(folder / name) as tmp:  # train_seconds: a resumed run's parts together
+        torch.save(run, tmp)
 
 
-def run_all(jobs: list[tuple[str, dict]], args: argparse.Namespace, folder: Path) -> None:
-    """The settings' runs, --parallel processes at a time."""
+def run_all(
+    jobs: list[tuple[str, dict]],
+    args: argparse.Namespace,
+    folder: Path,
+    files: list[str] | None = None,
+) -> None:
+    """The settings' runs, --parallel processes at a time, each into folder/<its file name>
+    (`files`; by default its index in `jobs`)."""
+    files = files or [str(index) for index in range(len(jobs))]
     context = mp.get_context("spawn")  # CUDA cannot be used in forked processes
     for start in range(0, len(jobs), args.parallel):
         processes = [
             context.Process(
                 target=train_one,
-                args=(str(index), params, args.data, args.device, args.precision, folder),
+                args=(file, params, args.data, args.device, args.precision, folder),
             )
-            for index, (_, params) in enumerate(jobs[start : start + args.parallel], start)
+            for file, (_, params) in zip(
+                files[start : start + args.parallel],
+                jobs[start : start + args.parallel],
+                strict=True,
+            )
         ]
         for process in processes:
             process.start()

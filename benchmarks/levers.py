@@ -2,36 +2,49 @@
 same G updates and the same seeds each, scored with Inception FID (and KID) at fixed steps.
 
 Each setting trains as benchmarks/gpu_sweep.py trains (all at once on a GPU, one at a time on
-a CPU), keeping its generator every --every steps; every kept generator is then scored with
-the evaluate stage's Inception path against the fid_stats stage's reference (make it 10,000
-images first: `dvc repro fid_stats -S fid.n_real=10000` is what FID-10k means here). Prints
-the table (mean of the seeds, and each seed) and, with --record, appends one row per setting
-to reports/results/levers.json, which docs/results/levers.md's table is generated from.
+a CPU), keeping its generator every --every steps; each kept generator is scored with the
+evaluate stage's Inception network against the fid_stats stage's seeded draw of --n-real
+training images (10,000: FID-10k). A run is scored and, with --record, its rows appended to
+reports/results/levers.json as soon as it ends; a setting and seed already recorded there for
+the same protocol is not run again. So the table grows across sessions and machines: a 2-core
+CPU trains and scores one run in ~40 minutes, one GPU all twelve in ~10. Runs and Inception
+features are kept (--runs, --cache), so a run stopped part way goes on where it stopped.
+docs/results/levers.md's tables are generated from the data file (`python -m ganlab.results`).
 
-    python benchmarks/levers.py --max-steps 30000 --every 10000       # one GPU: ~10 minutes
+    python benchmarks/levers.py --record                 # every setting, seeds 42 and 43
+    python benchmarks/levers.py --record --seeds 42      # the first seed of each
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from fid_floor import Extractor
 from ganlab import results
 from ganlab.config import FidSection
 from ganlab.data import datasets
 from ganlab.device import cpu_model, pick_device
-from ganlab.metrics import fid, registry
-from ganlab.metrics.features import Features, inception_features, inception_network
+from ganlab.metrics import fid, scores
 from ganlab.training.params import from_mapping
 from gpu_sweep import fakes_by_step, run_all, sweep_params
 
 TABLE = "levers"
+COLUMNS = {
+    "setting": "setting",
+    "seed": "seed",
+    "step": "G updates",
+    "fid": "Inception FID-10k",
+    "kid": "KID",
+    "steps_per_second": "steps/s",
+}
 # Each lever as `dvc exp run -S` keys, at its paper's setting where one carries over.
 LEVERS: dict[str, dict[str, Any]] = {
     "recipe": {},
@@ -49,116 +62,168 @@ LEVERS: dict[str, dict[str, Any]] = {
 }
 LEVERS["all four"] = {k: v for change in LEVERS.values() for k, v in change.items()}
 
+Job = tuple[str, int, dict]  # setting, seed, params
 
-def jobs_for(args: argparse.Namespace) -> list[tuple[str, int, dict]]:
-    """(setting, seed, params) for every setting and seed, each checked before any training."""
+
+def jobs_for(args: argparse.Namespace) -> list[Job]:
+    """(setting, seed, params) for every setting and seed, each checked before any training;
+    seed by seed, so that a first seed of every setting comes before any second."""
     jobs = []
-    for name in args.only or list(LEVERS):
-        for seed in args.seeds:
+    for seed in args.seeds:
+        for name in args.only or list(LEVERS):
             params = sweep_params(args.preset, LEVERS[name] | {"seed": seed}, args)
             from_mapping(params)
             jobs.append((name, seed, params))
     return jobs
 
 
-def reference(stats: Path, features: Path, n_fake: int) -> tuple[dict, np.ndarray]:
-    """The fid_stats stage's reference, refused unless it holds as many images as the fakes."""
-    saved = fid.load_stats(stats)
-    real = fid.load_features(features)
-    if len(real) != n_fake:
-        raise SystemExit(
-            f"{stats}: statistics of {len(real):,} images, not {n_fake:,}: run "
-            f"`dvc repro fid_stats -S fid.n_real={n_fake}` (or pass --n-fake {len(real)})"
-        )
-    return saved, real
+def protocol(args: argparse.Namespace) -> dict[str, Any]:
+    """What makes two runs' rows comparable: the same recipe, length, fakes and reference."""
+    keys = ("preset", "max_steps", "every", "n_fake", "n_real", "fake_seed", "precision")
+    return {key: getattr(args, key) for key in keys}
 
 
-def score(jobs: list[tuple[str, int, dict]], args, folder: Path) -> list[dict[str, Any]]:
-    """Inception FID and KID of every kept generator: one row per setting, seed and step."""
-    device = torch.device(args.device)
-    real_stats, real_features = reference(args.stats, args.features, args.n_fake)
-    fid_section = FidSection(precision="fp32", batch_size=args.fid_batch)
-    network = inception_network(fid_section, device)
-    images, _ = datasets.load_images(jobs[0][2]["dataset"], args.data, train=False)
-    shape = (tuple(images.shape[1:]), 10)  # the images' shape; classes, as gpu_sweep builds
+def run_file(params: dict) -> str:
+    """A run's file name under --cache: its params' digest (another setting: another file)."""
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def recorded(table: dict[str, Any], terms: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of the levers table measured under these terms."""
+    return [row for row in table["rows"] if row.get("protocol") == terms]
+
+
+def reference(args: argparse.Namespace, extract: Extractor, dataset: str) -> np.ndarray:
+    """Inception features of the fid_stats stage's draw of --n-real training images (those of
+    data/fid_features.npy adopted where its draw is the same, after a check)."""
+    images, _ = datasets.load_images(dataset, args.data, train=True)
+    drawn, _ = datasets.reference_rows(len(images), args.n_real)
+    if len(drawn) < args.n_real:
+        raise SystemExit(f"--n-real {args.n_real:,}: {dataset} has {len(images):,} images")
+    real = images[drawn]
+    if args.known_features.is_file():
+        extract.adopt(real, fid.load_features(args.known_features), args.known_features)
+    return extract(real, "reference")
+
+
+def score(
+    job: Job, saved: dict, real: np.ndarray, extract: Extractor, args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """Inception FID and KID of each generator a run kept: one row a step."""
+    name, seed, params = job
+    mu, sigma = fid.statistics(real)
+    shape = (tuple(real_shape(params, args)), 10)  # the images' shape; classes, as gpu_sweep
     rows = []
-    for index, (name, seed, params) in enumerate(jobs):
-        saved = torch.load(folder / str(index), weights_only=True)
-        label = f"{name} (seed {seed})"
-        kept = fakes_by_step(label, params, saved, shape, args.n_fake, args.fake_seed, device)
-        for step, fakes in kept:
-            fake_features, _ = inception_features(fakes, network, fid_section, device, name)
-            features = Features(
-                fake_inception=fake_features, real_inception=real_features, real_stats=real_stats
-            )
-            values = registry.score(features, ("fid", "kid"))
-            rows.append({"setting": name, "seed": seed, "step": step, **values})
+    label = f"{name} (seed {seed})"
+    kept = fakes_by_step(label, params, saved, shape, args.n_fake, args.fake_seed, extract.device)
+    for step, fakes in kept:
+        if step % args.every and step != args.max_steps:
+            continue  # a run's clock stopped it between the steps compared
+        features = extract(fakes, f"{label} at {step:,}")
+        rows.append(
+            {
+                "setting": name,
+                "seed": seed,
+                "step": step,
+                "fid": fid.frechet_distance(*fid.statistics(features), mu, sigma),
+                "kid": scores.kernel_inception_distance(real, features)[0],
+                "steps_per_second": round(saved["steps"] / saved["seconds"], 1),
+                "protocol": protocol(args),
+            }
+        )
     return rows
 
 
-def summary(rows: list[dict[str, Any]], steps: list[int]) -> list[dict[str, Any]]:
-    """One row per setting: the mean FID over the seeds at each step, and each seed's."""
-    table = []
-    for name in dict.fromkeys(r["setting"] for r in rows):
-        row: dict[str, Any] = {"setting": name}
-        for step in steps:
-            values = [r["fid"] for r in rows if r["setting"] == name and r["step"] == step]
-            row[f"fid_{step}"] = round(float(np.mean(values)), 2) if values else None
-            row[f"seeds_{step}"] = " / ".join(f"{v:.2f}" for v in values)
-        table.append(row)
-    return table
+def real_shape(params: dict, args: argparse.Namespace) -> tuple[int, ...]:
+    images, _ = datasets.load_images(params["dataset"], args.data, train=False, limit=1)
+    return tuple(images.shape[1:])
 
 
-def columns(steps: list[int], n_fake: int) -> dict[str, str]:
-    names = {"setting": "setting"}
-    for step in steps:
-        names[f"fid_{step}"] = f"FID-{n_fake // 1000}k at {step:,} (mean)"
-        names[f"seeds_{step}"] = "each seed"
-    return names
+def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows as the docs show them: one per setting and step, FID's mean over the seeds."""
+    return results.mean_over_seeds({"columns": COLUMNS, "rows": rows})["rows"]
 
 
-def print_table(table: list[dict[str, Any]], names: dict[str, str]) -> None:
+def print_table(rows: list[dict[str, Any]]) -> None:
+    names = results.mean_over_seeds({"columns": COLUMNS, "rows": []})["columns"]
     print("| " + " | ".join(names.values()) + " |")
     print("|" + " --- |" * len(names))
-    for row in table:
-        print("| " + " | ".join(str(row[key]) for key in names) + " |")
+    for row in rows:
+        print("| " + " | ".join(results.cell(row.get(key)) for key in names) + " |")
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("data/raw"))
+    parser.add_argument("--known-features", type=Path, default=Path("data/fid_features.npy"))
+    parser.add_argument("--runs", type=Path, default=Path(".cache/levers"), help="kept runs")
+    parser.add_argument("--cache", type=Path, default=Path(".cache/inception"), help="features")
+    parser.add_argument("--preset", default="fashion_30min_fp32")
+    parser.add_argument("--only", nargs="*", choices=list(LEVERS), help="default: all")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43])
+    parser.add_argument("--max-steps", type=int, default=30000, help="every run's length")
+    parser.add_argument("--seconds", type=float, default=3600, help="a safety clock a run")
+    parser.add_argument("--every", type=int, default=30000, help="steps between scored Gs")
+    parser.add_argument("--n-fake", type=int, default=10000)
+    parser.add_argument("--n-real", type=int, default=10000, help="reference images")
+    parser.add_argument("--fake-seed", type=int, default=43, help="the fakes' noise")
+    parser.add_argument("--fid-batch", type=int, default=50)
+    parser.add_argument("--precision", default="fp32", help="the runs' training precision")
+    parser.add_argument("--device", default=str(pick_device()))
+    parser.add_argument("--parallel", type=int, help="runs at a time (GPU: all; CPU: 1)")
+    parser.add_argument("--record", action="store_true", help="append to reports/results")
+    parser.add_argument("--again", action="store_true", help="rerun what is recorded")
+    return parser.parse_args()
 
 
 def main() -> None:
-    arguments = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    arguments.add_argument("--data", type=Path, default=Path("data/raw"))
-    arguments.add_argument("--stats", type=Path, default=Path("data/fid_stats.npz"))
-    arguments.add_argument("--features", type=Path, default=Path("data/fid_features.npy"))
-    arguments.add_argument("--preset", default="fashion_30min_fp32")
-    arguments.add_argument("--only", nargs="*", choices=list(LEVERS), help="default: all")
-    arguments.add_argument("--seeds", type=int, nargs="+", default=[42, 43])
-    arguments.add_argument("--max-steps", type=int, default=30000, help="every run's length")
-    arguments.add_argument("--seconds", type=float, default=3600, help="a safety clock a run")
-    arguments.add_argument("--every", type=int, default=10000, help="steps between scored Gs")
-    arguments.add_argument("--n-fake", type=int, default=10000)
-    arguments.add_argument("--fake-seed", type=int, default=43, help="the fakes' noise")
-    arguments.add_argument("--fid-batch", type=int, default=50)
-    arguments.add_argument("--precision", default="fp32", help="the runs' training precision")
-    arguments.add_argument("--device", default=str(pick_device()))
-    arguments.add_argument("--parallel", type=int, help="runs at a time (GPU: all; CPU: 1)")
-    arguments.add_argument("--record", action="store_true", help="append to reports/results")
-    args = arguments.parse_args()
+    args = arguments()
     jobs = jobs_for(args)
-    datasets.verify(jobs[0][2]["dataset"], args.data)
-    reference(args.stats, args.features, args.n_fake)  # before any training
+    dataset = jobs[0][2]["dataset"]
+    datasets.verify(dataset, args.data)
+    path = results.REPO / results.RESULTS / f"{TABLE}.json"
+    table = results.load_table(TABLE) if path.is_file() else {"columns": COLUMNS, "rows": []}
+    done = recorded(table, protocol(args)) if args.record else []
+    if not args.again:
+        jobs = [
+            job
+            for job in jobs
+            if not any(r["setting"] == job[0] and r["seed"] == job[1] for r in done)
+        ]
     if args.parallel is None:
         args.parallel = len(jobs) if args.device.startswith("cuda") else 1
     where = torch.cuda.get_device_name() if args.device.startswith("cuda") else cpu_model()
-    print(f"{where}, torch {torch.__version__}; {args.preset}, {len(jobs)} runs\n", flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        run_all([(f"{name} {seed}", params) for name, seed, params in jobs], args, Path(tmp))
-        rows = score(jobs, args, Path(tmp))
-    steps = sorted({r["step"] for r in rows if r["step"] % args.every == 0})
-    table, names = summary(rows, steps), columns(steps, args.n_fake)
-    print_table(table, names)
-    if args.record:
-        command = "python benchmarks/levers.py " + " ".join(sys.argv[1:])
-        results.record_rows(TABLE, names, table, command)
+    print(f"{where}, torch {torch.__version__}; {args.preset}, {len(jobs)} runs to go", flush=True)
+    extract = Extractor(FidSection(precision="fp32", batch_size=args.fid_batch), args.cache)
+    real = reference(args, extract, dataset)  # before any training
+    args.runs.mkdir(parents=True, exist_ok=True)
+    command = "python benchmarks/levers.py " + " ".join(sys.argv[1:])
+    machine = results.machine_record(command)  # the new rows' in the printed table
+    rows = list(done)
+    for start in range(0, len(jobs), args.parallel):
+        batch = jobs[start : start + args.parallel]
+        files = [run_file(params) for _, _, params in batch]
+        todo = [i for i, file in enumerate(files) if not (args.runs / file).is_file()]
+        run_all(
+            [(f"{batch[i][0]} {batch[i][1]}", batch[i][2]) for i in todo],
+            args,
+            args.runs,
+            [files[i] for i in todo],
+        )
+        for job, file in zip(batch, files, strict=True):
+            saved = torch.load(args.runs / file, weights_only=True)
+            new = score(job, saved, real, extract, args)
+            print(
+                ", ".join(
+                    f"{r['setting']} seed {r['seed']} at {r['step']:,}: FID {r['fid']:.2f}"
+                    for r in new
+                ),
+                flush=True,
+            )
+            if args.record:
+                results.record_rows(TABLE, COLUMNS, new, command)
+            rows += [{**row, "machine": machine} for row in new]
+    print_table(summary(rows))
 
 
 if __name__ == "__main__":
