@@ -43,8 +43,7 @@ COLUMNS = {
     "step": "G updates",
     "fid": "Inception FID-10k",
     "kid": "KID",
-    "steps_per_second": "steps/s",
-}
+}  # no steps/s: a CPU's runs share it with whatever else runs over the hours they take
 # Each lever as `dvc exp run -S` keys, at its paper's setting where one carries over.
 LEVERS: dict[str, dict[str, Any]] = {
     "recipe": {},
@@ -93,6 +92,12 @@ def recorded(table: dict[str, Any], terms: dict[str, Any]) -> list[dict[str, Any
     return [row for row in table["rows"] if row.get("protocol") == terms]
 
 
+def remaining(jobs: list[Job], done: list[dict[str, Any]]) -> list[Job]:
+    """The jobs whose setting and seed no recorded row holds."""
+    ran = {(row["setting"], row["seed"]) for row in done}
+    return [job for job in jobs if (job[0], job[1]) not in ran]
+
+
 def reference(args: argparse.Namespace, extract: Extractor, dataset: str) -> np.ndarray:
     """Inception features of the fid_stats stage's draw of --n-real training images (those of
     data/fid_features.npy adopted where its draw is the same, after a check)."""
@@ -127,7 +132,6 @@ def score(
                 "step": step,
                 "fid": fid.frechet_distance(*fid.statistics(features), mu, sigma),
                 "kid": scores.kernel_inception_distance(real, features)[0],
-                "steps_per_second": round(saved["steps"] / saved["seconds"], 1),
                 "protocol": protocol(args),
             }
         )
@@ -185,11 +189,7 @@ def main() -> None:
     table = results.load_table(TABLE) if path.is_file() else {"columns": COLUMNS, "rows": []}
     done = recorded(table, protocol(args)) if args.record else []
     if not args.again:
-        jobs = [
-            job
-            for job in jobs
-            if not any(r["setting"] == job[0] and r["seed"] == job[1] for r in done)
-        ]
+        jobs = remaining(jobs, done)
     if args.parallel is None:
         args.parallel = len(jobs) if args.device.startswith("cuda") else 1
     where = torch.cuda.get_device_name() if args.device.startswith("cuda") else cpu_model()
