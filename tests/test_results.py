@@ -131,3 +131,29 @@ def test_record_rows_creates_the_table_with_its_columns_once_then_appends(tmp_pa
     data = json.loads(path.read_text())
     assert data["columns"] == columns
     assert [row["fid"] for row in data["rows"]] == [ROW["fid"], 20.0, 19.0]
+
+
+def test_the_mean_over_seeds_view_averages_each_setting_and_step(tmp_path):
+    columns = {"setting": "setting", "seed": "seed", "step": "steps", "fid": "FID", "kid": "KID"}
+    xeon = MACHINE | {"cpu": "Intel Xeon", "cpu_flags": ["amx_bf16"], "date": "2026-12-08"}
+    run = lambda setting, seed, fid, machine=MACHINE, steps=30000: {  # noqa: E731
+        "setting": setting, "seed": seed, "step": 30000, "fid": fid, "kid": fid / 1000,
+        "protocol": {"max_steps": steps}, "machine": machine,
+    }  # fmt: skip
+    rows = [run("recipe", 42, 18.0), run("top-k", 42, 17.0), run("recipe", 43, 19.25, xeon)]
+    rows.append(run("recipe", 42, 25.0, steps=9000))  # another protocol: a row of its own
+    view = results.mean_over_seeds({"columns": columns, "rows": rows})
+    assert [(r["setting"], r["fid"]) for r in view["rows"]] == [
+        ("recipe", 18.62),
+        ("top-k", 17.0),
+        ("recipe", 25.0),
+    ]
+    recipe = view["rows"][0]
+    assert recipe["seeds"] == "18.00 (42) / 19.25 (43)"
+    assert recipe["kid"] == pytest.approx(0.018625)
+    assert recipe["machine"]["cpu"] == "2-core AMD EPYC (AVX2 only); 2-core Intel Xeon (AMX)"
+    assert recipe["machine"]["date"] == "2026-12-08"
+    rendered = results.render_table(view)
+    assert "| recipe | 30,000 | 18.62 | 18.00 (42) / 19.25 (43) | 0.01862 |" in rendered
+    with pytest.raises(ValueError, match=r"needs the columns \['seed'\]"):
+        results.mean_over_seeds({"columns": {k: v for k, v in columns.items() if k != "seed"}})

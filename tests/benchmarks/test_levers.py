@@ -1,6 +1,6 @@
-"""benchmarks/levers.py: every lever is a valid change of the recipe, each setting and seed is
-scored at each kept step, the seeds' mean is the table's, and a reference of the wrong size
-is refused before any training."""
+"""benchmarks/levers.py: every lever is a valid change of the recipe, a first seed of every
+setting runs before any second, each kept step of a run is scored on its own, and a setting and
+seed already recorded under the same protocol is not run again."""
 
 import argparse
 import sys
@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from ganlab.metrics import fid
 from ganlab.training.params import from_mapping
 from tests.conftest import REPO, tiny_params
 
@@ -20,69 +19,97 @@ import levers  # benchmarks/ is a folder of scripts, not a package
 
 ARGS = argparse.Namespace(
     preset="fashion_30min_fp32", only=None, seeds=[42, 43], every=10000, max_steps=30000,
-    seconds=3600,
+    seconds=3600, n_fake=10000, n_real=10000, fake_seed=43, precision="fp32",
 )  # fmt: skip
 
 
-def test_every_lever_and_seed_is_a_valid_run_of_the_recipe():
+def test_every_lever_and_seed_is_a_valid_run_of_the_recipe_first_seeds_first():
     jobs = levers.jobs_for(ARGS)
-    assert [(name, seed) for name, seed, _ in jobs[:2]] == [("recipe", 42), ("recipe", 43)]
-    assert len(jobs) == 2 * len(levers.LEVERS)
+    assert [(name, seed) for name, seed, _ in jobs[:2]] == [("recipe", 42), ("self-modulation", 42)]
+    assert [seed for _, seed, _ in jobs] == [42] * len(levers.LEVERS) + [43] * len(levers.LEVERS)
     for _, seed, params in jobs:
         config = from_mapping(params)
         assert config.seed == seed and config.train.max_steps == 30000
         assert config.train.snapshot_every == 10000 and config.ngf == 32  # the recipe underneath
-    combined = from_mapping(jobs[-1][2])
+    combined = from_mapping(jobs[len(levers.LEVERS) - 1][2])
     assert combined.g.self_modulation and combined.g.topk == 0.5
     assert combined.regularize.progressive_bits == 2 and combined.regularize.r1_every == 16
+    assert len({levers.run_file(params) for _, _, params in jobs}) == len(jobs)
 
 
-def test_each_setting_and_seed_is_scored_at_each_kept_step(tiny_root: Path, tmp_path, monkeypatch):
-    """Tiny runs in-process; Inception stood in for by pixel statistics (the real network is the
-    evaluate stage's, tested there): FID per setting, seed and step, the seeds' mean."""
+def test_what_is_recorded_under_the_same_protocol_is_not_run_again():
+    jobs = levers.jobs_for(ARGS)
+    terms = levers.protocol(ARGS)
+    table = {
+        "rows": [
+            {"setting": "recipe", "seed": 42, "step": 30000, "protocol": terms},
+            {"setting": "top-k", "seed": 43, "step": 30000, "protocol": terms},
+            {"setting": "self-modulation", "seed": 42, "protocol": terms | {"max_steps": 9}},
+        ]
+    }
+    done = levers.recorded(table, terms)
+    assert len(done) == 2  # the shorter run is another protocol
+    left = [(name, seed) for name, seed, _ in levers.remaining(jobs, done)]
+    assert len(left) == len(jobs) - 2
+    assert ("recipe", 42) not in left and ("top-k", 43) not in left
+    assert ("recipe", 43) in left and ("self-modulation", 42) in left
+
+
+class PixelFeatures:
+    """Inception stood in for by pixel statistics (the real network is the evaluate stage's,
+    tested there): 4 features of each image, its mean and the means of 3 bands of rows."""
+
+    device = torch.device("cpu")
+
+    def __call__(self, images: torch.Tensor, label: str) -> np.ndarray:
+        x = images.float().flatten(2).mean(1)
+        bands = [x[:, i : i + 260].mean(1) for i in (0, 260, 520)]
+        return torch.stack([x.mean(1), *bands], dim=1).double().numpy()
+
+
+def test_each_kept_step_of_a_run_is_scored_on_its_own(tiny_root: Path, tmp_path):
     train = {"max_steps": 4, "snapshot_every": 2}
     jobs = [
-        (name, seed, tiny_params(dataset="tiny", seed=seed, lr=0.01, train=train, **change))
+        (name, 1, tiny_params(dataset="tiny", seed=1, lr=0.01, train=train, **change))
         for name, change in (("recipe", {}), ("self-modulation", {"g": {"self_modulation": True}}))
-        for seed in (1, 2)
     ]
-    for index, (_, _, params) in enumerate(jobs):
-        gpu_sweep.train_one(str(index), params, tiny_root, "cpu", "fp32", tmp_path)
-    real = np.random.default_rng(0).normal(size=(16, 4))
-    np.savez(tmp_path / "stats.npz", mu=real.mean(0), sigma=np.cov(real, rowvar=False))
-    np.save(tmp_path / "features.npy", real)
-    monkeypatch.setattr(levers, "inception_network", lambda settings, device: None)
-    monkeypatch.setattr(levers, "inception_features", pixel_features)
     args = argparse.Namespace(
-        device="cpu", data=tiny_root, stats=tmp_path / "stats.npz",
-        features=tmp_path / "features.npy", n_fake=16, fid_batch=8, fake_seed=3,
+        data=tiny_root, n_fake=16, fake_seed=3, every=2, max_steps=4,
+        **{k: getattr(ARGS, k) for k in ("preset", "n_real", "precision")},
     )  # fmt: skip
-    rows = levers.score(jobs, args, tmp_path)
-    assert [(r["setting"], r["seed"], r["step"]) for r in rows] == [
-        (name, seed, step)
-        for name in ("recipe", "self-modulation")
-        for seed in (1, 2)
-        for step in (2, 4)
+    real = np.random.default_rng(0).normal(size=(16, 4))
+    rows = []
+    for name, seed, params in jobs:
+        gpu_sweep.train_one(name, params, tiny_root, "cpu", "fp32", tmp_path)
+        saved = torch.load(tmp_path / name, weights_only=True)
+        rows += levers.score((name, seed, params), saved, real, PixelFeatures(), args)
+    assert [(r["setting"], r["step"]) for r in rows] == [
+        (name, step) for name in ("recipe", "self-modulation") for step in (2, 4)
     ]
     assert len({r["fid"] for r in rows}) == len(rows)  # every generator scored on its own
-    assert all(r["fid"] > 0 and "kid" in r for r in rows)
-    table = levers.summary(rows, [2, 4])
-    recipe_at_4 = [r["fid"] for r in rows if r["setting"] == "recipe" and r["step"] == 4]
-    assert table[0]["fid_4"] == pytest.approx(np.mean(recipe_at_4), abs=0.006)
-    assert table[0]["seeds_4"] == " / ".join(f"{v:.2f}" for v in recipe_at_4)
+    assert all(r["fid"] > 0 and r["kid"] == r["kid"] for r in rows)
+    assert all(r["protocol"] == levers.protocol(args) for r in rows)
 
 
-def pixel_features(images, network, settings, device, desc):
-    """4 features of each image: its mean and the means of 3 bands of rows."""
-    x = images.float().flatten(2).mean(1)
-    bands = [x[:, i : i + 260].mean(1) for i in (0, 260, 520)]
-    return torch.stack([x.mean(1), *bands], dim=1).double().numpy(), None
+def test_a_runs_kept_generators_outlive_the_process_that_kept_them(tiny_root: Path, tmp_path):
+    """Kept generators are files as they are kept: a run started again (after a stop) finds
+    them, so its early steps are still scored."""
+    params = tiny_params(
+        dataset="tiny", seed=1, lr=0.01, train={"max_steps": 5, "snapshot_every": 2}
+    )
+    gpu_sweep.train_one("run", params, tiny_root, "cpu", "fp32", tmp_path)
+    first = torch.load(tmp_path / "run", weights_only=True)
+    assert sorted(first["generators"]) == [2, 4, 5]
+    (tmp_path / "run").unlink()  # stopped before its last write
+    gpu_sweep.train_one("run", params, tiny_root, "cpu", "fp32", tmp_path)
+    again = torch.load(tmp_path / "run", weights_only=True)
+    assert sorted(again["generators"]) == [2, 4, 5]
+    for step in (2, 4, 5):
+        for key, value in first["generators"][step].items():
+            assert torch.equal(value, again["generators"][step][key]), (step, key)
 
 
-def test_a_reference_of_another_size_is_refused(tmp_path):
-    real = np.zeros((5000, 4))
-    np.savez(tmp_path / "stats.npz", mu=real.mean(0), sigma=np.eye(4))
-    np.save(tmp_path / "features.npy", real)
-    assert fid.load_features(tmp_path / "features.npy").shape == (5000, 4)
-    with pytest.raises(SystemExit, match=r"5,000 images, not 10,000: run `dvc repro fid_stats"):
-        levers.reference(tmp_path / "stats.npz", tmp_path / "features.npy", 10000)
+def test_a_reference_larger_than_the_dataset_is_refused(tiny_root: Path):
+    args = argparse.Namespace(data=tiny_root, n_real=10**6, known_features=Path("none.npy"))
+    with pytest.raises(SystemExit, match=r"--n-real 1,000,000: tiny has \d+ images"):
+        levers.reference(args, PixelFeatures(), "tiny")
