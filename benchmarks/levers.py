@@ -198,7 +198,8 @@ def main() -> None:
     real = reference(args, extract, dataset)  # before any training
     args.runs.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/levers.py " + " ".join(sys.argv[1:])
-    machine = results.machine_record(command)  # the new rows' in the printed table
+    commit = results.git_commit()  # the code that runs, whatever is committed while it does
+    machine = results.machine_record(command) | {"commit": commit}  # for the printed table
     rows = list(done)
     for start in range(0, len(jobs), args.parallel):
         batch = jobs[start : start + args.parallel]
@@ -221,7 +222,7 @@ def main() -> None:
                 flush=True,
             )
             if args.record:
-                results.record_rows(TABLE, COLUMNS, new, command)
+                results.record_rows(TABLE, COLUMNS, new, command, commit=commit)
             rows += [{**row, "machine": machine} for row in new]
     print_table(summary(rows))
 

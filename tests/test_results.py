@@ -127,10 +127,13 @@ def test_the_commit_is_marked_changed_by_code_changes_not_by_the_results_being_w
 def test_record_rows_creates_the_table_with_its_columns_once_then_appends(tmp_path):
     columns = {"run": "run", "fid": "FID-5k"}
     results.record_rows("b", columns, [ROW, ROW | {"fid": 20.0}], "bench", root=tmp_path)
-    path = results.record_rows("b", {"other": "x"}, [ROW | {"fid": 19.0}], "bench", root=tmp_path)
+    path = results.record_rows(
+        "b", {"other": "x"}, [ROW | {"fid": 19.0}], "bench", root=tmp_path, commit="1234abc"
+    )
     data = json.loads(path.read_text())
     assert data["columns"] == columns
     assert [row["fid"] for row in data["rows"]] == [ROW["fid"], 20.0, 19.0]
+    assert data["rows"][-1]["machine"]["commit"] == "1234abc"  # the code that ran, not HEAD
 
 
 def test_the_mean_over_seeds_view_averages_each_setting_and_step(tmp_path):

@@ -103,14 +103,15 @@ def record_rows(
     rows: Iterable[Mapping[str, Any]],
     command: str,
     root: Path = REPO,
+    commit: str | None = None,
 ) -> Path:
     """Append a benchmark's rows to reports/results/<table>.json, creating it with these column
-    names (key -> header) the first time."""
+    names (key -> header) the first time (`commit`: as record's)."""
     path = root / RESULTS / f"{table}.json"
     if not path.is_file():
         write_text(path, json.dumps({"columns": dict(columns), "rows": []}, indent=2) + "\n")
     for row in rows:
-        record(table, row, command, root=root)
+        record(table, row, command, commit, root)
     return path
 
 
