@@ -13,6 +13,7 @@ docs/results/levers.md's tables are generated from the data file (`python -m gan
 
     python benchmarks/levers.py --record                 # every setting, seeds 42 and 43
     python benchmarks/levers.py --record --seeds 42      # the first seed of each
+    python benchmarks/levers.py --draw docs/images/levers.png   # the recorded runs, drawn
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ganlab import results
 from ganlab.config import FidSection
 from ganlab.data import datasets
 from ganlab.device import cpu_model, pick_device
+from ganlab.io import atomic_path
 from ganlab.metrics import fid, scores
 from ganlab.training.params import from_mapping
 from gpu_sweep import fakes_by_step, run_all, sweep_params
@@ -156,6 +158,36 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print("| " + " | ".join(results.cell(row.get(key)) for key in names) + " |")
 
 
+def draw(rows: list[dict[str, Any]], path: Path) -> None:
+    """Each setting's FID at its last step compared: a dot a seed, a bar at their mean, a line at
+    the recipe's mean."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    last = max(row["step"] for row in rows)
+    rows = [row for row in rows if row["step"] == last]
+    names = list(dict.fromkeys(row["setting"] for row in rows))
+    figure, axes = plt.subplots(figsize=(8, 0.5 + 0.55 * len(names)), dpi=100)
+    for y, name in enumerate(names):
+        values = [row["fid"] for row in rows if row["setting"] == name]
+        axes.barh(y, np.mean(values), color="tab:blue" if name == "recipe" else "tab:gray")
+        axes.plot(values, [y] * len(values), "o", color="black", markersize=4)
+        axes.text(np.mean(values), y, f" {np.mean(values):.2f}", va="center", fontsize="small")
+    recipe = [row["fid"] for row in rows if row["setting"] == "recipe"]
+    if recipe:
+        axes.axvline(np.mean(recipe), color="tab:blue", linestyle="--", linewidth=1)
+    axes.set_yticks(range(len(names)), names)
+    axes.invert_yaxis()
+    axes.set_xlabel(f"Inception FID-10k after {last:,} G updates (dots: seeds; lower is better)")
+    axes.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png")
+    plt.close(figure)
+
+
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("data/raw"))
@@ -177,16 +209,19 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--parallel", type=int, help="runs at a time (GPU: all; CPU: 1)")
     parser.add_argument("--record", action="store_true", help="append to reports/results")
     parser.add_argument("--again", action="store_true", help="rerun what is recorded")
+    parser.add_argument("--draw", type=Path, help="plot the recorded rows here, and stop")
     return parser.parse_args()
 
 
 def main() -> None:
     args = arguments()
+    path = results.REPO / results.RESULTS / f"{TABLE}.json"
+    table = results.load_table(TABLE) if path.is_file() else {"columns": COLUMNS, "rows": []}
+    if args.draw:
+        return draw(recorded(table, protocol(args)), args.draw)
     jobs = jobs_for(args)
     dataset = jobs[0][2]["dataset"]
     datasets.verify(dataset, args.data)
-    path = results.REPO / results.RESULTS / f"{TABLE}.json"
-    table = results.load_table(TABLE) if path.is_file() else {"columns": COLUMNS, "rows": []}
     done = recorded(table, protocol(args)) if args.record else []
     if not args.again:
         jobs = remaining(jobs, done)

@@ -113,3 +113,18 @@ def test_a_reference_larger_than_the_dataset_is_refused(tiny_root: Path):
     args = argparse.Namespace(data=tiny_root, n_real=10**6, known_features=Path("none.npy"))
     with pytest.raises(SystemExit, match=r"--n-real 1,000,000: tiny has \d+ images"):
         levers.reference(args, PixelFeatures(), "tiny")
+
+
+def test_the_drawing_has_a_bar_per_setting_at_the_last_step(tmp_path):
+    from PIL import Image
+
+    rows = [
+        {"setting": name, "seed": seed, "step": step, "fid": fid}
+        for name, fid in (("recipe", 18.0), ("top-k", 17.0), ("self-modulation", 19.0))
+        for seed in (42, 43)
+        for step in (10000, 30000)
+    ]
+    rows += [{"setting": "all four", "seed": 42, "step": 10000, "fid": 30.0}]  # not at 30,000
+    levers.draw(rows, tmp_path / "levers.png")
+    with Image.open(tmp_path / "levers.png") as image:
+        assert image.format == "PNG" and image.size == (800, 215)  # 3 settings' rows
