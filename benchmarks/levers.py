@@ -7,7 +7,7 @@ evaluate stage's Inception network against the fid_stats stage's seeded draw of 
 training images (10,000: FID-10k). A run is scored and, with --record, its rows appended to
 reports/results/levers.json as soon as it ends; a setting and seed already recorded there for
 the same protocol is not run again. So the table grows across sessions and machines: a 2-core
-CPU trains and scores one run in ~40 minutes, one GPU all twelve in ~10. Runs and Inception
+CPU trains and scores one run in 23-40 minutes, one GPU all twelve in ~10. Runs and Inception
 features are kept (--runs, --cache), so a run stopped part way goes on where it stopped.
 docs/results/levers.md's tables are generated from the data file (`python -m ganlab.results`).
 
