@@ -33,7 +33,7 @@ def test_every_lever_and_seed_is_a_valid_run_of_the_recipe_first_seeds_first():
         assert config.train.snapshot_every == 10000 and config.ngf == 32  # the recipe underneath
     combined = from_mapping(jobs[len(levers.LEVERS) - 1][2])
     assert combined.g.self_modulation and combined.g.topk == 0.5
-    assert combined.regularize.progressive_bits == 2 and combined.regularize.r1_every == 16
+    assert combined.regularize.progressive_bits == 0 and combined.regularize.r1_weight == 0
     assert len({levers.run_file(params) for _, _, params in jobs}) == len(jobs)
 
 
