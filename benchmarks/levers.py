@@ -173,15 +173,22 @@ def draw(rows: list[dict[str, Any]], path: Path) -> None:
     last = max(row["step"] for row in rows)
     rows = [row for row in rows if row["step"] == last]
     names = list(dict.fromkeys(row["setting"] for row in rows))
+    recipe = [row["fid"] for row in rows if row["setting"] == "recipe"]
+    means = {n: np.mean([r["fid"] for r in rows if r["setting"] == n]) for n in names}
+    # a collapsed run would squeeze the rest: the axis ends at twice the recipe's FID
+    end = 2 * np.mean(recipe) if recipe else max(means.values()) * 1.15
     figure, axes = plt.subplots(figsize=(8, 0.5 + 0.55 * len(names)), dpi=100)
     for y, name in enumerate(names):
         values = [row["fid"] for row in rows if row["setting"] == name]
-        axes.barh(y, np.mean(values), color="tab:blue" if name == "recipe" else "tab:gray")
-        axes.plot(values, [y] * len(values), "o", color="black", markersize=4)
-        axes.text(np.mean(values), y, f" {np.mean(values):.2f}", va="center", fontsize="small")
-    recipe = [row["fid"] for row in rows if row["setting"] == "recipe"]
+        axes.barh(y, min(means[name], end), color="tab:blue" if name == "recipe" else "tab:gray")
+        axes.plot([min(v, end) for v in values], [y] * len(values), "o", color="black", ms=4)
+        where, align = (end, "right") if means[name] > end else (means[name], "left")
+        text = f" {means[name]:.2f} " + ("(off the axis)" if means[name] > end else "")
+        color = "white" if means[name] > end else "black"
+        axes.text(where, y, text, va="center", ha=align, fontsize="small", color=color)
     if recipe:
         axes.axvline(np.mean(recipe), color="tab:blue", linestyle="--", linewidth=1)
+    axes.set_xlim(0, end)
     axes.set_yticks(range(len(names)), names)
     axes.invert_yaxis()
     axes.set_xlabel(f"Inception FID-10k after {last:,} G updates (dots: seeds; lower is better)")
