@@ -63,8 +63,9 @@ LEVERS: dict[str, dict[str, Any]] = {
 }
 # The combination: self-modulation (16.40 against the recipe's 19.40 at seed 42, 2-core AMD EPYC)
 # with the one other lever level with the recipe there (top-k, 19.71). Progressive augmentation's
-# D gave up when its first bit entered (94.76), lazy R1 without BatchNorm trailed (21.20):
-# docs/results/levers.md. All four together would inherit the first's collapse.
+# first form (+-1 bits, bit weights drawn like the rest) made D give up when its first bit entered
+# (94.76; the form now is the authors'), lazy R1 without BatchNorm trailed (21.20):
+# docs/results/levers.md.
 LEVERS["self-modulation + top-k"] = LEVERS["self-modulation"] | LEVERS["top-k"]
 
 Job = tuple[str, int, dict]  # setting, seed, params

@@ -115,9 +115,9 @@ def test_progressive_bits_and_the_sign_they_set():
     out, sign = progressive_bits(x, bits=3, active=2)
     assert out.shape == (64, 4, 4, 4) and torch.equal(out[:, :1], x)
     used, unused = out[:, 1:3], out[:, 3]
-    assert set(used.unique().tolist()) == {-1.0, 1.0} and torch.all(unused == 0)
+    assert set(used.unique().tolist()) == {0.0, 1.0} and torch.all(unused == 0)
     assert torch.all(used == used[:, :, :1, :1])  # one bit per image: a constant map
-    ones = (used[:, :, 0, 0] > 0).sum(dim=1)
+    ones = used[:, :, 0, 0].sum(dim=1)
     assert torch.equal(sign, torch.where(ones % 2 == 1, -1.0, 1.0))
     _, none_yet = progressive_bits(x, bits=3, active=0)
     assert torch.all(none_yet == 1)
@@ -157,6 +157,25 @@ def _bits_in_use(x: torch.Tensor) -> int:
 
 def _netD(config) -> nn.Module:
     return build_models("dcgan", model_spec(config, (1, 28, 28), 10), config.init)[1]
+
+
+@pytest.mark.parametrize("model", ["dcgan", "mlp"])
+def test_a_bit_entering_leaves_a_new_ds_verdict_as_it_was(model):
+    """The bits' weights in D's first layer start at 0 (the authors' code): at the step a bit
+    enters, D's verdict is the one it gives the image alone; the images' weights are drawn."""
+    config = from_mapping(
+        tiny_params(model=model, regularize={"progressive_bits": 2, "progressive_every": 1})
+    )
+    torch.manual_seed(0)
+    netD = build_models(model, model_spec(config, (1, 28, 28), 10), config.init)[1].eval()
+    x = torch.rand(8, 1, 28, 28) * 2 - 1
+    with_bits, _ = progressive_bits(x, bits=2, active=2)
+    without, _ = progressive_bits(x, bits=2, active=0)
+    assert (with_bits[:, 1:] == 1).any()
+    with torch.no_grad():
+        assert torch.equal(netD(with_bits), netD(without))
+    first = next(m for m in netD.modules() if isinstance(m, nn.Conv2d | nn.Linear))
+    assert first.weight.abs().sum() > 0
 
 
 def test_flipped_bits_flip_ds_verdict():

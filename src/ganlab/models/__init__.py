@@ -225,9 +225,28 @@ def build_models(name: str, spec: ModelSpec, init: str) -> tuple[nn.Module, nn.M
         netD = SemiSupervisedDiscriminator(netD, spec.d_classes)
     for net in (netG, netD):
         INITS[init](net)
+    if spec.progressive_bits:
+        zero_bit_inputs_(netD, spec)
     if spec.spectral_norm:
         add_spectral_norm_(netD)
     return netG, netD
+
+
+def zero_bit_inputs_(netD: nn.Module, spec: ModelSpec) -> None:
+    """Progressive augmentation's bit channels start with zero weights in D's first layer, as in
+    the authors' code (boschresearch/PA-GAN): D's verdict does not jump when a bit enters."""
+    channels, height, width = spec.image_shape
+    first = next(m for m in netD.modules() if isinstance(m, nn.Conv2d | nn.Linear))
+    if isinstance(first, nn.Conv2d):
+        expected, bits = channels + spec.progressive_bits, (slice(None), slice(channels, None))
+        given = first.in_channels
+    else:  # a fully-connected D reads the images flattened, channel by channel
+        expected = (channels + spec.progressive_bits) * height * width
+        bits, given = (slice(None), slice(channels * height * width, None)), first.in_features
+    if given != expected:
+        raise ValueError(f"D's first layer takes {given} inputs, expected {expected} with the bits")
+    with torch.no_grad():
+        first.weight[bits] = 0
 
 
 def build_translator(name: str, spec: TranslatorSpec, init: str) -> dict[str, nn.Module]:

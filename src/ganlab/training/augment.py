@@ -80,14 +80,18 @@ def diff_augment(x: torch.Tensor, policy: Sequence[str]) -> torch.Tensor:
 def progressive_bits(x: torch.Tensor, bits: int, active: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Progressive augmentation (Zhang & Khoreva, "Progressive Augmentation of GANs", NeurIPS
     2019): x with `bits` channels more, the first `active` each one random bit per image as a
-    constant map of -1 or +1, the rest 0 (bits not yet in use); and each image's sign, -1 where
-    the active bits' XOR is 1: D's real/fake target flips there, so D must read the bits."""
+    constant map of 0 or 1, the rest 0 (bits not yet in use); and each image's sign, -1 where
+    the active bits' XOR is 1: D's real/fake target flips there, so D must read the bits.
+
+    0/1 as the authors' code has it: an image whose bits are all 0 reaches D as before, and with
+    the bits' weights starting at 0 (models.zero_bit_inputs_) D's verdict is unchanged at the
+    step a bit enters."""
     n, _, height, width = x.shape
     values = torch.zeros(n, bits, device=x.device, dtype=x.dtype)
     sign = torch.ones(n, device=x.device)
     if active:
         drawn = torch.randint(0, 2, (n, active), device=x.device)
-        values[:, :active] = (2 * drawn - 1).to(x.dtype)
+        values[:, :active] = drawn.to(x.dtype)
         sign = 1 - 2 * (drawn.sum(dim=1) % 2).float()
     maps = values[:, :, None, None].expand(n, bits, height, width)
     return torch.cat([x, maps], dim=1).contiguous(memory_format=_layout(x)), sign
