@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from ganlab.presets import flat_overrides
 from ganlab.training.params import from_mapping
 from tests.conftest import REPO, tiny_params
 
@@ -31,6 +32,9 @@ def test_every_lever_and_seed_is_a_valid_run_of_the_recipe_first_seeds_first():
         config = from_mapping(params)
         assert config.seed == seed and config.train.max_steps == 30000
         assert config.train.snapshot_every == 10000 and config.ngf == 32  # the recipe underneath
+    # the recipe the levers were measured against, not the preset that since took one of them in
+    assert flat_overrides(ARGS.preset)["g.self_modulation"]
+    assert not from_mapping(jobs[0][2]).g.self_modulation
     combined = from_mapping(jobs[len(levers.LEVERS) - 1][2])
     assert combined.g.self_modulation and combined.g.topk == 0.5
     assert combined.regularize.progressive_bits == 0 and combined.regularize.r1_weight == 0
