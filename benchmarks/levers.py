@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -182,7 +183,7 @@ def draw(rows: list[dict[str, Any]], path: Path) -> None:
     means = {n: np.mean([r["fid"] for r in rows if r["setting"] == n]) for n in names}
     # a collapsed run would squeeze the rest: the axis ends at twice the recipe's FID
     end = 2 * np.mean(recipe) if recipe else max(means.values()) * 1.15
-    figure, axes = plt.subplots(figsize=(8, 0.5 + 0.55 * len(names)), dpi=100)
+    figure, axes = plt.subplots(figsize=(8, 0.8 + 0.6 * len(names)), dpi=100)
     for y, name in enumerate(names):
         values = [row["fid"] for row in rows if row["setting"] == name]
         axes.barh(y, min(means[name], end), color="tab:blue" if name == "recipe" else "tab:gray")
@@ -194,7 +195,7 @@ def draw(rows: list[dict[str, Any]], path: Path) -> None:
     if recipe:
         axes.axvline(np.mean(recipe), color="tab:blue", linestyle="--", linewidth=1)
     axes.set_xlim(0, end)
-    axes.set_yticks(range(len(names)), names)
+    axes.set_yticks(range(len(names)), [textwrap.fill(name, 34) for name in names])
     axes.invert_yaxis()
     axes.set_xlabel(f"Inception FID-10k after {last:,} G updates (dots: seeds; lower is better)")
     axes.grid(axis="x", alpha=0.3)
