@@ -131,4 +131,4 @@ def test_the_drawing_has_a_bar_per_setting_at_the_last_step(tmp_path):
     rows += [{"setting": "all four", "seed": 42, "step": 10000, "fid": 30.0}]  # not at 30,000
     levers.draw(rows, tmp_path / "levers.png")
     with Image.open(tmp_path / "levers.png") as image:
-        assert image.format == "PNG" and image.size == (800, 215)  # 3 settings' rows
+        assert image.format == "PNG" and image.size == (800, 260)  # 3 settings' rows
