@@ -179,13 +179,14 @@ def draw(rows: list[dict[str, Any]], path: Path) -> None:
     last = max(row["step"] for row in rows)
     rows = [row for row in rows if row["step"] == last]
     names = list(dict.fromkeys(row["setting"] for row in rows))
-    recipe = [row["fid"] for row in rows if row["setting"] == "recipe"]
-    means = {n: np.mean([r["fid"] for r in rows if r["setting"] == n]) for n in names}
+    fids = {name: [row["fid"] for row in rows if row["setting"] == name] for name in names}
+    recipe = fids.get("recipe", [])
+    means = {name: np.mean(values) for name, values in fids.items()}
     # a collapsed run would squeeze the rest: the axis ends at twice the recipe's FID
     end = 2 * np.mean(recipe) if recipe else max(means.values()) * 1.15
     figure, axes = plt.subplots(figsize=(8, 0.8 + 0.6 * len(names)), dpi=100)
     for y, name in enumerate(names):
-        values = [row["fid"] for row in rows if row["setting"] == name]
+        values = fids[name]
         axes.barh(y, min(means[name], end), color="tab:blue" if name == "recipe" else "tab:gray")
         axes.plot([min(v, end) for v in values], [y] * len(values), "o", color="black", ms=4)
         where, align = (end, "right") if means[name] > end else (means[name], "left")

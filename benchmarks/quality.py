@@ -82,22 +82,16 @@ def runs_of(preset: str, overrides: dict[str, Any], against: list[str]) -> dict[
 def side_by_side(scored: dict[str, list[dict]]) -> str:
     """FID-10k of each run's snapshots at the same minutes, the runs as columns."""
     labels = list(scored)
-    minutes = sorted(
-        {r["minutes"] for rows in scored.values() for r in rows if r["generator"] == "snapshot"}
-    )
+    snapshots = {
+        (label, r["minutes"]): r
+        for label, rows in scored.items()
+        for r in rows
+        if r["generator"] == "snapshot"
+    }
     lines = ["| minutes | " + " | ".join(labels) + " |", "| ---: |" + " ---: |" * len(labels)]
-    for minute in minutes:
-        cells = []
-        for label in labels:
-            row = next(
-                (
-                    r
-                    for r in scored[label]
-                    if r["generator"] == "snapshot" and r["minutes"] == minute
-                ),
-                None,
-            )
-            cells.append(f"{row['fid']:.2f} (step {row['step']:,})" if row else "")
+    for minute in sorted({minute for _, minute in snapshots}):
+        found = [snapshots.get((label, minute)) for label in labels]
+        cells = [f"{r['fid']:.2f} (step {r['step']:,})" if r else "" for r in found]
         lines.append(f"| {minute:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

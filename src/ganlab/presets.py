@@ -254,7 +254,7 @@ LESSONS: dict[str, dict[str, Any]] = {
 # The lab's own recipes for a wall-clock budget (benchmarks/quality.py measures them): batch 64
 # for twice the updates of 128, epochs enough that the clock ends training, a G snapshot every
 # 10 minutes, FID-10k; G self-modulated, the one lever of issue 41 that won step for step
-# (Inception FID-10k 16.79 against 19.40 at 30,000 updates: docs/results/levers.md).
+# (Inception FID-10k 16.79 against 19.38 at 30,000 updates, two seeds each: docs/results/levers.md).
 SELF_MODULATED: dict[str, Any] = {"g": {"self_modulation": True}}
 THIRTY_MINUTES: dict[str, Any] = {
     **SELF_MODULATED,
