@@ -80,19 +80,16 @@ def runs_of(preset: str, overrides: dict[str, Any], against: list[str]) -> dict[
 
 
 def side_by_side(scored: dict[str, list[dict]]) -> str:
-    """FID-10k of each run's snapshots at the same minutes, the runs as columns."""
-    labels = list(scored)
-    snapshots = {
-        (label, r["minutes"]): r
-        for label, rows in scored.items()
-        for r in rows
-        if r["generator"] == "snapshot"
-    }
-    lines = ["| minutes | " + " | ".join(labels) + " |", "| ---: |" + " ---: |" * len(labels)]
-    for minute in sorted({minute for _, minute in snapshots}):
-        found = [snapshots.get((label, minute)) for label in labels]
-        cells = [f"{r['fid']:.2f} (step {r['step']:,})" if r else "" for r in found]
-        lines.append(f"| {minute:g} | " + " | ".join(cells) + " |")
+    """FID-10k of each run's snapshots at the same minutes, the runs as columns (the view
+    docs/ renders from the recorded table, here without the machine: one machine ran both)."""
+    rows = [{"run": label, **r, "machine": {"cpu": ""}} for label, rs in scored.items() for r in rs]
+    view = results.runs_side_by_side({"columns": COLUMNS, "rows": rows})
+    runs = [
+        header.rsplit(": ", 1)[0] for key, header in view["columns"].items() if key != "minutes"
+    ]
+    lines = ["| minutes | " + " | ".join(runs) + " |", "| ---: |" + " ---: |" * len(runs)]
+    for row in view["rows"]:
+        lines.append("| " + " | ".join(results.cell(row[k]) for k in view["columns"]) + " |")
     return "\n".join(lines)
 
 

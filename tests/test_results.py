@@ -160,3 +160,34 @@ def test_the_mean_over_seeds_view_averages_each_setting_and_step(tmp_path):
     assert "| recipe | 30,000 | 18.62 | 18.00 (42) / 19.25 (43) | 0.01862 |" in rendered
     with pytest.raises(ValueError, match=r"needs the columns \['seed'\]"):
         results.mean_over_seeds({"columns": {k: v for k, v in columns.items() if k != "seed"}})
+
+
+def test_the_side_by_side_view_puts_each_runs_snapshot_at_a_minute_in_one_row():
+    columns = {"run": "run", "generator": "generator", "minutes": "minutes", "step": "step"}
+    columns["fid"] = "FID-10k"
+    xeon = MACHINE | {"cpu": "Intel Xeon", "cpu_flags": ["amx_bf16"]}
+    run = lambda label, minutes, fid, generator="snapshot", machine=MACHINE: {  # noqa: E731
+        "run": label, "generator": generator, "minutes": minutes, "step": int(minutes * 1000),
+        "fid": fid, "machine": machine,
+    }  # fmt: skip
+    rows = [run("new", 10, 20.0), run("new", 20, 15.5), run("new", 19.5, 14.0, "best")]
+    rows += [run("old", 10, 22.25), run("old", 20, 18.0), run("old", 10, 21.0, machine=xeon)]
+    view = results.runs_side_by_side({"columns": columns, "rows": rows})
+    assert view["columns"] == {
+        "minutes": "minutes",
+        "run0": "new: FID-10k (step)",
+        "run1": "old: FID-10k (step)",
+    }
+    assert [(r["minutes"], r["run0"], r["run1"]) for r in view["rows"]] == [
+        (10, "20.00 (step 10,000)", "22.25 (step 10,000)"),
+        (20, "15.50 (step 20,000)", "18.00 (step 20,000)"),
+        (10, None, "21.00 (step 10,000)"),  # the Xeon's row: its own machine
+    ]
+    rendered = results.render_table(view)
+    assert "| 20 | 15.50 (step 20,000) | 18.00 (step 20,000) | 2-core AMD EPYC (AVX2 only) |" in (
+        rendered
+    )
+    with pytest.raises(ValueError, match=r"needs the columns \['generator'\]"):
+        results.runs_side_by_side(
+            {"columns": {k: v for k, v in columns.items() if k != "generator"}}
+        )
