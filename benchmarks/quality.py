@@ -93,6 +93,19 @@ def side_by_side(scored: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+def draw_side_by_side(scored: dict[str, list[dict]], path: Path) -> None:
+    """FID-10k against minutes, a line a run: the comparison as a picture."""
+    from ganlab.plots import save_curves
+
+    fid = {
+        label: {r["minutes"]: r["fid"] for r in rows if r["generator"] == "snapshot"}
+        for label, rows in scored.items()
+    }
+    frame = pd.DataFrame(fid).sort_index().rename_axis("minutes").reset_index()
+    title = "FID-10k against minutes of training (Fashion-MNIST), one run after the other"
+    save_curves(frame, {label: label for label in fid}, path, title, "FID-10k", x="minutes")
+
+
 def table(rows: list[dict]) -> str:
     lines = [
         "| generator | minutes | step | images seen | FID | KID | classifier FID | classes "
@@ -186,6 +199,7 @@ def main() -> None:
             f"\nFID-10k after each snapshot's minutes, one run after the other ({cpu_model()}):\n"
         )
         print(side_by_side(scored))
+        draw_side_by_side(scored, args.out / "quality_side_by_side.png")
     print(f"\ncurves, grids and numbers: {args.out}")
 
 

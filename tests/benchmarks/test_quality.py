@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+from PIL import Image
 
 from tests.conftest import REPO
 
@@ -53,3 +54,27 @@ def test_side_by_side_lines_the_runs_up_by_minutes():
         "| 20 | 16.50 (step 31,000) | 17.25 (step 33,000) |",
         "| 30 | 15.00 (step 47,000) |  |",
     ]
+
+
+def test_the_side_by_side_picture_draws_a_line_a_run(tmp_path, monkeypatch):
+    from ganlab import plots
+
+    drawn = {}
+    save_curves = plots.save_curves
+
+    def spy(frame, labels, path, *args, **kwargs):
+        drawn["frame"], drawn["labels"] = frame, labels
+        save_curves(frame, labels, path, *args, **kwargs)
+
+    monkeypatch.setattr(plots, "save_curves", spy)
+    snapshot = lambda minutes, fid: {"generator": "snapshot", "minutes": minutes, "fid": fid}  # noqa: E731
+    scored = {
+        "new": [snapshot(10, 20.0), snapshot(20, 16.5)],
+        "old": [snapshot(10, 21.0), {"generator": "best", "minutes": 15, "fid": 1.0}],
+    }
+    quality.draw_side_by_side(scored, tmp_path / "side.png")
+    assert drawn["labels"] == {"new": "new", "old": "old"}
+    assert drawn["frame"]["minutes"].tolist() == [10, 20]
+    assert drawn["frame"]["new"].tolist() == [20.0, 16.5]
+    assert drawn["frame"]["old"].iloc[0] == 21.0 and drawn["frame"]["old"].isna().iloc[1]
+    assert Image.open(tmp_path / "side.png").size == (800, 450)
