@@ -133,17 +133,6 @@ def mlflow_runs(repo: Path) -> int:
         return connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
 
 
-def train_device(repo: Path) -> str | None:
-    """The device tag of the train stage's MLflow run."""
-    run_id = read_json(repo / "models/train_run.json").get("mlflow_run_id")
-    if run_id is None or not (repo / "mlflow.db").is_file():
-        return None
-    with sqlite3.connect(repo / "mlflow.db") as connection:
-        query = "SELECT value FROM tags WHERE run_uuid = ? AND key = 'device'"
-        row = connection.execute(query, (run_id,)).fetchone()
-    return row[0] if row else None
-
-
 def driver_version() -> str | None:
     if shutil.which("nvidia-smi") is None:
         return None
@@ -169,8 +158,9 @@ def summary(
             "fid_stats": read_json(repo / "reports/fid_stats_info.json").get("device"),
             "classifier": read_json(repo / "reports/classifier_info.json").get("device"),
             "evaluate": read_json(repo / "reports/eval_info.json").get("device"),
-            "train": train_device(repo),
+            "train": train_info.get("device"),
         },
+        "train_precision": train_info.get("precision"),
         "metrics": read_json(repo / "metrics/eval.json"),
         "train": trained,
         "images_per_second": train_info.get("images_per_second"),

@@ -137,14 +137,19 @@ def quality_metrics(result: RunResult) -> dict[str, float]:
 
 
 def record_metrics(
-    paths: TrainOutputs, metrics: dict[str, float], eval_minutes: dict[str, float] | None = None
+    paths: TrainOutputs,
+    metrics: dict[str, float],
+    eval_minutes: dict[str, float] | None = None,
+    ran_on: dict[str, str] | None = None,
 ) -> None:
-    """metrics/train.json (numbers only: device and precision are the run's MLflow tags), its
-    durations apart in the info file (`dvc exp show` leads with scores, not seconds) with the
-    minutes of training at each scored step, and all of them in MLflow."""
+    """metrics/train.json (numbers only), its durations apart in the info file (`dvc exp show`
+    leads with scores, not seconds) with the minutes of training at each scored step and what
+    the run ran on (device, precision: as every stage's info file says how its numbers were
+    made), and the numbers in MLflow (where device and precision are the run's tags)."""
     write_json(paths.metrics, {k: v for k, v in metrics.items() if k not in TIMING})
     timing = {k: v for k, v in metrics.items() if k in TIMING}
-    write_json(paths.info, timing | ({"eval_minutes": eval_minutes} if eval_minutes else {}))
+    minutes = {"eval_minutes": eval_minutes} if eval_minutes else {}
+    write_json(paths.info, (ran_on or {}) | timing | minutes)
     tracking.log_metrics(metrics)
 
 
@@ -166,10 +171,12 @@ def finish(
     train_images: int,
     images_seen: int,
     extra: dict[str, float],
+    ran_on: dict[str, str],
     log_model: Callable[[], None],
 ) -> None:
     """Everything after the last step (the generator files are the family's to write first):
-    snapshots published, CSVs and metrics written, the model logged, the checkpoint removed."""
+    snapshots published, CSVs and metrics written, the model logged, the checkpoint removed.
+    `ran_on`: the device and precision the run trained on, for the info file."""
     kept = snapshots.publish(paths.staging, paths.snapshots)
     history = write_history(pd.DataFrame(result.history, columns=list(columns)), paths.history)
     final = {"final_d_loss": history["d_loss"].iloc[-1], "final_g_loss": history["g_loss"].iloc[-1]}
@@ -190,7 +197,7 @@ def finish(
         **extra,
     }
     eval_minutes = {str(int(row[0])): round(row[2], 3) for row in result.evals}
-    record_metrics(paths, metrics, eval_minutes)
+    record_metrics(paths, metrics, eval_minutes, ran_on)
     log_epoch_means(history)
     if not result.evals:  # no scoring while training: empty quality tables
         write_quality([], paths)

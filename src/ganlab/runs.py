@@ -14,7 +14,7 @@ import torch
 from ganlab import checkpoint, outputs, snapshots, tracking
 from ganlab.config import Config
 from ganlab.data import datasets, domains
-from ganlab.device import resolve_precision
+from ganlab.device import Precision, resolve_precision
 from ganlab.training import distributed, semi_supervised, translation
 from ganlab.training.gan import TrainResult, history_columns_of, model_spec, train
 from ganlab.training.monitor import load_reference
@@ -77,6 +77,7 @@ def train_noise_to_image(
             train_images=len(images),
             images_seen=result.images_seen,
             extra=extra,
+            ran_on=_ran_on(device, precision),
             log_model=lambda: tracking.log_generator(
                 best_net.cpu().float(), config.z_dim, name, info
             ),
@@ -94,9 +95,14 @@ def _noise_hooks(paths: outputs.TrainOutputs, config: Config, saved: dict, colum
     return hooks
 
 
+def _ran_on(device: torch.device, precision: Precision) -> dict[str, str]:
+    """What the run trained on: its MLflow tags, and the train stage's info file."""
+    return {"device": device.type, "precision": precision.name}
+
+
 def _tag_run(config: Config, images: torch.Tensor, device, precision, tags: dict) -> None:
     """The run's device, precision and other tags, and the training data in MLflow's Datasets."""
-    tracking.set_tags({"device": device.type, "precision": precision.name, **tags})
+    tracking.set_tags(_ran_on(device, precision) | tags)
     source = datasets.source_of(config.dataset, config.download.image_folder)
     tracking.log_dataset(config.dataset, datasets.digest(images), source)
 
@@ -172,6 +178,7 @@ def train_translator(
             train_images=len(task.source),
             images_seen=result.images_seen,
             extra={},
+            ran_on=_ran_on(device, precision),
             log_model=lambda: tracking.log_translator(
                 G, shape, outputs.registered_model_name(config), info
             ),

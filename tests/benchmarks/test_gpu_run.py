@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import zlib
 from pathlib import Path
@@ -141,3 +142,26 @@ def test_the_gpu_preset_is_a_valid_change_of_params_yaml():
     config = from_mapping(values)
     assert config.batch_size >= 256 and config.ema.decay is not None
     assert config.train.eval_every is not None and config.fid.n_fake == 10_000
+
+
+def test_the_record_says_where_each_stage_ran_from_the_stages_info_files(tmp_path: Path):
+    """Every stage's device (train's from its info file, as the others'), train's precision."""
+    for name, info in {
+        "fid_stats": {"device": "cuda"},
+        "classifier": {"device": "cuda"},
+        "eval": {"device": "cuda"},
+        "train": {"device": "cuda", "precision": "bf16", "train_seconds": 2.0},
+    }.items():
+        path = tmp_path / "reports" / f"{name}_info.json"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(info | {"images_per_second": 5.0}))
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics/train.json").write_text(json.dumps({"steps": 4}))
+    (tmp_path / "metrics/eval.json").write_text(json.dumps({"fid": 30.0}))
+    (tmp_path / "params.yaml").write_text("batch_size: 8\n")
+    record = gpu_run.summary(tmp_path, {}, {}, "gpu_run.py")
+    assert record["devices"] == dict.fromkeys(
+        ("fid_stats", "classifier", "evaluate", "train"), "cuda"
+    )
+    assert record["train_precision"] == "bf16" and record["metrics"] == {"fid": 30.0}
+    assert record["mlflow_runs"] == 0  # no store: none claimed

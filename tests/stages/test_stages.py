@@ -101,6 +101,12 @@ def test_the_semi_supervised_stage_reports_accuracies_epoch_means_and_snapshots(
     }
     outputs = run_train(params, tiny_root, tmp_path, monkeypatch, exit_code=None)
     metrics = json.loads(outputs["metrics"].read_text())
+    # what it ran on, in the info file as in the MLflow run's tags (a CPU here: fp32 or bf16)
+    info = json.loads(outputs["info"].read_text())
+    tags = mlflow.get_run(read_run_id(outputs["mlflow-run"])).data.tags
+    assert info["device"] == tags["device"] == "cpu"
+    assert info["precision"] == tags["precision"] in ("fp32", "bf16")
+    assert info["train_seconds"] > 0 and "device" not in metrics  # metrics: numbers only
     # G and D after each epoch, moved from beside the resume checkpoint into the outputs
     assert sorted(path.name for path in outputs["snapshots"].iterdir()) == [
         "epoch_001.pt",
