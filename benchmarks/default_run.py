@@ -55,7 +55,7 @@ def figures(repo: Path, wall_minutes: float) -> dict:
             timing.get("train_seconds", trained.get("train_seconds", 0)) / 60, 1
         ),
         "wall_minutes": round(wall_minutes, 1),
-    }
+    } | ({"train_precision": timing["precision"]} if "precision" in timing else {})
 
 
 def main() -> None:

@@ -38,6 +38,11 @@ def test_the_row_reads_scores_and_the_training_time_from_the_info_file(tmp_path)
     }
 
 
+def test_the_row_names_the_precision_the_run_trained_in_when_its_info_file_does(tmp_path):
+    _outputs(tmp_path, {"steps": 14055}, {"train_seconds": 492.3, "precision": "bf16"})
+    assert default_run.figures(tmp_path, wall_minutes=19.4)["train_precision"] == "bf16"
+
+
 def test_outputs_from_before_the_info_file_still_give_their_training_time(tmp_path):
     _outputs(tmp_path, {"steps": 14055, "train_seconds": 600.0}, None)
     assert default_run.figures(tmp_path, wall_minutes=20.0)["train_minutes"] == 10.0
