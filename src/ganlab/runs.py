@@ -60,8 +60,7 @@ def train_noise_to_image(
         fit()  # the other ranks train, rank 0 does the rest
         return
     with tracking.open_run(run_id, system_metrics=True):
-        probed = {f"precision_probe_{k}": v for k, v in (probe or {}).items()}
-        _tag_run(config, images, device, precision, {"processes": world.size, **probed})
+        _tag_run(config, images, device, precision, {"processes": world.size}, probe)
         saved = {"model": config.model, "spec": dataclasses.asdict(spec), "latent": config.latent}
         saved["precision"] = precision.name
         columns = history_columns_of(config)
@@ -100,9 +99,13 @@ def _ran_on(device: torch.device, precision: Precision) -> dict[str, str]:
     return {"device": device.type, "precision": precision.name}
 
 
-def _tag_run(config: Config, images: torch.Tensor, device, precision, tags: dict) -> None:
-    """The run's device, precision and other tags, and the training data in MLflow's Datasets."""
-    tracking.set_tags(_ran_on(device, precision) | tags)
+def _tag_run(
+    config: Config, images: torch.Tensor, device, precision, tags: dict, probe: dict | None = None
+) -> None:
+    """The run's device, precision (and what the precision probe timed) and other tags, and the
+    training data in MLflow's Datasets."""
+    probed = {f"precision_probe_{k}": v for k, v in (probe or {}).items()}
+    tracking.set_tags(_ran_on(device, precision) | tags | probed)
     source = datasets.source_of(config.dataset, config.download.image_folder)
     tracking.log_dataset(config.dataset, datasets.digest(images), source)
 
