@@ -114,6 +114,7 @@ def test_unknown_model_lists_the_choices():
 
 
 def test_minibatch_discrimination_tells_a_collapsed_batch_from_a_varied_one():
+    torch.manual_seed(0)  # the layer's random T: the test's own, not what ran before it
     layer = MinibatchDiscrimination(in_features=12, kernels=3, kernel_dim=2)
     copies = torch.ones(4, 3, 2, 2).expand(4, 3, 2, 2).clone()  # a collapsed G: one image
     varied = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 3, 2, 2) * 100
