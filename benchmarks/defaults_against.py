@@ -41,6 +41,8 @@ COLUMNS = {  # --record's table: key -> header
     "inception_recall": "recall",
     "classifier_fid": "classifier FID",
     "train_precision": "trained in",
+    "train_s": "train s",
+    "note": "note",
 }
 
 
@@ -67,11 +69,13 @@ def check_outputs(repo: Path, overrides: dict[str, Any]) -> None:
 
 
 def row_of(repo: Path, setting: str, seed: int) -> dict[str, Any]:
-    """The row a finished run gives: its scores, its steps, the precision it trained in."""
+    """The row a finished run gives: its scores, its steps, the precision it trained in and
+    the seconds its steps took (scoring while training apart)."""
     read = lambda name: json.loads((repo / name).read_text(encoding="utf-8"))  # noqa: E731
     scores, trained, info = read("metrics/eval.json"), read("metrics/train.json"), {}
     if (repo / "reports/train_info.json").is_file():
         info = read("reports/train_info.json")
+    ran = {"train_precision": info.get("precision"), "train_s": info.get("train_seconds")}
     return {
         "setting": setting,
         "seed": seed,
@@ -81,7 +85,7 @@ def row_of(repo: Path, setting: str, seed: int) -> dict[str, Any]:
         "inception_precision": scores["inception_precision"],
         "inception_recall": scores["inception_recall"],
         "classifier_fid": round(scores["classifier_fid"], 2),
-    } | ({"train_precision": info["precision"]} if "precision" in info else {})
+    } | {key: value for key, value in ran.items() if value is not None}
 
 
 def run_arm(repo: Path, overrides: dict[str, Any], name: str) -> None:
@@ -99,6 +103,7 @@ def main() -> None:
     arguments.add_argument("--outputs", type=Path, help="record this checkout's finished run")
     arguments.add_argument("--commit", help="the code that made --outputs' figures")
     arguments.add_argument("--record", metavar="TABLE", help="append to reports/results/TABLE")
+    arguments.add_argument("--note", help="what a reader should know of these rows")
     args = arguments.parse_args()
     if args.outputs and (len(args.arm) != 1 or len(args.seeds) != 1):
         arguments.error("--outputs records one run: one --arm and one seed")
@@ -118,9 +123,9 @@ def main() -> None:
                 row = row_of(args.repo, arm, seed)
             finally:
                 restore_workspace(args.repo)
-        rows.append(row)
+        rows.append(row | ({"note": args.note} if args.note else {}))
         if args.record:
-            results.record_rows(args.record, COLUMNS, [row], command, commit=commit)
+            results.record_rows(args.record, COLUMNS, rows[-1:], command, commit=commit)
     print(results.render_table({"columns": COLUMNS, "rows": [r | {"machine": {}} for r in rows]}))
 
 

@@ -41,7 +41,8 @@ def _finished_run(root, params: dict) -> None:
     scores |= {"inception_recall": 0.4132, "classifier_fid": 40.00704}
     (root / "metrics/eval.json").write_text(json.dumps(scores))
     (root / "metrics/train.json").write_text(json.dumps({"steps": 14055}))
-    (root / "reports/train_info.json").write_text(json.dumps({"precision": "bf16"}))
+    info = {"precision": "bf16", "train_seconds": 505.2}
+    (root / "reports/train_info.json").write_text(json.dumps(info))
 
 
 def test_a_finished_runs_row_comes_from_its_files(tmp_path):
@@ -58,6 +59,7 @@ def test_a_finished_runs_row_comes_from_its_files(tmp_path):
         "inception_recall": 0.4132,
         "classifier_fid": 40.01,
         "train_precision": "bf16",
+        "train_s": 505.2,
     }
     assert set(row) <= set(defaults_against.COLUMNS)
 
