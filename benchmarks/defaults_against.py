@@ -27,6 +27,7 @@ import yaml
 from experiments import REPO, restore_from_head, restore_workspace
 from ganlab import results
 from ganlab.config import ConfigError, with_overrides
+from ganlab.device import cpu_model
 from ganlab.presets import yaml_value
 from ganlab.training.params import from_mapping
 from quality import settings_of
@@ -126,7 +127,8 @@ def main() -> None:
         rows.append(row | ({"note": args.note} if args.note else {}))
         if args.record:
             results.record_rows(args.record, COLUMNS, rows[-1:], command, commit=commit)
-    print(results.render_table({"columns": COLUMNS, "rows": [r | {"machine": {}} for r in rows]}))
+    here = {"cpu": cpu_model()}  # one machine ran them all
+    print(results.render_table({"columns": COLUMNS, "rows": [r | {"machine": here} for r in rows]}))
 
 
 if __name__ == "__main__":

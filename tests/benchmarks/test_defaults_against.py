@@ -70,3 +70,15 @@ def test_a_checkout_that_ran_other_params_is_not_recorded_as_the_arm(tmp_path):
         defaults_against.check_outputs(tmp_path, {"g.self_modulation": True, "seed": 42})
     with pytest.raises(SystemExit, match="seed = 42, the arm has 43"):
         defaults_against.check_outputs(tmp_path, {"g.self_modulation": False, "seed": 43})
+
+
+def test_a_finished_run_is_printed_as_a_table_row(tmp_path, monkeypatch, capsys):
+    _finished_run(tmp_path, {"g.self_modulation": True, "seed": 43})
+    argv = ["defaults_against.py", "--outputs", str(tmp_path), "--repo", str(REPO)]
+    argv += ["--arm", "g.self_modulation=true", "--seeds", "43", "--note", "a quiet CPU"]
+    monkeypatch.setattr(sys, "argv", argv)
+    defaults_against.main()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("| setting | seed | G updates | FID-5k |")
+    assert lines[2].startswith("| g.self_modulation=true | 43 | 14,055 | 25.51 |")
+    assert "| bf16 | 505.2 | a quiet CPU |" in lines[2]
