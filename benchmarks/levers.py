@@ -68,9 +68,9 @@ LEVERS: dict[str, dict[str, Any]] = {
 # (94.76; the form now is the authors'), lazy R1 without BatchNorm trailed (21.20):
 # docs/results/levers.md.
 LEVERS["self-modulation + top-k"] = LEVERS["self-modulation"] | LEVERS["top-k"]
-# The recipe the levers are measured against: the preset as it was before it took
-# self-modulation in (params.yaml's `g.self_modulation: false`, so the runs' params, and the
-# files named by their digest, are those recorded before).
+# The recipe the levers are measured against: the preset as it was before it and params.yaml
+# took self-modulation in (so the runs' params, and the files named by their digest, are those
+# recorded before).
 BEFORE: dict[str, Any] = {"g.self_modulation": False}
 
 Job = tuple[str, int, dict]  # setting, seed, params

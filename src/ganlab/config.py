@@ -213,7 +213,9 @@ class EmaSection:
 class GSection:
     """G's architecture beyond its width, and which fakes its update learns from."""
 
-    self_modulation: bool = False  # BatchNorm's scale and shift as MLPs of z (Chen et al., 2019)
+    # BatchNorm's scale and shift as MLPs of z (Chen et al., 2019); on the defaults against
+    # BatchNorm's constants: docs/results/default-run.md
+    self_modulation: bool = True
     # top-k updates (Sinha et al., 2020): G learns from the k fakes D rates most real, k =
     # batch * max(topk_decay ** epoch, topk); null = every fake
     topk: float | None = _rule(None, lambda v: 0 < v <= 1, "a fraction in (0, 1] or null")

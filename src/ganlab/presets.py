@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# The papers' and lessons' G keeps BatchNorm's learned scale and shift; params.yaml's is
+# self-modulated (g.self_modulation), the lab's own recipe as its EMA of G is.
+PLAIN_G: dict[str, Any] = {"g.self_modulation": False}
 PAPERS: dict[str, dict[str, Any]] = {
     # Radford et al. (2016): params.yaml's DCGAN at the paper's width, batch and length, no EMA.
     "dcgan": {
@@ -16,6 +19,7 @@ PAPERS: dict[str, dict[str, Any]] = {
         "batch_size": 128,
         "epochs": 5,
         "ema.decay": None,
+        **PLAIN_G,
     },
     # Arjovsky et al. (2017): RMSprop 5e-5, clipping 0.01, five critic steps per G step.
     "wgan_clip": {
@@ -25,6 +29,7 @@ PAPERS: dict[str, dict[str, Any]] = {
         "optim.g_optimizer": "rmsprop",
         "optim.d_optimizer": "rmsprop",
         "lr": 5e-5,
+        **PLAIN_G,
     },
     # Gulrajani et al. (2017): lambda 10, Adam 1e-4 (0, 0.9), no BatchNorm in the critic.
     "wgan_gp": {
@@ -35,6 +40,7 @@ PAPERS: dict[str, dict[str, Any]] = {
         "optim.beta1": 0.0,
         "optim.beta2": 0.9,
         "d.norm": "layer",
+        **PLAIN_G,
     },
     # Miyato et al. (2018): hinge loss, spectral normalization, Adam (0, 0.9).
     "sngan": {
@@ -43,9 +49,10 @@ PAPERS: dict[str, dict[str, Any]] = {
         "d.norm": "none",
         "optim.beta1": 0.0,
         "optim.beta2": 0.9,
+        **PLAIN_G,
     },
     # Mao et al. (2017).
-    "lsgan": {"loss": "lsgan"},
+    "lsgan": {"loss": "lsgan", **PLAIN_G},
     # Miyato & Koyama (2018): class-conditional with a projection discriminator, on SNGAN.
     "cgan_projection": {
         "classes.conditional": "projection",
@@ -54,9 +61,10 @@ PAPERS: dict[str, dict[str, Any]] = {
         "d.norm": "none",
         "optim.beta1": 0.0,
         "optim.beta2": 0.9,
+        **PLAIN_G,
     },
     # Odena et al. (2017): an auxiliary classifier in D.
-    "acgan": {"classes.conditional": "acgan"},
+    "acgan": {"classes.conditional": "acgan", **PLAIN_G},
 }
 
 # The classic teaching setups, each exactly as its material has it (issue 17's table). Adam's
@@ -118,6 +126,7 @@ LESSONS: dict[str, dict[str, Any]] = {
         "g_fakes": "fresh",
         "init": "default",
         **NO_EMA,
+        **PLAIN_G,
     },
     # The MNIST MLP tutorial: D 784-256-256-1 (LeakyReLU 0.2), G 64-256-256-784 (ReLU, tanh),
     # no dropout, z ~ N(0, 1) 64-d; Adam 2e-4; batch 100, 20 epochs.
@@ -183,6 +192,7 @@ LESSONS: dict[str, dict[str, Any]] = {
         "epochs": 5,
         "g_fakes": "reuse",
         **NO_EMA,
+        **PLAIN_G,
     },
     # The same study's DCGAN on MNIST at 32x32 with batch 32.
     "dcgan_mnist32": {
@@ -199,6 +209,7 @@ LESSONS: dict[str, dict[str, Any]] = {
         "epochs": 5,
         "g_fakes": "reuse",
         **NO_EMA,
+        **PLAIN_G,
     },
     # The same study's WGAN: RMSprop 5e-4, batch 64, 3 epochs, 5 critic steps, clipping 0.01.
     "wgan_clip_study": {
@@ -217,6 +228,7 @@ LESSONS: dict[str, dict[str, Any]] = {
         "batch_size": 64,
         "epochs": 3,
         **NO_EMA,
+        **PLAIN_G,
     },
     # The Udacity semi-supervised GAN (Salimans et al., 2016): D a K + 1-way classifier trained
     # on 1,000 labeled images (here 100 of each Fashion-MNIST class) and the unlabeled rest, G
@@ -253,11 +265,10 @@ LESSONS: dict[str, dict[str, Any]] = {
 }
 # The lab's own recipes for a wall-clock budget (benchmarks/quality.py measures them): batch 64
 # for twice the updates of 128, epochs enough that the clock ends training, a G snapshot every
-# 10 minutes, FID-10k; G self-modulated, the one lever of issue 41 that won step for step
-# (Inception FID-10k 16.79 against 19.38 at 30,000 updates, two seeds each: docs/results/levers.md).
-SELF_MODULATED: dict[str, Any] = {"g": {"self_modulation": True}}
+# 10 minutes, FID-10k; G self-modulated as params.yaml's, the one lever of issue 41 that won
+# step for step (Inception FID-10k 16.79 against 19.38 at 30,000 updates, two seeds each:
+# docs/results/levers.md).
 THIRTY_MINUTES: dict[str, Any] = {
-    **SELF_MODULATED,
     "batch_size": 64,
     "epochs": 1000,
     "train": {"max_minutes": 30, "snapshot_minutes": 10},
@@ -285,7 +296,6 @@ RECIPES: dict[str, dict[str, Any]] = {
         "lr": 0.001,
         "epochs": 1000,
         "precision": "auto",
-        **SELF_MODULATED,
         "train": {"max_minutes": 5, "eval_every": 500},
         "fid": {"n_real": 10000, "n_fake": 10000},
     },

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from ganlab.config import with_overrides
 from ganlab.presets import flat_overrides
 from ganlab.training.params import from_mapping
 from tests.conftest import REPO, tiny_params
@@ -33,7 +34,7 @@ def test_every_lever_and_seed_is_a_valid_run_of_the_recipe_first_seeds_first():
         assert config.seed == seed and config.train.max_steps == 30000
         assert config.train.snapshot_every == 10000 and config.ngf == 32  # the recipe underneath
     # the recipe the levers were measured against, not the preset that since took one of them in
-    assert flat_overrides(ARGS.preset)["g.self_modulation"]
+    assert from_mapping(with_overrides({}, flat_overrides(ARGS.preset))).g.self_modulation
     assert not from_mapping(jobs[0][2]).g.self_modulation
     combined = from_mapping(jobs[len(levers.LEVERS) - 1][2])
     assert combined.g.self_modulation and combined.g.topk == 0.5
@@ -75,7 +76,10 @@ def test_each_kept_step_of_a_run_is_scored_on_its_own(tiny_root: Path, tmp_path)
     train = {"max_steps": 4, "snapshot_every": 2}
     jobs = [
         (name, 1, tiny_params(dataset="tiny", seed=1, lr=0.01, train=train, **change))
-        for name, change in (("recipe", {}), ("self-modulation", {"g": {"self_modulation": True}}))
+        for name, change in (
+            ("recipe", {"g": {"self_modulation": False}}),
+            ("self-modulation", {"g": {"self_modulation": True}}),
+        )
     ]
     args = argparse.Namespace(
         data=tiny_root, n_fake=16, fake_seed=3, every=2, max_steps=4,
