@@ -17,18 +17,17 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from experiments import REPO, restore_from_head, restore_workspace
+from experiments import REPO, restore_workspace, run_preset
 from ganlab import results
-from ganlab.config import ConfigError, with_overrides
+from ganlab.config import ConfigError, flatten, with_overrides
 from ganlab.device import cpu_model
-from ganlab.presets import yaml_value
+from ganlab.training import params
 from ganlab.training.params import from_mapping
 from quality import settings_of
 
@@ -60,12 +59,9 @@ def arm_params(repo: Path, arm: str, seed: int) -> dict[str, Any]:
 
 def check_outputs(repo: Path, overrides: dict[str, Any]) -> None:
     """A finished run's checkout holds the arm's params, or its outputs are not the arm's."""
-    params = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
+    held_params = flatten(params.load(repo / "params.yaml"))
     for key, value in overrides.items():
-        held = params
-        for part in key.split("."):
-            held = held[part]
-        if held != value:
+        if (held := held_params[key]) != value:
             raise SystemExit(f"{repo / 'params.yaml'}: {key} = {held!r}, the arm has {value!r}")
 
 
@@ -87,13 +83,6 @@ def row_of(repo: Path, setting: str, seed: int) -> dict[str, Any]:
         "inception_recall": scores["inception_recall"],
         "classifier_fid": round(scores["classifier_fid"], 2),
     } | {key: value for key, value in ran.items() if value is not None}
-
-
-def run_arm(repo: Path, overrides: dict[str, Any], name: str) -> None:
-    """One `dvc exp run -n name` from the committed params.yaml with these overrides."""
-    restore_from_head(repo, ["params.yaml"])  # -S edits the workspace's params.yaml
-    sets = [arg for k, v in overrides.items() for arg in ("-S", f"{k}={yaml_value(v)}")]
-    subprocess.run(["dvc", "exp", "run", "-n", name, *sets], cwd=repo, check=True)
 
 
 def main() -> None:
@@ -120,7 +109,8 @@ def main() -> None:
             row = row_of(args.outputs, arm, seed)
         else:
             try:
-                run_arm(args.repo, overrides, f"defaults-{len(rows)}")
+                if not run_preset(args.repo, "none", f"defaults-{len(rows)}", overrides):
+                    raise SystemExit(f"--arm {arm!r}, seed {seed}: `dvc exp run` failed (above)")
                 row = row_of(args.repo, arm, seed)
             finally:
                 restore_workspace(args.repo)

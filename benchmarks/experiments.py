@@ -27,8 +27,9 @@ def preset_params(preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_preset(repo: Path, preset: str, name: str, overrides: dict[str, Any]) -> bool:
-    """One `dvc exp run -n name` of a preset with these `-S` overrides; False if it failed."""
-    settings = {**flat_overrides(preset), **overrides}
+    """One `dvc exp run -n name` of a preset (or "none": params.yaml) with these `-S`
+    overrides; False if it failed."""
+    settings = {**(flat_overrides(preset) if preset != "none" else {}), **overrides}
     sets = [arg for k, v in settings.items() for arg in ("-S", f"{k}={yaml_value(v)}")]
     # `dvc exp run -S` edits the workspace's params.yaml, which keeps the last experiment's
     # values: start every run from the committed params, or it inherits the previous one's.
