@@ -159,6 +159,7 @@ def summary(
             "classifier": read_json(repo / "reports/classifier_info.json").get("device"),
             "evaluate": read_json(repo / "reports/eval_info.json").get("device"),
             "train": train_info.get("device"),
+            "render": read_json(repo / "reports/render_info.json").get("device"),
         },
         "train_precision": train_info.get("precision"),
         "metrics": read_json(repo / "metrics/eval.json"),

@@ -151,6 +151,7 @@ def test_the_record_says_where_each_stage_ran_from_the_stages_info_files(tmp_pat
         "classifier": {"device": "cuda"},
         "eval": {"device": "cuda"},
         "train": {"device": "cuda", "precision": "bf16", "train_seconds": 2.0},
+        "render": {"device": "cuda", "precision": "bf16"},
     }.items():
         path = tmp_path / "reports" / f"{name}_info.json"
         path.parent.mkdir(exist_ok=True)
@@ -161,7 +162,7 @@ def test_the_record_says_where_each_stage_ran_from_the_stages_info_files(tmp_pat
     (tmp_path / "params.yaml").write_text("batch_size: 8\n")
     record = gpu_run.summary(tmp_path, {}, {}, "gpu_run.py")
     assert record["devices"] == dict.fromkeys(
-        ("fid_stats", "classifier", "evaluate", "train"), "cuda"
+        ("fid_stats", "classifier", "evaluate", "train", "render"), "cuda"
     )
     assert record["train_precision"] == "bf16" and record["metrics"] == {"fid": 30.0}
     assert record["mlflow_runs"] == 0  # no store: none claimed

@@ -57,6 +57,7 @@ def two_runs(repo) -> dict:
             "reports/classifier_info.json",
             "reports/train_info.json",
             "reports/eval_info.json",
+            "reports/render_info.json",
         )
     }
     tables = {
@@ -85,7 +86,7 @@ def test_dvc_repro_then_exp_run_make_two_comparable_mlflow_runs(two_runs):
             # durations are no metrics: `dvc exp show` leads with the scores
             assert not [key for key in values if "second" in key], (name, values)
     assert two_runs["after_repro"]["reports/train_info.json"]["train_seconds"] > 0
-    for stage in ("fid_stats", "classifier", "train", "eval"):  # each stage says where it ran
+    for stage in ("fid_stats", "classifier", "train", "eval", "render"):  # where each ran
         assert two_runs["after_repro"][f"reports/{stage}_info.json"]["device"] == "cpu", stage
     assert evaluation["fid"] > 0 and evaluation["n_fake"] == 32 and evaluation["n_real"] == 32
     info = two_runs["after_repro"]["reports/eval_info.json"]

@@ -11,6 +11,7 @@ from ganlab.config import flatten
 from ganlab.data.datasets import load_images
 from ganlab.data.domains import load_domains
 from ganlab.device import pick_device, resolve_precision
+from ganlab.io import write_json
 from ganlab.models import translates
 from ganlab.stages import StageError, add_generator_arguments, parser, run_stage
 from ganlab.training import params
@@ -24,6 +25,7 @@ def main() -> None:
     arguments.add_argument("--history", type=Path, required=True, help="loss history CSV")
     arguments.add_argument("--mlflow-run", type=Path, required=True, help="MLflow run id JSON")
     arguments.add_argument("--out", type=Path, required=True, help="folder for the pictures")
+    arguments.add_argument("--info", type=Path, required=True, help="provenance JSON to write")
     arguments.add_argument("--quality", type=Path, help="classifier-FID-during-training CSV")
     arguments.add_argument("--fid-history", type=Path, help="FID-during-training CSV")
     arguments.add_argument(
@@ -56,6 +58,9 @@ def main() -> None:
         names += figures.loss_curves(history, gan_loss, translator, args.out)
         for name in names:
             tracking.log_artifact(args.out / name, "render")
+        ran_on = {"device": device.type, "precision": precision.name}
+        write_json(args.info, ran_on | {"generator": str(generator), "pictures": names})
+        tracking.set_tags({f"render_{key}": value for key, value in ran_on.items()})
         grid = "translations.png" if translator else "samples.png"  # beside other runs' grids
         tracking.log_image(args.out / grid, grid[:-4], checkpoint.load(generator).get("step", 0))
         tracking.log_artifact(args.out / grid)  # top level: the run comparison previews it
