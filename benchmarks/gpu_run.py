@@ -29,6 +29,7 @@ import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
+import ddp_one_process  # a script beside this one
 from ganlab import checkpoint, presets, results
 from ganlab.config import with_overrides
 from ganlab.models import ModelSpec, build_models
@@ -186,6 +187,9 @@ def main() -> None:
     arguments.add_argument("--preset", choices=sorted(presets.PRESETS), help="apply it first")
     arguments.add_argument("--set", type=parse_set, action="append", default=[], help="KEY=VALUE")
     arguments.add_argument("--commit", help="the code's commit, when this copy has no history")
+    arguments.add_argument(
+        "--ddp-steps", type=int, default=300, help="steps of the one-process DDP check (0: none)"
+    )
     args = arguments.parse_args()
     changes = presets.flat_overrides(args.preset) if args.preset else {}
     changes |= dict(args.set)
@@ -196,6 +200,10 @@ def main() -> None:
     finally:
         sampler.stop()
     record = summary(args.repo, stages, changes, " ".join(sys.argv), args.commit)
+    if args.ddp_steps:  # the run's params (params.yaml as changed), plain and through DDP
+        label = args.preset or "params.yaml"
+        data = args.repo / "data/raw"
+        record["ddp_one_process"] = ddp_one_process.measure("none", args.ddp_steps, data, label)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu_run.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     print(json.dumps({k: record[k] for k in ("stages", "devices", "metrics")}, indent=2))

@@ -63,6 +63,11 @@ def _rank(
     draws: list = []
     if record_draws:
         _record_local_draws(draws)
+    wrappers: list[str] = []  # what the training step calls G and D through
+    wrap = distributed.wrap
+    distributed.wrap = lambda *args: (
+        wrappers.append(type(wrapped := wrap(*args)).__name__) or wrapped
+    )
     try:
         config = from_mapping(tiny_params(**params))
         result = train(
@@ -83,6 +88,7 @@ def _rank(
                     "weights": weights,
                     "steps": result.steps,
                     "draws": draws,
+                    "wrappers": wrappers,
                 }
             )
         )
@@ -124,6 +130,25 @@ def test_two_processes_of_batch_b_step_like_one_process_of_batch_2b(tmp_path: Pa
             torch.tensor(values), single.netG.state_dict()[name], rtol=1e-4, atol=1e-5
         )
     assert (tmp_path / "ckpt.pt").is_file()  # written by rank 0 only, once per epoch
+
+
+def test_one_process_under_torchrun_runs_ddp_and_steps_exactly_as_without(tmp_path: Path):
+    """`torchrun --nproc_per_node 1`, how one GPU checks the NCCL path: a process group of one
+    trains G and D through DDP and its collectives, and changes no number."""
+    params = dict(model="dcgan", epochs=1, batch_size=8, train={"log_every": 1})
+    (rank0,) = run_ddp(tmp_path, params, world_size=1)
+    single = train(
+        from_mapping(tiny_params(**params)),
+        tiny_images(),
+        device=CPU,
+        precision=FP32,
+        checkpoint_path=tmp_path / "single.pt",
+        run_id="one",
+    )
+    assert rank0["wrappers"] == ["DistributedDataParallel"] * 2
+    assert torch.equal(torch.tensor(rank0["history"]), torch.tensor(single.history))
+    for name, values in rank0["weights"].items():
+        assert torch.equal(torch.tensor(values), single.netG.state_dict()[name]), name
 
 
 @pytest.mark.parametrize(

@@ -33,10 +33,15 @@ from torch import nn
 
 @dataclass(frozen=True)
 class World:
-    """This process's place among the training processes (one process: rank 0 of 1)."""
+    """This process's place among the training processes (one process: rank 0 of 1).
+
+    `distributed`: in a process group, even one of a single process (`torchrun
+    --nproc_per_node 1`): DDP and the collectives then run as they do on N processes, which is
+    how one GPU checks the NCCL path."""
 
     rank: int = 0
     size: int = 1
+    distributed: bool = False
 
     @property
     def is_main(self) -> bool:
@@ -112,7 +117,7 @@ class LocalRandom:
 
 def current() -> World:
     if dist.is_available() and dist.is_initialized():
-        return World(dist.get_rank(), dist.get_world_size())
+        return World(dist.get_rank(), dist.get_world_size(), distributed=True)
     return World()
 
 
@@ -155,7 +160,7 @@ def shutdown() -> None:
 
 def broadcast(value: Any, world: World) -> Any:
     """Rank 0's value on every rank (e.g. the MLflow run id)."""
-    if world.size == 1:
+    if not world.distributed:
         return value
     box = [value]
     dist.broadcast_object_list(box, src=0)
@@ -165,7 +170,7 @@ def broadcast(value: Any, world: World) -> Any:
 def from_main(value: float, world: World) -> float:
     """Rank 0's number on every rank, as one small tensor broadcast (cheap enough for each
     step): its training clock, so that every process stops at the same step."""
-    if world.size == 1:
+    if not world.distributed:
         return value
     on_gpu = dist.get_backend() == "nccl"
     device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else None
@@ -176,7 +181,7 @@ def from_main(value: float, world: World) -> float:
 
 def mean_(tensor: torch.Tensor, world: World) -> torch.Tensor:
     """Average a tensor over the ranks, in place."""
-    if world.size > 1:
+    if world.distributed:
         dist.all_reduce(tensor)
         tensor /= world.size
     return tensor
@@ -184,10 +189,10 @@ def mean_(tensor: torch.Tensor, world: World) -> torch.Tensor:
 
 def wrap(net: nn.Module, device: torch.device, world: World) -> nn.Module:
     """The module the training step calls: DDP around `net` (which keeps its own state dict)."""
-    if world.size == 1:
+    if not world.distributed:
         return net
     ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(net, device_ids=ids, broadcast_buffers=True)
+    return nn.parallel.DistributedDataParallel(net, device_ids=ids)  # buffers from rank 0
 
 
 def convert_sync_batchnorm(net: nn.Module, world: World, sync_batchnorm: bool) -> nn.Module:

@@ -402,7 +402,7 @@ class Runner:
         step in every process. Each process's own clock would not do: rank 0 alone spends
         time scoring and leaves it out, so the others would stop first and leave it waiting
         in an all-reduce."""
-        if self.world.size == 1:
+        if not self.world.distributed:
             return self._elapsed()
         step = self.progress.step
         if self.shared_clock[0] != step:
