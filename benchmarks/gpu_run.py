@@ -32,6 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import ddp_one_process  # a script beside this one
 from ganlab import checkpoint, presets, results
 from ganlab.config import with_overrides
+from ganlab.io import write_text
 from ganlab.models import ModelSpec, build_models
 from ganlab.models.conditional import discriminate, forward_generator
 
@@ -200,13 +201,23 @@ def main() -> None:
     finally:
         sampler.stop()
     record = summary(args.repo, stages, changes, " ".join(sys.argv), args.commit)
-    if args.ddp_steps:  # the run's params (params.yaml as changed), plain and through DDP
-        label = args.preset or "params.yaml"
-        data = args.repo / "data/raw"
-        record["ddp_one_process"] = ddp_one_process.measure("none", args.ddp_steps, data, label)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gpu_run.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_record(args.out, record)  # kept even if the DDP check below fails
     print(json.dumps({k: record[k] for k in ("stages", "devices", "metrics")}, indent=2))
+    if args.ddp_steps:  # the run's params (params.yaml as changed), plain and through DDP
+        label, data = args.preset or "params.yaml", args.repo / "data/raw"
+        try:
+            rows = ddp_one_process.measure("none", args.ddp_steps, data, label)
+        except (subprocess.CalledProcessError, SystemExit) as error:
+            record["ddp_one_process_error"] = str(error)
+        else:
+            record["ddp_one_process"] = rows
+        write_record(args.out, record)
+        print(json.dumps({k: v for k, v in record.items() if k.startswith("ddp")}, indent=2))
+
+
+def write_record(out: Path, record: dict[str, Any]) -> None:
+    write_text(out / "gpu_run.json", json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":
