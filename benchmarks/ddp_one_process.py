@@ -48,8 +48,8 @@ def worker(args: argparse.Namespace) -> None:
     else:
         world, device = distributed.World(), pick_device()
     torch.backends.cudnn.benchmark = device.type == "cuda"  # as the train stage sets it
+    # by steps alone; train() without a reference scores nothing whatever train.eval_every says
     overrides = {"train.max_steps": args.steps, "train.max_minutes": None}
-    overrides |= {"train.eval_every": None, "train.fid_every": None}  # steps alone
     config = from_mapping(preset_params(args.preset, overrides))
     images, labels = datasets.load_images(config.dataset, args.data, train=True)
     wrappers: list[str] = []
