@@ -31,6 +31,7 @@ from ganlab.training.gan import train
 from ganlab.training.params import from_mapping
 
 TABLE = "ddp_one_process"
+PARAMS_NAME = {"none": "params.yaml"}  # how the rows name the params they trained
 COLUMNS = {
     "run": "run",
     "backend": "backend",
@@ -110,7 +111,7 @@ def measure(preset: str, steps: int, data: Path, label: str | None = None) -> li
     for name, run in (("one process", plain), ("torchrun --nproc_per_node 1", ddp)):
         rows.append(
             {
-                "run": f"{label or preset}, {name} on {run['device']}",
+                "run": f"{label or PARAMS_NAME.get(preset, preset)}, {name} on {run['device']}",
                 "backend": run["backend"],
                 "wrapped_in": ", ".join(run["wrappers"]),
                 "steps": run["steps"],

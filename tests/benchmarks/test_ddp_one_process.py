@@ -21,9 +21,9 @@ def test_one_torchrun_process_trains_through_ddp_and_matches_the_plain_run(
     monkeypatch.setattr(sys, "argv", argv)
     ddp_one_process.main()
     rows = capsys.readouterr().out.strip().splitlines()[-2:]
-    plain = "none, one process on cpu | None | DCGANDiscriminator, DCGANGenerator | 3 |"
+    plain = "params.yaml, one process on cpu | None | DCGANDiscriminator, DCGANGenerator | 3 |"
     assert rows[0].startswith(plain)
-    ddp = "none, torchrun --nproc_per_node 1 on cpu | gloo | DistributedDataParallel | 3 |"
+    ddp = "params.yaml, torchrun --nproc_per_node 1 on cpu | gloo | DistributedDataParallel | 3 |"
     assert rows[1].startswith(ddp)
     assert rows[1].endswith("| identical")
 
