@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
@@ -33,6 +35,7 @@ import ddp_one_process  # a script beside this one
 from ganlab import checkpoint, presets, results
 from ganlab.config import with_overrides
 from ganlab.io import write_text
+from ganlab.metrics import fid
 from ganlab.models import ModelSpec, build_models
 from ganlab.models.conditional import discriminate, forward_generator
 
@@ -122,6 +125,29 @@ def step_flops(generator_file: Path, batch_size: int) -> int:
     return counter.get_total_flops()
 
 
+def cpu_agreement(repo: Path) -> dict[str, Any]:
+    """The fid_stats stage again with the GPU hidden: the same training images' Inception
+    features and statistics on the CPU against the GPU's (the stage's outputs stay the CPU's)."""
+    gpu_features = fid.load_features(repo / "data/fid_features.npy")
+    gpu_stats = fid.load_stats(repo / "data/fid_stats.npz")
+    started = time.time()
+    command = [sys.executable, "-m", "dvc", "repro", "--force", "--single-item", "fid_stats"]
+    subprocess.run(command, cwd=repo, env=os.environ | {"CUDA_VISIBLE_DEVICES": ""}, check=True)
+    seconds = time.time() - started
+    cpu_features = fid.load_features(repo / "data/fid_features.npy")
+    info = read_json(repo / "reports/fid_stats_info.json")
+    return {
+        "device": info.get("device"),
+        "inception_runtime": info.get("inception_runtime"),
+        "seconds": round(seconds, 1),
+        "max_feature_difference": float(np.abs(gpu_features - cpu_features).max()),
+        "max_feature": float(np.abs(cpu_features).max()),
+        "fid_between_the_statistics": fid.frechet_distance(
+            *gpu_stats, *fid.load_stats(repo / "data/fid_stats.npz")
+        ),
+    }
+
+
 def read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
@@ -189,6 +215,9 @@ def main() -> None:
     arguments.add_argument("--set", type=parse_set, action="append", default=[], help="KEY=VALUE")
     arguments.add_argument("--commit", help="the code's commit, when this copy has no history")
     arguments.add_argument(
+        "--cpu-check", action="store_true", help="fid_stats again on the CPU, against the GPU's"
+    )
+    arguments.add_argument(
         "--ddp-steps", type=int, default=300, help="steps of the one-process DDP check (0: none)"
     )
     args = arguments.parse_args()
@@ -204,6 +233,10 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     write_record(args.out, record)  # kept even if the DDP check below fails
     print(json.dumps({k: record[k] for k in ("stages", "devices", "metrics")}, indent=2))
+    if args.cpu_check:
+        record["fid_stats_on_the_cpu"] = cpu_agreement(args.repo)
+        write_record(args.out, record)
+        print(json.dumps(record["fid_stats_on_the_cpu"], indent=2))
     if args.ddp_steps:  # the run's params (params.yaml as changed), plain and through DDP
         label, data = args.preset or "params.yaml", args.repo / "data/raw"
         try:

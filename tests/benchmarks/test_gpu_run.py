@@ -10,11 +10,13 @@ import sys
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
 
 from ganlab import checkpoint
+from ganlab.metrics import fid
 from tests.conftest import REPO, tiny_spec
 
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -166,3 +168,31 @@ def test_the_record_says_where_each_stage_ran_from_the_stages_info_files(tmp_pat
     )
     assert record["train_precision"] == "bf16" and record["metrics"] == {"fid": 30.0}
     assert record["mlflow_runs"] == 0  # no store: none claimed
+
+
+def test_the_cpu_check_reruns_fid_stats_with_the_gpu_hidden_and_compares(tmp_path, monkeypatch):
+    """The stage's features and statistics before (the GPU's) against after (the CPU's)."""
+    features = np.random.default_rng(0).normal(size=(64, 8))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "reports").mkdir()
+
+    def write_stage_outputs(features: np.ndarray, device: str) -> None:
+        fid.save_features(tmp_path / "data/fid_features.npy", features)
+        fid.save_stats(tmp_path / "data/fid_stats.npz", *fid.statistics(features))
+        info = {"device": device, "inception_runtime": "onnxruntime"}
+        (tmp_path / "reports/fid_stats_info.json").write_text(json.dumps(info))
+
+    write_stage_outputs(features, "cuda")
+    calls = []
+
+    def rerun(command, cwd, env, check):
+        calls.append((command[-1], env["CUDA_VISIBLE_DEVICES"]))
+        write_stage_outputs(features + 1e-3, "cpu")  # the CPU's features, a shade off
+
+    monkeypatch.setattr(gpu_run.subprocess, "run", rerun)
+    agreement = gpu_run.cpu_agreement(tmp_path)
+    assert calls == [("fid_stats", "")]
+    assert agreement["device"] == "cpu" and agreement["inception_runtime"] == "onnxruntime"
+    assert agreement["max_feature_difference"] == pytest.approx(1e-3, rel=1e-3)
+    # the same covariance, means 1e-3 apart in each of 8 dimensions: |d mu|^2 = 8e-6
+    assert agreement["fid_between_the_statistics"] == pytest.approx(8e-6, rel=1e-2)
