@@ -5,6 +5,7 @@
 #   carry .gpu/1:      bash scripts/gpu_run.sh --receive
 #   ...
 #   carry .gpu/N:      bash scripts/gpu_run.sh OUT [--preset NAME] [--set KEY=VALUE ...] [--commit C]
+#   then, still warm:  bash scripts/gpu_run.sh OUT2 --cpu-check [--commit C]     (the defaults)
 # The last call checks every file, installs the wheels, rebuilds the Inception weights (SHA-256
 # checked), puts the data where download.local_dirs looks, makes the copy a git repository (DVC
 # needs one) and runs benchmarks/gpu_run.py: every stage timed, nvidia-smi sampled, OUT/gpu_run.json.
