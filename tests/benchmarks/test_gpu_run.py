@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import subprocess
 import sys
 import zlib
 from pathlib import Path
@@ -196,3 +197,13 @@ def test_the_cpu_check_reruns_fid_stats_with_the_gpu_hidden_and_compares(tmp_pat
     assert agreement["max_feature_difference"] == pytest.approx(1e-3, rel=1e-3)
     # the same covariance, means 1e-3 apart in each of 8 dimensions: |d mu|^2 = 8e-6
     assert agreement["fid_between_the_statistics"] == pytest.approx(8e-6, rel=1e-2)
+
+
+def test_a_parcel_travels_with_the_working_tree_within_a_calls_64_mib():
+    """Each device call carries the working tree (git's files) and one parcel: together at most
+    64 MiB, or the call that carries the biggest parcel is refused."""
+    files = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
+    ).stdout.split(b"\0")
+    tree = sum((REPO / name.decode()).stat().st_size for name in files if name)
+    assert tree + gpu_pack.PARCEL_MIB * 2**20 <= 64 * 2**20, f"working tree {tree / 2**20:.1f} MiB"
