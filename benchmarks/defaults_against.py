@@ -15,7 +15,9 @@ put back as committed after each run (params, lock file, metrics and outputs).
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -44,6 +46,13 @@ COLUMNS = {  # --record's table: key -> header
     "train_s": "train s",
     "note": "note",
 }
+
+
+def experiment_name(arm: str, seed: int, stamp: str) -> str:
+    """The arm's `dvc exp run -n` name: its settings, seed and this invocation's time, so that
+    a later invocation in the same checkout does not collide with an earlier one's runs."""
+    words = re.sub(r"[^A-Za-z0-9_.]+", "-", arm).strip("-.").replace("..", ".")
+    return f"{words[:60]}-seed{seed}-{stamp}"
 
 
 def arm_params(repo: Path, arm: str, seed: int) -> dict[str, Any]:
@@ -102,14 +111,15 @@ def main() -> None:
     ]
     command = shlex.join(["python", "benchmarks/defaults_against.py", *sys.argv[1:]])
     commit = args.commit or results.git_commit(args.repo)
-    rows = []
+    rows, stamp = [], datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     for arm, seed, overrides in jobs:
         if args.outputs:
             check_outputs(args.outputs, overrides)
             row = row_of(args.outputs, arm, seed)
         else:
             try:
-                if not run_preset(args.repo, "none", f"defaults-{len(rows)}", overrides):
+                name = experiment_name(arm, seed, stamp)
+                if not run_preset(args.repo, "none", name, overrides):
                     raise SystemExit(f"--arm {arm!r}, seed {seed}: `dvc exp run` failed (above)")
                 row = row_of(args.repo, arm, seed)
             finally:

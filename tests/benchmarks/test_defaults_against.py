@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 
 import pytest
@@ -82,3 +83,17 @@ def test_a_finished_run_is_printed_as_a_table_row(tmp_path, monkeypatch, capsys)
     assert lines[0].startswith("| setting | seed | G updates | FID-5k |")
     assert lines[2].startswith("| g.self_modulation=true | 43 | 14,055 | 25.51 |")
     assert "| bf16 | 505.2 | a quiet CPU |" in lines[2]
+
+
+def test_each_run_is_named_by_its_arm_seed_and_invocation_as_git_allows():
+    """A second invocation in the same checkout named its runs `defaults-0`, ... as the first
+    had, and `dvc exp run -n` refused them: the invocation's time tells them apart."""
+    first = defaults_against.experiment_name("loss=hinge ema.decay=null", 44, "20261207-234000")
+    assert first == "loss-hinge-ema.decay-null-seed44-20261207-234000"
+    assert (
+        defaults_against.experiment_name("loss=hinge ema.decay=null", 44, "20261208-000100")
+        != first
+    )
+    for name in (first, defaults_against.experiment_name("lr=0.0005 d.norm=..", 42, "x")):
+        ref = subprocess.run(["git", "check-ref-format", f"refs/exps/{name}"])
+        assert ref.returncode == 0, name
