@@ -14,6 +14,7 @@ from ganlab import checkpoint, evaluation
 from ganlab.config import with_overrides
 from ganlab.evaluation import References
 from ganlab.presets import flat_overrides, yaml_value
+from ganlab.results import RESULTS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,8 +53,10 @@ def restore_from_head(repo: Path, paths: list[str]) -> None:
 
 
 def restore_workspace(repo: Path) -> None:
-    """The workspace as committed: params, lock file, metrics, then the outputs it names."""
-    restore_from_head(repo, ["params.yaml", "dvc.lock", "metrics", "reports"])
+    """The workspace as committed: params, lock file, metrics, then the outputs it names. Not
+    reports/results/: the rows a benchmark records between its runs stay."""
+    kept = f":(exclude){RESULTS}"
+    restore_from_head(repo, ["params.yaml", "dvc.lock", "metrics", "reports", kept])
     subprocess.run(["dvc", "checkout", "--force", "--quiet"], cwd=repo, check=False)
 
 

@@ -64,3 +64,30 @@ def test_evaluates_pick_joins_the_snapshots_with_its_minutes_of_training(tmp_pat
     picked = rows[-1]
     assert [r["generator"] for r in rows] == ["snapshot", "snapshot", "best (evaluate)"]
     assert (picked["step"], picked["minutes"], picked["fid"]) == (15500, 12.195, 20.0)
+
+
+def test_the_workspace_comes_back_as_committed_but_the_rows_recorded_stay(tmp_path):
+    """Between a benchmark's runs: params, metrics and reports as committed, except
+    reports/results/, where the rows recorded after the earlier runs are (the second arm's
+    restore used to wipe the first arm's row from a committed table)."""
+    import subprocess
+
+    files = {
+        "params.yaml": "lr: 0.0002\n",
+        "metrics/eval.json": "{}\n",
+        "reports/train_info.json": "{}\n",
+        "reports/results/table.json": '{"rows": []}\n',
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    git = lambda *args: subprocess.run(["git", *args], cwd=tmp_path, check=True)  # noqa: E731
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "committed")
+    for name in files:
+        (tmp_path / name).write_text("changed by a run\n")
+    experiments.restore_workspace(tmp_path)
+    for name, text in files.items():
+        expected = "changed by a run\n" if name.startswith("reports/results/") else text
+        assert (tmp_path / name).read_text() == expected, name
