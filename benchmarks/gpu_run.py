@@ -233,10 +233,13 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     write_record(args.out, record)  # kept even if the DDP check below fails
     print(json.dumps({k: record[k] for k in ("stages", "devices", "metrics")}, indent=2))
-    if args.cpu_check:
-        record["fid_stats_on_the_cpu"] = cpu_agreement(args.repo)
+    if args.cpu_check:  # kept apart: a failure here leaves the record and the DDP check
+        try:
+            record["fid_stats_on_the_cpu"] = cpu_agreement(args.repo)
+        except subprocess.CalledProcessError as error:
+            record["fid_stats_on_the_cpu_error"] = str(error)
         write_record(args.out, record)
-        print(json.dumps(record["fid_stats_on_the_cpu"], indent=2))
+        print(json.dumps({k: v for k, v in record.items() if k.startswith("fid_stats")}, indent=2))
     if args.ddp_steps:  # the run's params (params.yaml as changed), plain and through DDP
         label, data = args.preset or "params.yaml", args.repo / "data/raw"
         try:
