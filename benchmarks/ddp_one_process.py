@@ -80,10 +80,10 @@ def worker(args: argparse.Namespace) -> None:
     args.out.write_text(json.dumps(record), encoding="utf-8")
 
 
-def launch(args: argparse.Namespace, out: Path, torchrun: bool) -> dict:
+def launch(preset: str, steps: int, data: Path, out: Path, torchrun: bool) -> dict:
     """One fresh process training the preset, plain or under torchrun with one process."""
-    script = [__file__, "--worker", "--out", str(out), "--preset", args.preset]
-    script += ["--steps", str(args.steps), "--data", str(args.data)]
+    script = [__file__, "--worker", "--out", str(out), "--preset", preset]
+    script += ["--steps", str(steps), "--data", str(data)]
     runner = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1"]
     subprocess.run([sys.executable, *(runner if torchrun else []), *script], check=True)
     return json.loads(out.read_text(encoding="utf-8"))
@@ -101,10 +101,9 @@ def compare(plain: dict, ddp: dict) -> str:
 
 def measure(preset: str, steps: int, data: Path, label: str | None = None) -> list[dict]:
     """The table's two rows (`label` names the params in them; by default the preset)."""
-    args = argparse.Namespace(preset=preset, steps=steps, data=data)
     with tempfile.TemporaryDirectory() as tmp:
-        plain = launch(args, Path(tmp) / "plain.json", torchrun=False)
-        ddp = launch(args, Path(tmp) / "ddp.json", torchrun=True)
+        plain = launch(preset, steps, data, Path(tmp) / "plain.json", torchrun=False)
+        ddp = launch(preset, steps, data, Path(tmp) / "ddp.json", torchrun=True)
     if ddp["backend"] is None or "DistributedDataParallel" not in ddp["wrappers"]:
         raise SystemExit("the torchrun process did not train through DDP")
     rows = []

@@ -3,6 +3,7 @@ and, with #anchor, a heading of that file (GitHub's slugs)."""
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -22,6 +23,7 @@ def slug(heading: str) -> str:
     return text.replace(" ", "-")
 
 
+@functools.cache  # a page's headings, read once however many links name it
 def anchors(page: Path) -> set[str]:
     text = FENCE.sub("", page.read_text(encoding="utf-8"))
     return {slug(line.lstrip("#")) for line in text.splitlines() if line.startswith("#")}
